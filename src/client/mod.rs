@@ -1,0 +1,259 @@
+//! The typed client library: connect to the server (starting it when needed) and make requests.
+//! The CLI is built on it; orchestrators can use it directly.
+
+pub mod attach;
+pub mod chord;
+pub mod rawmode;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixStream;
+
+use crate::protocol::{self, Capture, Hello, Request, Response, SessionInfo, SessionSpec, WaitCondition};
+
+/// A failed request, with the message shown to the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<String> for Error {
+    fn from(s: String) -> Self {
+        Error(s)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How long to wait for a server we just started to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Outcome of `wait`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitOutcome {
+    /// The condition held; the matching line for text waits, the exit code for exit waits.
+    Done { line: String, exit_code: Option<i32> },
+    TimedOut,
+}
+
+/// A connection factory bound to one runtime dir. Each request uses its own connection, so a
+/// `Client` can be shared and used concurrently.
+#[derive(Debug, Clone)]
+pub struct Client {
+    dir: PathBuf,
+}
+
+impl Client {
+    /// Connects to the server for `LINGER_DIR` (or the default dir), starting it if needed.
+    pub async fn connect() -> Result<Client> {
+        Client::connect_in(&crate::paths::runtime_dir()).await
+    }
+
+    pub async fn connect_in(dir: &Path) -> Result<Client> {
+        crate::paths::ensure_private_dir(dir)?;
+        let client = Client { dir: dir.to_path_buf() };
+        if client.open().await.is_err() {
+            start_server(dir).await?;
+        }
+        Ok(client)
+    }
+
+    /// A client for an already running server; `None` when no server runs.
+    pub async fn existing() -> Result<Option<Client>> {
+        let dir = crate::paths::runtime_dir();
+        if !dir.exists() {
+            return Ok(None);
+        }
+        crate::paths::check_private_dir(&dir)?;
+        let client = Client { dir };
+        match client.open().await {
+            Ok(_) => Ok(Some(client)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Opens a connection and completes the version handshake.
+    pub async fn open(&self) -> Result<UnixStream> {
+        let path = crate::paths::socket_path(&self.dir);
+        let mut stream = UnixStream::connect(&path)
+            .await
+            .map_err(|e| Error(format!("cannot connect to {}: {e}", path.display())))?;
+        let ours = Hello::ours();
+        protocol::write_frame(&mut stream, &ours)
+            .await
+            .map_err(|e| Error(format!("lost the server during handshake: {e}")))?;
+        let theirs: Hello = protocol::read_frame(&mut stream)
+            .await
+            .map_err(|e| Error(format!("the server did not complete the handshake: {e}")))?;
+        if theirs.protocol != ours.protocol {
+            return Err(Error(protocol::mismatch_message(&ours, &theirs)));
+        }
+        Ok(stream)
+    }
+
+    /// Sends one request and reads its one response.
+    pub async fn request(&self, request: &Request) -> Result<Response> {
+        let mut stream = self.open().await?;
+        protocol::write_frame(&mut stream, request)
+            .await
+            .map_err(|e| Error(format!("lost the server: {e}")))?;
+        match protocol::read_frame::<_, Response>(&mut stream).await {
+            Ok(Response::Error(e)) => Err(Error(e)),
+            Ok(r) => Ok(r),
+            Err(e) => Err(Error(format!("lost the server: {e}"))),
+        }
+    }
+
+    async fn expect_ok(&self, request: &Request) -> Result<()> {
+        match self.request(request).await? {
+            Response::Ok => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<SessionInfo>> {
+        match self.request(&Request::List).await? {
+            Response::Sessions(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn create(&self, spec: SessionSpec) -> Result<()> {
+        self.expect_ok(&Request::Create(spec)).await
+    }
+
+    pub async fn kill(&self, name: &str, signal: Option<i32>) -> Result<()> {
+        self.expect_ok(&Request::Kill { name: name.into(), signal }).await
+    }
+
+    pub async fn detach(&self, name: &str) -> Result<()> {
+        self.expect_ok(&Request::Detach { name: name.into() }).await
+    }
+
+    pub async fn kill_server(&self) -> Result<()> {
+        self.expect_ok(&Request::KillServer).await
+    }
+
+    /// Writes text as input; as a bracketed paste when `paste` and the app enabled it; with
+    /// `enter`, a separate Enter once the app has read the text.
+    pub async fn send(&self, name: &str, text: &[u8], paste: bool, enter: bool) -> Result<()> {
+        self.expect_ok(&Request::Send { name: name.into(), text: text.to_vec(), paste, enter })
+            .await
+    }
+
+    pub async fn send_keys(&self, name: &str, keys: &[String]) -> Result<()> {
+        self.expect_ok(&Request::SendKeys { name: name.into(), keys: keys.to_vec() }).await
+    }
+
+    pub async fn capture(
+        &self,
+        name: &str,
+        history: Option<usize>,
+        from_line: Option<u64>,
+        ansi: bool,
+    ) -> Result<Capture> {
+        match self.request(&Request::Capture { name: name.into(), history, from_line, ansi }).await? {
+            Response::Capture(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn wait(
+        &self,
+        name: &str,
+        condition: WaitCondition,
+        timeout: Option<Duration>,
+    ) -> Result<WaitOutcome> {
+        let request = Request::Wait {
+            name: name.into(),
+            condition,
+            timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        };
+        match self.request(&request).await? {
+            Response::WaitDone { line, exit_code } => Ok(WaitOutcome::Done { line, exit_code }),
+            Response::WaitTimeout => Ok(WaitOutcome::TimedOut),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(response: Response) -> Error {
+    Error(format!("unexpected reply from the server: {response:?}"))
+}
+
+/// Starts `linger server` detached from this terminal (own session, stdio to the log file) and
+/// waits until it accepts connections. Racing starters are fine: the server lock lets one win.
+async fn start_server(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| Error(format!("cannot find the linger binary: {e}")))?;
+    let log_path = crate::paths::log_path(dir);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| Error(format!("cannot open {}: {e}", log_path.display())))?;
+    let log_err = log.try_clone().map_err(|e| Error(format!("cannot open the log: {e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("server")
+        .env("LINGER_DIR", dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    // SAFETY: setsid is async-signal-safe; it detaches the server from our terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| Error(format!("cannot start the server: {e}")))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let probe = Client { dir: dir.to_path_buf() };
+    loop {
+        match probe.open().await {
+            Ok(_) => {
+                reap_later(child);
+                return Ok(());
+            }
+            Err(e) if e.0.contains("does not match") => return Err(e),
+            Err(_) => {}
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            if !status.success() {
+                return Err(Error(format!(
+                    "the server failed to start; see {}",
+                    log_path.display()
+                )));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error(format!(
+                "the server did not start within {}s; see {}",
+                START_TIMEOUT.as_secs(),
+                log_path.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The server outlives us; reap it in the background if it exits while we still run, so it
+/// does not linger as a zombie under a long-lived client.
+fn reap_later(mut child: std::process::Child) {
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+}

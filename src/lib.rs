@@ -1,0 +1,18 @@
+//! linger: persistent terminal sessions for long-running agents. A per-user server keeps each
+//! session's program in a pseudo-terminal with a screen model; clients attach, detach and
+//! script sessions over a Unix socket.
+
+pub mod cli;
+pub mod client;
+pub mod history;
+pub mod keys;
+pub mod log;
+pub mod model;
+pub mod paths;
+pub mod protocol;
+pub mod pty;
+pub mod query_filter;
+pub mod server;
+pub mod signals;
+
+pub use client::Client;

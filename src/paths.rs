@@ -1,0 +1,106 @@
+//! Where linger keeps its runtime files, and the ownership and permission checks on them.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// The runtime dir: `LINGER_DIR`, else `$XDG_RUNTIME_DIR/linger`, else `/tmp/linger-$UID`.
+pub fn runtime_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LINGER_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("linger");
+    }
+    PathBuf::from(format!("/tmp/linger-{}", rustix::process::getuid().as_raw()))
+}
+
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join("server.sock")
+}
+
+pub fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("server.lock")
+}
+
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join("server.log")
+}
+
+/// Creates `dir` (mode 0700) when missing, then refuses it unless it is a real directory owned
+/// by us and closed to group and others. Never changes the permissions of an existing dir: a
+/// loosened dir may mean someone else got in, and the user should look.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+    }
+    check_private_dir(dir)
+}
+
+pub fn check_private_dir(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    if !meta.file_type().is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let me = rustix::process::getuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "{} is owned by uid {}, not you (uid {me}); refusing to use it",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} has mode {mode:03o} and is open to other users; run `chmod 700 {}` if that was not intended",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Session names: `[A-Za-z0-9._-]{1,64}`, not starting with `.` or `-`.
+pub fn validate_session_name(name: &str) -> Result<(), String> {
+    let shown: String = name.chars().take(40).flat_map(char::escape_default).collect();
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "invalid session name '{shown}': must be 1 to 64 characters"
+        ));
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err(format!(
+            "invalid session name '{shown}': must not start with '.' or '-'"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "invalid session name '{shown}': use only letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_session_name as v;
+
+    #[test]
+    fn session_names() {
+        assert!(v("main").is_ok());
+        assert!(v("a.b_c-1").is_ok());
+        assert!(v("").is_err());
+        assert!(v(".hidden").is_err());
+        assert!(v("-x").is_err());
+        assert!(v("a/b").is_err());
+        assert!(v("..").is_err());
+        assert!(v(&"x".repeat(65)).is_err());
+        assert!(v("tab\there").is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! Wire protocol between client and server: message types, framing and the version handshake.
+//!
+//! Every frame is a 4-byte big-endian length followed by a postcard-encoded message. Both sides
+//! send a [`Hello`] first; the rest of the conversation is only valid when the protocol numbers
+//! match. See docs/PROTOCOL.md.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bumped on any incompatible change to the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame either side accepts; anything bigger is a protocol error, never an allocation.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Output larger than this is split over several frames so no frame nears [`MAX_FRAME`].
+pub const OUTPUT_CHUNK: usize = 256 * 1024;
+
+/// Sent first by both sides. Its shape must never change, so that mismatched versions can
+/// still read each other's version and say so.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hello {
+    pub protocol: u32,
+    pub version: String,
+}
+
+impl Hello {
+    pub fn ours() -> Hello {
+        Hello {
+            protocol: protocol_version(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// The protocol number this build speaks; debug builds let tests fake a different one.
+pub fn protocol_version() -> u32 {
+    #[cfg(debug_assertions)]
+    if let Some(v) = std::env::var("LINGER_TEST_PROTOCOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return v;
+    }
+    PROTOCOL_VERSION
+}
+
+/// What a new session runs and where.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SessionSpec {
+    pub name: String,
+    /// Program and arguments; never empty.
+    pub command: Vec<String>,
+    pub cwd: String,
+    /// Extra environment given with `-e`.
+    pub env: Vec<(String, String)>,
+    /// History ring capacity in lines.
+    pub scrollback: usize,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Request {
+    List,
+    Create(SessionSpec),
+    Attach {
+        name: String,
+        read_only: bool,
+        rows: u16,
+        cols: u16,
+        /// Create the session with this spec when it does not exist.
+        create: Option<SessionSpec>,
+    },
+    Kill {
+        name: String,
+        signal: Option<i32>,
+    },
+    Detach {
+        name: String,
+    },
+    KillServer,
+    /// Keyboard input from an attached client.
+    Input(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Terminal size of an attached client.
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
+    Send {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        text: Vec<u8>,
+        /// Send as a bracketed paste when the app asked for it.
+        paste: bool,
+        /// Follow with a separate Enter once the text was written.
+        enter: bool,
+    },
+    /// Named keys (`Enter`, `C-c`, `Up`, ...), encoded by the server for the app's key modes.
+    SendKeys {
+        name: String,
+        keys: Vec<String>,
+    },
+    Capture {
+        name: String,
+        /// How many history lines before the screen: `None` for none, `usize::MAX` for all.
+        history: Option<usize>,
+        /// Only history lines numbered at least this.
+        from_line: Option<u64>,
+        ansi: bool,
+    },
+    Wait {
+        name: String,
+        condition: WaitCondition,
+        timeout_ms: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum WaitCondition {
+    Text { regex: String, from_line: Option<u64> },
+    Idle { millis: u64 },
+    Exit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum SessionState {
+    Running,
+    Exited(i32),
+    Killed(i32),
+}
+
+impl SessionState {
+    pub fn label(&self) -> String {
+        match self {
+            SessionState::Running => "running".into(),
+            SessionState::Exited(code) => format!("exited({code})"),
+            SessionState::Killed(sig) => format!("killed({})", crate::signals::name(*sig)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionInfo {
+    pub name: String,
+    pub state: SessionState,
+    pub pid: u32,
+    pub command: Vec<String>,
+    pub cwd: String,
+    pub clients: u32,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Unix milliseconds of the last output, or creation when none yet.
+    pub last_output_at: u64,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaptureLine {
+    pub line: u64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capture {
+    pub name: String,
+    pub rows: u16,
+    pub cols: u16,
+    pub cursor_row: u16,
+    pub cursor_col: u16,
+    pub cursor_visible: bool,
+    pub title: String,
+    pub alternate_screen: bool,
+    pub history: Vec<CaptureLine>,
+    pub screen: Vec<String>,
+    pub next_line: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Response {
+    Ok,
+    Error(String),
+    Sessions(Vec<SessionInfo>),
+    /// Terminal output for an attached client.
+    Output(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The session's program ended; the client prints this and exits.
+    Exited(String),
+    /// Someone ran `linger detach`.
+    Detached,
+    Capture(Capture),
+    /// A wait finished: the matching line, or empty.
+    WaitDone { line: String, exit_code: Option<i32> },
+    WaitTimeout,
+}
+
+#[derive(Debug)]
+pub enum FrameError {
+    Io(std::io::Error),
+    TooLarge(usize),
+    Decode(postcard::Error),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Io(e) => write!(f, "{e}"),
+            FrameError::TooLarge(n) => write!(f, "frame of {n} bytes exceeds the {MAX_FRAME} limit"),
+            FrameError::Decode(e) => write!(f, "malformed message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl From<std::io::Error> for FrameError {
+    fn from(e: std::io::Error) -> Self {
+        FrameError::Io(e)
+    }
+}
+
+impl FrameError {
+    /// True when the peer simply went away.
+    pub fn is_eof(&self) -> bool {
+        matches!(self, FrameError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+    }
+}
+
+/// Encodes a message as one frame (length prefix included).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut out =
+        postcard::to_extend(msg, vec![0u8; 4]).expect("serialising into a Vec cannot fail");
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// Decodes a frame body (without the length prefix).
+pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
+    postcard::from_bytes(body).map_err(FrameError::Decode)
+}
+
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> std::io::Result<()> {
+    w.write_all(&encode(msg)).await?;
+    w.flush().await
+}
+
+/// Reads one frame body into `buf`, refusing lengths over [`MAX_FRAME`] before allocating.
+pub async fn read_frame_into<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf).await?;
+    Ok(())
+}
+
+pub async fn read_frame<R: AsyncRead + Unpin, T: for<'a> Deserialize<'a>>(
+    r: &mut R,
+) -> Result<T, FrameError> {
+    let mut buf = Vec::new();
+    read_frame_into(r, &mut buf).await?;
+    decode(&buf)
+}
+
+/// Explains a version mismatch in one line.
+pub fn mismatch_message(client: &Hello, server: &Hello) -> String {
+    format!(
+        "client protocol {} (linger {}) does not match server protocol {} (linger {}); \
+         run `linger kill-server` to restart the server (this ends its sessions) or use the matching linger binary",
+        client.protocol, client.version, server.protocol, server.version
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let msg = Request::Input(vec![1, 2, 3]);
+        let frame = encode(&msg);
+        assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize, frame.len() - 4);
+        let back: Request = decode(&frame[4..]).unwrap();
+        assert_eq!(back, msg);
+    }
+}

@@ -1,0 +1,100 @@
+//! Pseudo-terminals: open a non-blocking master, spawn a child as session leader on the slave.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use rustix::pty::OpenptFlags;
+use rustix::termios::Winsize;
+
+/// A child running on a fresh pty. The master is non-blocking; the server keeps no slave fd, so
+/// the master reads EIO (end of output) once every process holding the slave has gone.
+pub struct Spawned {
+    pub master: OwnedFd,
+    pub child: tokio::process::Child,
+}
+
+pub struct SpawnOptions<'a> {
+    pub command: &'a [String],
+    pub cwd: &'a str,
+    pub env: Vec<(OsString, OsString)>,
+    pub env_remove: Vec<&'a str>,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+pub fn winsize(rows: u16, cols: u16) -> Winsize {
+    Winsize {
+        ws_row: rows.max(1),
+        ws_col: cols.max(1),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// Opens a master/slave pair with the given size; the master is non-blocking and close-on-exec.
+pub fn open_pair(rows: u16, cols: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+    )?;
+    rustix::termios::tcsetwinsize(&slave, winsize(rows, cols))?;
+    set_nonblocking(&master)?;
+    Ok((master, slave))
+}
+
+pub fn set_nonblocking(fd: impl AsFd) -> std::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+pub fn spawn(opts: SpawnOptions<'_>) -> std::io::Result<Spawned> {
+    let (program, args) = opts
+        .command
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command"))?;
+    let (master, slave) = open_pair(opts.rows, opts.cols)?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(opts.cwd)
+        .stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
+    for key in opts.env_remove {
+        cmd.env_remove(key);
+    }
+    cmd.envs(opts.env);
+    // SAFETY: between fork and exec we only make async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(std::io::stdin())?;
+            // The server ignores SIGPIPE; the child should get the default back.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(false);
+    let child = cmd.spawn()?;
+    // `cmd` owned the slave copies; dropping it here leaves only the child holding the slave.
+    drop(cmd);
+    Ok(Spawned { master, child })
+}
+
+pub fn resize(master: impl AsFd, rows: u16, cols: u16) -> std::io::Result<()> {
+    rustix::termios::tcsetwinsize(master, winsize(rows, cols))?;
+    Ok(())
+}
+
+/// The foreground process group of the terminal, for "what is running now".
+pub fn foreground_pgrp(master: impl AsFd) -> Option<u32> {
+    rustix::termios::tcgetpgrp(master)
+        .ok()
+        .map(|p| p.as_raw_nonzero().get() as u32)
+}

@@ -1,0 +1,185 @@
+//! The per-user server: owns the runtime dir's lock and socket, the session registry, and
+//! accepts connections until told to stop.
+
+pub mod connection;
+pub mod session;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio::sync::{Notify, mpsc};
+
+use crate::log;
+use session::SessionCmd;
+
+/// Sessions by name. A session removes itself when it ends; the pid guards against removing a
+/// newer session that reused the name.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<HashMap<String, SessionEntry>>>);
+
+#[derive(Clone)]
+pub struct SessionEntry {
+    pub tx: mpsc::Sender<SessionCmd>,
+    pub pid: u32,
+    pub created_seq: u64,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts and
+        // removes), so a poisoned lock is still safe to use.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, name: &str) -> Option<mpsc::Sender<SessionCmd>> {
+        self.lock().get(name).map(|e| e.tx.clone())
+    }
+
+    pub fn remove(&self, name: &str, pid: u32) {
+        let mut map = self.lock();
+        if map.get(name).is_some_and(|e| e.pid == pid) {
+            map.remove(name);
+        }
+    }
+
+    /// All sessions in creation order.
+    pub fn all(&self) -> Vec<mpsc::Sender<SessionCmd>> {
+        let map = self.lock();
+        let mut entries: Vec<_> = map.values().cloned().collect();
+        entries.sort_by_key(|e| e.created_seq);
+        entries.into_iter().map(|e| e.tx).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+pub struct Server {
+    pub registry: Registry,
+    pub dir: PathBuf,
+    pub shutdown: Notify,
+    next_seq: std::sync::atomic::AtomicU64,
+}
+
+/// Bound on the commands queued to one session; senders wait, so this is backpressure, not loss.
+const SESSION_COMMANDS: usize = 1024;
+
+impl Server {
+    /// Starts a session. Fails if the name is taken or the program cannot be started.
+    pub fn create(&self, spec: crate::protocol::SessionSpec) -> Result<mpsc::Sender<SessionCmd>, String> {
+        crate::paths::validate_session_name(&spec.name)?;
+        if spec.command.is_empty() {
+            return Err("no command to run".into());
+        }
+        let mut map = self.registry.lock();
+        if map.contains_key(&spec.name) {
+            return Err(format!("session '{}' already exists", spec.name));
+        }
+        let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+        let name = spec.name.clone();
+        let program = spec.command[0].clone();
+        let cwd = spec.cwd.clone();
+        let session = session::Session::spawn(spec, self.registry.clone(), rx, &self.dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && !Path::new(&cwd).is_dir() {
+                format!("cannot start session '{name}': directory {cwd} does not exist")
+            } else {
+                format!("cannot start '{program}' in session '{name}': {e}")
+            }
+        })?;
+        let seq = self.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map.insert(
+            name,
+            SessionEntry { tx: tx.clone(), pid: session.pid(), created_seq: seq },
+        );
+        tokio::spawn(session.run());
+        Ok(tx)
+    }
+}
+
+/// Runs the server in this process until `kill-server` or SIGTERM/SIGINT.
+pub fn run(dir: &Path) -> Result<(), String> {
+    crate::paths::ensure_private_dir(dir)?;
+    let lock = acquire_lock(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(serve(dir));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(lock);
+    result
+}
+
+fn acquire_lock(dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = crate::paths::lock_path(dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| format!("a linger server is already running for {}", dir.display()))?;
+    Ok(file)
+}
+
+async fn serve(dir: &Path) -> Result<(), String> {
+    let socket = crate::paths::socket_path(dir);
+    // We hold the lock, so any socket file left here belongs to a dead server.
+    match std::fs::remove_file(&socket) {
+        Ok(()) => log::info("removed a stale socket from a previous server"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove stale socket {}: {e}", socket.display())),
+    }
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
+    }
+    log::info(&format!("server {} listening on {}", std::process::id(), socket.display()));
+    let server = Arc::new(Server {
+        registry: Registry::default(),
+        dir: dir.to_path_buf(),
+        shutdown: Notify::new(),
+        next_seq: Default::default(),
+    });
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection::handle(stream, server.clone()));
+                }
+                Err(e) => {
+                    // Out of fds or similar: back off briefly instead of spinning.
+                    log::warn(&format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = server.shutdown.notified() => break,
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    log::info("shutting down");
+    let _ = std::fs::remove_file(&socket);
+    for tx in server.registry.all() {
+        let _ = tx.send(SessionCmd::Shutdown).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while !server.registry.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,781 @@
+//! One session actor: owns the pty, the child, the model and the attached clients. Output is
+//! forwarded to clients first, then fed to the model; nothing a client does can block it.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::sleep_until;
+
+use crate::model::Model;
+use crate::protocol::{Capture, CaptureLine, Response, SessionInfo, SessionSpec, SessionState, WaitCondition};
+use crate::query_filter::QueryFilter;
+use crate::server::Registry;
+
+/// Output chunks a client may have queued before it counts as lagging and is resynced.
+pub const CLIENT_QUEUE: usize = 256;
+/// After SIGTERM (or another signal) from `kill`, how long before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// After the child exits, how long to wait for the rest of its output (EOF on the master).
+const EXIT_DRAIN: Duration = Duration::from_millis(500);
+/// Unwritten input kept for a child that does not read; beyond this, input is dropped.
+const MAX_PENDING_INPUT: usize = 1 << 20;
+/// Bytes read from the pty before forwarding, to batch small reads under load.
+const READ_BATCH: usize = 64 * 1024;
+/// How often `send --enter` checks that the app has read the text before sending Enter.
+const DELIVERY_POLL: Duration = Duration::from_millis(5);
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub type ClientId = u64;
+
+/// What the session tells a client besides output; it is sent once, after queued output.
+#[derive(Debug)]
+pub enum Control {
+    Exited(String),
+    Detached,
+}
+
+pub struct ClientLink {
+    pub output: mpsc::Receiver<Bytes>,
+    pub control: oneshot::Receiver<Control>,
+    pub lagging: Arc<AtomicBool>,
+    pub id: ClientId,
+}
+
+pub enum SessionCmd {
+    Attach {
+        read_only: bool,
+        rows: u16,
+        cols: u16,
+        reply: oneshot::Sender<ClientLink>,
+    },
+    Input { client: ClientId, data: Vec<u8> },
+    Resize { client: ClientId, rows: u16, cols: u16 },
+    Leave { client: ClientId },
+    Resync { client: ClientId },
+    DetachAll,
+    Kill { signal: Option<i32>, reply: oneshot::Sender<Response> },
+    Info(oneshot::Sender<SessionInfo>),
+    Send { data: Vec<u8>, paste: bool, enter: bool, reply: oneshot::Sender<Response> },
+    SendKeys { keys: Vec<String>, reply: oneshot::Sender<Response> },
+    Capture { history: Option<usize>, from_line: Option<u64>, ansi: bool, reply: oneshot::Sender<Response> },
+    Wait { condition: WaitCondition, reply: oneshot::Sender<Response> },
+    /// Server shutdown: end the child like a closing terminal would.
+    Shutdown,
+}
+
+struct Client {
+    output: mpsc::Sender<Bytes>,
+    control: Option<oneshot::Sender<Control>>,
+    lagging: Arc<AtomicBool>,
+    read_only: bool,
+    size: (u16, u16),
+}
+
+enum Waiter {
+    Text { regex: regex::Regex, from_line: u64, reply: oneshot::Sender<Response> },
+    Idle { idle: Duration, reply: oneshot::Sender<Response> },
+    Exit { reply: oneshot::Sender<Response> },
+}
+
+/// Enter queued by `send --enter`, written once the app has read the text.
+struct PendingEnter {
+    deadline: Instant,
+    reply: oneshot::Sender<Response>,
+}
+
+pub struct Session {
+    name: String,
+    spec: SessionSpec,
+    master: AsyncFd<OwnedFd>,
+    child: tokio::process::Child,
+    pid: u32,
+    model: Model,
+    filter: QueryFilter,
+    clients: HashMap<ClientId, Client>,
+    next_client: ClientId,
+    pending_input: VecDeque<u8>,
+    state: SessionState,
+    child_running: bool,
+    output_open: bool,
+    exit_deadline: Option<Instant>,
+    kill_deadline: Option<Instant>,
+    kill_replies: Vec<oneshot::Sender<Response>>,
+    /// The server is shutting down: end once the child has.
+    ending: bool,
+    waiters: Vec<Waiter>,
+    pending_enter: Option<PendingEnter>,
+    created_at: u64,
+    last_output_at: u64,
+    last_output: Instant,
+    registry: Registry,
+    rx: mpsc::Receiver<SessionCmd>,
+}
+
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+enum Event {
+    Output(Bytes),
+    OutputEnded,
+    Writable,
+    Command(SessionCmd),
+    ChildExited(std::io::Result<std::process::ExitStatus>),
+    ExitDrained,
+    KillEscalation,
+    IdleCheck,
+    DeliveryCheck,
+    CommandsClosed,
+}
+
+impl Session {
+    /// Spawns the child and returns the actor, ready to `run`.
+    pub fn spawn(
+        spec: SessionSpec,
+        registry: Registry,
+        rx: mpsc::Receiver<SessionCmd>,
+        runtime_dir: &std::path::Path,
+    ) -> std::io::Result<Session> {
+        let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
+            ("TERM".into(), "xterm-256color".into()),
+            ("COLORTERM".into(), "truecolor".into()),
+        ];
+        env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
+        env.push(("LINGER_SESSION".into(), spec.name.clone().into()));
+        env.push(("LINGER_DIR".into(), runtime_dir.as_os_str().to_owned()));
+        let spawned = crate::pty::spawn(crate::pty::SpawnOptions {
+            command: &spec.command,
+            cwd: &spec.cwd,
+            env,
+            env_remove: vec!["TMUX", "TMUX_PANE"],
+            rows: spec.rows,
+            cols: spec.cols,
+        })?;
+        let pid = spawned.child.id().unwrap_or(0);
+        // SAFETY: the fd is a freshly opened pty master that only this AsyncFd will own.
+        let master = unsafe { AsyncFd::register(spawned.master) }.map_err(|e| e.into_parts().1)?;
+        let now = unix_millis();
+        Ok(Session {
+            name: spec.name.clone(),
+            model: Model::new(spec.rows, spec.cols, spec.scrollback),
+            spec,
+            master,
+            child: spawned.child,
+            pid,
+            filter: QueryFilter::default(),
+            clients: HashMap::new(),
+            next_client: 1,
+            pending_input: VecDeque::new(),
+            state: SessionState::Running,
+            child_running: true,
+            output_open: true,
+            exit_deadline: None,
+            kill_deadline: None,
+            kill_replies: Vec::new(),
+            ending: false,
+            waiters: Vec::new(),
+            pending_enter: None,
+            created_at: now,
+            last_output_at: now,
+            last_output: Instant::now(),
+            registry,
+            rx,
+        })
+    }
+
+    pub async fn run(mut self) {
+        log::info(&format!("session {} started (pid {})", self.name, self.pid));
+        loop {
+            let event = self.next_event().await;
+            match event {
+                Event::Output(chunk) => self.on_output(chunk),
+                Event::OutputEnded => {
+                    self.output_open = false;
+                    let rest = self.filter.flush();
+                    if !rest.is_empty() {
+                        self.forward(rest);
+                    }
+                    if !self.child_running {
+                        self.finish();
+                    }
+                }
+                Event::Writable => {}
+                Event::Command(cmd) => self.on_command(cmd),
+                Event::ChildExited(status) => self.on_child_exit(status),
+                Event::ExitDrained => self.finish(),
+                Event::KillEscalation => {
+                    self.kill_deadline = None;
+                    self.signal_group(libc::SIGKILL);
+                }
+                Event::IdleCheck => self.check_idle_waiters(),
+                Event::DeliveryCheck => self.check_delivery(),
+                Event::CommandsClosed => return,
+            }
+            if self.should_end() {
+                break;
+            }
+        }
+        self.registry.remove(&self.name, self.pid);
+        for reply in self.kill_replies.drain(..) {
+            let _ = reply.send(Response::Ok);
+        }
+        log::info(&format!("session {} forgotten", self.name));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn should_end(&self) -> bool {
+        (self.ending || !self.kill_replies.is_empty())
+            && !self.child_running
+            && self.exit_deadline.is_none()
+    }
+
+    async fn next_event(&mut self) -> Event {
+        let idle_deadline = self.idle_deadline();
+        let delivery_deadline = self.pending_enter.as_ref().map(|_| Instant::now() + DELIVERY_POLL);
+        tokio::select! {
+            guard = self.master.readable(), if self.output_open => {
+                let mut guard = match guard {
+                    Ok(g) => g,
+                    Err(_) => return Event::OutputEnded,
+                };
+                let mut buf = vec![0u8; READ_BATCH];
+                let mut filled = 0;
+                loop {
+                    match guard.try_io(|fd| rustix::io::read(fd.get_ref(), &mut buf[filled..]).map_err(std::io::Error::from)) {
+                        Ok(Ok(0)) => break,
+                        Ok(Ok(n)) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break;
+                            }
+                        }
+                        // Linux reports hang-up as EIO: the output is over.
+                        Ok(Err(_)) => {
+                            if filled == 0 {
+                                return Event::OutputEnded;
+                            }
+                            break;
+                        }
+                        Err(_would_block) => break,
+                    }
+                }
+                if filled == 0 {
+                    return Event::Writable;
+                }
+                buf.truncate(filled);
+                Event::Output(Bytes::from(buf))
+            }
+            guard = self.master.writable(), if !self.pending_input.is_empty() && self.output_open => {
+                if let Ok(mut guard) = guard {
+                    let (front, _) = self.pending_input.as_slices();
+                    match guard.try_io(|fd| rustix::io::write(fd.get_ref(), front).map_err(std::io::Error::from)) {
+                        Ok(Ok(n)) => { self.pending_input.drain(..n); }
+                        Ok(Err(_)) => self.pending_input.clear(),
+                        Err(_would_block) => {}
+                    }
+                }
+                Event::Writable
+            }
+            cmd = self.rx.recv() => match cmd {
+                Some(cmd) => Event::Command(cmd),
+                None => Event::CommandsClosed,
+            },
+            status = self.child.wait(), if self.child_running => Event::ChildExited(status),
+            _ = sleep_until_opt(self.exit_deadline), if self.exit_deadline.is_some() => Event::ExitDrained,
+            _ = sleep_until_opt(self.kill_deadline), if self.kill_deadline.is_some() => Event::KillEscalation,
+            _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => Event::IdleCheck,
+            _ = sleep_until_opt(delivery_deadline), if delivery_deadline.is_some() => Event::DeliveryCheck,
+        }
+    }
+
+    fn on_output(&mut self, chunk: Bytes) {
+        self.last_output = Instant::now();
+        self.last_output_at = unix_millis();
+        let forwarded = self.filter.filter(chunk.clone());
+        if !forwarded.is_empty() {
+            self.forward(forwarded);
+        }
+        if let Err(panic) = self.model.process(&chunk) {
+            log::warn(&format!(
+                "session {}: screen model panicked ({panic}); rebuilt it, the program keeps running",
+                self.name
+            ));
+        }
+        let answers = self.model.take_answers();
+        if !answers.is_empty() {
+            self.queue_input(&answers);
+        }
+        if !self.waiters.is_empty() {
+            self.check_text_waiters();
+        }
+    }
+
+    /// Hands output to every client's queue without waiting; a full queue marks the client as
+    /// lagging, and it is resynced from the model once it has drained.
+    fn forward(&mut self, data: Bytes) {
+        let mut gone = Vec::new();
+        for (id, client) in &self.clients {
+            if client.lagging.load(Ordering::Acquire) {
+                continue;
+            }
+            match client.output.try_send(data.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    client.lagging.store(true, Ordering::Release);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
+            }
+        }
+        for id in gone {
+            self.clients.remove(&id);
+        }
+    }
+
+    fn queue_input(&mut self, data: &[u8]) {
+        if !self.output_open || !self.child_running {
+            return;
+        }
+        if self.pending_input.len() + data.len() > MAX_PENDING_INPUT {
+            log::warn(&format!(
+                "session {}: program is not reading its input; dropped {} bytes",
+                self.name,
+                data.len()
+            ));
+            return;
+        }
+        self.pending_input.extend(data);
+    }
+
+    fn on_command(&mut self, cmd: SessionCmd) {
+        match cmd {
+            SessionCmd::Attach { read_only, rows, cols, reply } => {
+                let id = self.next_client;
+                self.next_client += 1;
+                if !read_only && self.state == SessionState::Running {
+                    self.apply_size(rows, cols);
+                }
+                let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+                let (control_tx, control_rx) = oneshot::channel();
+                let lagging = Arc::new(AtomicBool::new(false));
+                // Built between two pty reads, so no output is lost or repeated around it.
+                let _ = tx.try_send(Bytes::from(self.model.replay(true)));
+                let mut client = Client {
+                    output: tx,
+                    control: Some(control_tx),
+                    lagging: lagging.clone(),
+                    read_only,
+                    size: (rows, cols),
+                };
+                if self.state != SessionState::Running {
+                    if let Some(control) = client.control.take() {
+                        let _ = control.send(Control::Exited(self.exit_message()));
+                    }
+                }
+                let link = ClientLink { output: rx, control: control_rx, lagging, id };
+                if reply.send(link).is_ok() {
+                    self.clients.insert(id, client);
+                }
+            }
+            SessionCmd::Input { client, data } => {
+                let Some(c) = self.clients.get(&client) else { return };
+                if c.read_only {
+                    return;
+                }
+                let size = c.size;
+                self.apply_size(size.0, size.1);
+                self.queue_input(&data);
+            }
+            SessionCmd::Resize { client, rows, cols } => {
+                let Some(c) = self.clients.get_mut(&client) else { return };
+                if c.read_only {
+                    return;
+                }
+                c.size = (rows, cols);
+                self.apply_size(rows, cols);
+            }
+            SessionCmd::Leave { client } => {
+                self.clients.remove(&client);
+            }
+            SessionCmd::Resync { client } => {
+                let replay = Bytes::from(self.model.replay(false));
+                if let Some(c) = self.clients.get(&client) {
+                    if c.output.try_send(replay).is_ok() {
+                        c.lagging.store(false, Ordering::Release);
+                    }
+                }
+            }
+            SessionCmd::DetachAll => {
+                for (_, mut client) in self.clients.drain() {
+                    if let Some(control) = client.control.take() {
+                        let _ = control.send(Control::Detached);
+                    }
+                }
+            }
+            SessionCmd::Kill { signal, reply } => {
+                self.kill_replies.push(reply);
+                if self.child_running {
+                    let sig = signal.unwrap_or(libc::SIGTERM);
+                    self.signal_group(sig);
+                    if sig != libc::SIGKILL {
+                        self.kill_deadline = Some(Instant::now() + KILL_GRACE);
+                    }
+                }
+            }
+            SessionCmd::Shutdown => {
+                self.ending = true;
+                if self.child_running {
+                    self.signal_group(libc::SIGHUP);
+                    self.signal_group(libc::SIGCONT);
+                    self.kill_deadline = Some(Instant::now() + KILL_GRACE);
+                }
+            }
+            SessionCmd::Info(reply) => {
+                let _ = reply.send(self.info());
+            }
+            SessionCmd::Send { data, paste, enter, reply } => self.send_text(data, paste, enter, reply),
+            SessionCmd::SendKeys { keys, reply } => {
+                let app_cursor = self.model.screen().application_cursor();
+                match crate::keys::encode_all(&keys, app_cursor) {
+                    Ok(bytes) => {
+                        self.queue_input(&bytes);
+                        let _ = reply.send(self.running_or_error());
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Response::Error(e));
+                    }
+                }
+            }
+            SessionCmd::Capture { history, from_line, ansi, reply } => {
+                let _ = reply.send(Response::Capture(self.capture(history, from_line, ansi)));
+            }
+            SessionCmd::Wait { condition, reply } => self.add_waiter(condition, reply),
+        }
+    }
+
+    fn running_or_error(&self) -> Response {
+        if self.state == SessionState::Running {
+            Response::Ok
+        } else {
+            Response::Error(format!("session {} is not running ({})", self.name, self.state.label()))
+        }
+    }
+
+    fn send_text(&mut self, data: Vec<u8>, paste: bool, enter: bool, reply: oneshot::Sender<Response>) {
+        if self.state != SessionState::Running {
+            let _ = reply.send(self.running_or_error());
+            return;
+        }
+        if paste && self.model.screen().bracketed_paste() {
+            // Strip any paste terminator inside the text so it cannot end the paste early.
+            let cleaned = strip_paste_end(&data);
+            self.queue_input(b"\x1b[200~");
+            self.queue_input(&cleaned);
+            self.queue_input(b"\x1b[201~");
+        } else {
+            self.queue_input(&data);
+        }
+        if enter {
+            self.pending_enter = Some(PendingEnter { deadline: Instant::now() + DELIVERY_TIMEOUT, reply });
+        } else {
+            let _ = reply.send(Response::Ok);
+        }
+    }
+
+    /// Sends the queued Enter once the app has read everything before it, so it arrives as its
+    /// own read and is never taken as part of a paste.
+    fn check_delivery(&mut self) {
+        let Some(pending) = &self.pending_enter else { return };
+        let delivered = self.pending_input.is_empty() && unread_input(&self.master) == Some(0);
+        if delivered || Instant::now() >= pending.deadline {
+            if let Some(pending) = self.pending_enter.take() {
+                self.queue_input(b"\r");
+                let _ = pending.reply.send(Response::Ok);
+            }
+        }
+    }
+
+    fn apply_size(&mut self, rows: u16, cols: u16) {
+        if rows == 0 || cols == 0 || (rows, cols) == self.model.size() {
+            return;
+        }
+        if let Err(e) = crate::pty::resize(self.master.get_ref(), rows, cols) {
+            log::warn(&format!("session {}: resize failed: {e}", self.name));
+            return;
+        }
+        self.model.resize(rows, cols);
+    }
+
+    fn signal_group(&self, sig: i32) {
+        if self.pid > 0 {
+            // SAFETY: plain kill(2) on the child's process group (it is a session leader).
+            unsafe {
+                libc::kill(-(self.pid as i32), sig);
+            }
+        }
+    }
+
+    fn on_child_exit(&mut self, status: std::io::Result<std::process::ExitStatus>) {
+        use std::os::unix::process::ExitStatusExt;
+        self.child_running = false;
+        self.kill_deadline = None;
+        self.state = match status {
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => SessionState::Exited(code),
+                (None, Some(sig)) => SessionState::Killed(sig),
+                _ => SessionState::Exited(-1),
+            },
+            Err(_) => SessionState::Exited(-1),
+        };
+        self.pending_input.clear();
+        if self.output_open {
+            self.exit_deadline = Some(Instant::now() + EXIT_DRAIN);
+        } else {
+            self.finish();
+        }
+    }
+
+    fn exit_message(&self) -> String {
+        match &self.state {
+            SessionState::Killed(sig) => {
+                format!("[{} killed by {}]", self.name, crate::signals::name(*sig))
+            }
+            SessionState::Exited(code) => format!("[{} exited with {code}]", self.name),
+            SessionState::Running => format!("[{} is running]", self.name),
+        }
+    }
+
+    /// The child is gone and its output read (or the drain timed out): tell everyone.
+    fn finish(&mut self) {
+        self.exit_deadline = None;
+        log::info(&format!("session {} ended: {}", self.name, self.state.label()));
+        let message = self.exit_message();
+        for client in self.clients.values_mut() {
+            if let Some(control) = client.control.take() {
+                let _ = control.send(Control::Exited(message.clone()));
+            }
+        }
+        self.clients.clear();
+        if let Some(pending) = self.pending_enter.take() {
+            let _ = pending.reply.send(self.running_or_error());
+        }
+        let exit_code = match self.state {
+            SessionState::Exited(code) => Some(code),
+            SessionState::Killed(sig) => Some(128 + sig),
+            SessionState::Running => None,
+        };
+        for waiter in std::mem::take(&mut self.waiters) {
+            match waiter {
+                Waiter::Exit { reply } => {
+                    let _ = reply.send(Response::WaitDone { line: message.clone(), exit_code });
+                }
+                Waiter::Idle { reply, .. } => {
+                    let _ = reply.send(Response::WaitDone { line: String::new(), exit_code });
+                }
+                Waiter::Text { reply, .. } => {
+                    let _ = reply.send(Response::Error(format!(
+                        "session {} ended ({}) before the text appeared",
+                        self.name,
+                        self.state.label()
+                    )));
+                }
+            }
+        }
+    }
+
+    fn info(&self) -> SessionInfo {
+        let (rows, cols) = self.model.size();
+        SessionInfo {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            pid: self.pid,
+            command: self.spec.command.clone(),
+            cwd: self.spec.cwd.clone(),
+            clients: self.clients.len() as u32,
+            created_at: self.created_at,
+            last_output_at: self.last_output_at,
+            rows,
+            cols,
+        }
+    }
+
+    fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
+        let screen = self.model.screen();
+        let (rows, cols) = self.model.size();
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        let hist = self.model.history();
+        // History is included only when asked for: the last N lines, or everything from a line.
+        let start = match (history, from_line) {
+            (_, Some(from)) => Some(from),
+            (Some(n), None) => Some(hist.next_line().saturating_sub(n.min(hist.len()) as u64)),
+            (None, None) => None,
+        };
+        let lines = match start {
+            Some(start) => hist
+                .since(start)
+                .map(|(line, text)| CaptureLine {
+                    line,
+                    text: if ansi { format!("{text}\x1b[m") } else { strip_sgr(text) },
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Capture {
+            name: self.name.clone(),
+            rows,
+            cols,
+            cursor_row,
+            cursor_col,
+            cursor_visible: !screen.hide_cursor(),
+            title: self.model.title().to_string(),
+            alternate_screen: screen.alternate_screen(),
+            history: lines,
+            screen: self.model.screen_lines(ansi),
+            next_line: hist.next_line(),
+        }
+    }
+
+    fn add_waiter(&mut self, condition: WaitCondition, reply: oneshot::Sender<Response>) {
+        if self.state != SessionState::Running {
+            if let WaitCondition::Exit = condition {
+                let exit_code = match self.state {
+                    SessionState::Exited(code) => Some(code),
+                    SessionState::Killed(sig) => Some(128 + sig),
+                    SessionState::Running => None,
+                };
+                let _ = reply.send(Response::WaitDone { line: self.exit_message(), exit_code });
+                return;
+            }
+        }
+        match condition {
+            WaitCondition::Exit => self.waiters.push(Waiter::Exit { reply }),
+            WaitCondition::Idle { millis } => {
+                self.waiters.push(Waiter::Idle { idle: Duration::from_millis(millis), reply });
+                self.check_idle_waiters();
+            }
+            WaitCondition::Text { regex, from_line } => {
+                let regex = match regex::Regex::new(&regex) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = reply.send(Response::Error(format!("invalid regex: {e}")));
+                        return;
+                    }
+                };
+                let from_line = from_line.unwrap_or_else(|| self.model.history().next_line());
+                self.waiters.push(Waiter::Text { regex, from_line, reply });
+                self.check_text_waiters();
+                if self.state != SessionState::Running {
+                    // Nothing more will be printed: a text not there now never will be.
+                    let ended = format!("session {} has ended ({})", self.name, self.state.label());
+                    for waiter in std::mem::take(&mut self.waiters) {
+                        if let Waiter::Text { reply, .. } = waiter {
+                            let _ = reply.send(Response::Error(ended.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_text_waiters(&mut self) {
+        let screen_lines = self.model.screen_lines(false);
+        let history = self.model.history();
+        let mut remaining = Vec::with_capacity(self.waiters.len());
+        for waiter in self.waiters.drain(..) {
+            match waiter {
+                Waiter::Text { regex, from_line, reply } => {
+                    let found = history
+                        .since(from_line)
+                        .map(|(_, l)| strip_sgr(l))
+                        .find(|l| regex.is_match(l))
+                        .or_else(|| screen_lines.iter().find(|l| regex.is_match(l)).cloned());
+                    match found {
+                        Some(line) => {
+                            let _ = reply.send(Response::WaitDone { line, exit_code: None });
+                        }
+                        None if reply.is_closed() => {}
+                        None => remaining.push(Waiter::Text { regex, from_line, reply }),
+                    }
+                }
+                other => remaining.push(other),
+            }
+        }
+        self.waiters = remaining;
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        self.waiters
+            .iter()
+            .filter_map(|w| match w {
+                Waiter::Idle { idle, .. } => Some(self.last_output + *idle),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn check_idle_waiters(&mut self) {
+        let quiet_for = self.last_output.elapsed();
+        let mut remaining = Vec::with_capacity(self.waiters.len());
+        for waiter in self.waiters.drain(..) {
+            match waiter {
+                Waiter::Idle { idle, reply } if quiet_for >= idle => {
+                    let _ = reply.send(Response::WaitDone { line: String::new(), exit_code: None });
+                }
+                Waiter::Idle { reply, .. } if reply.is_closed() => {}
+                other => remaining.push(other),
+            }
+        }
+        self.waiters = remaining;
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Bytes written to the terminal that the app has not read yet, from the slave side.
+fn unread_input(master: &AsyncFd<OwnedFd>) -> Option<usize> {
+    let path = rustix::pty::ptsname(master.get_ref(), Vec::new()).ok()?;
+    let slave = rustix::fs::open(
+        path.as_c_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    rustix::io::ioctl_fionread(&slave).ok().map(|n| n as usize)
+}
+
+fn strip_paste_end(data: &[u8]) -> Vec<u8> {
+    const END: &[u8] = b"\x1b[201~";
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(END) {
+            i += END.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+pub fn strip_sgr(line: &str) -> String {
+    vt100::capture::basic_formatted_to_plain(line).collect()
+}
+
+use crate::log;
