@@ -11,7 +11,11 @@ use crate::client::{Client, WaitOutcome};
 use crate::protocol::{SessionInfo, SessionSpec, SessionState, WaitCondition};
 
 #[derive(Parser, Debug)]
-#[command(name = "linger", version, about = "Persistent terminal sessions for long-running agents")]
+#[command(
+    name = "linger",
+    version,
+    about = "Persistent terminal sessions for long-running agents"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -151,11 +155,17 @@ pub struct Failure {
 }
 
 fn fail(message: impl Into<String>) -> Failure {
-    Failure { code: 1, message: message.into() }
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
 }
 
 fn usage(message: impl Into<String>) -> Failure {
-    Failure { code: 2, message: message.into() }
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
 }
 
 impl From<crate::client::Error> for Failure {
@@ -206,7 +216,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 fn run(cli: Cli) -> Result<i32, Failure> {
-    let detach_key = match cli.detach_key.or_else(|| std::env::var("LINGER_DETACH_KEY").ok()) {
+    let detach_key = match cli
+        .detach_key
+        .or_else(|| std::env::var("LINGER_DETACH_KEY").ok())
+    {
         Some(k) => DetachKey::parse(&k).map_err(usage)?,
         None => DetachKey::default(),
     };
@@ -228,7 +241,10 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             Command::Attach(args) => attach(args, detach_key).await,
             Command::Ls { json } => ls(json).await,
             Command::Kill { name, signal } => {
-                let signal = signal.map(|s| crate::signals::parse(&s)).transpose().map_err(usage)?;
+                let signal = signal
+                    .map(|s| crate::signals::parse(&s))
+                    .transpose()
+                    .map_err(usage)?;
                 existing_for(&name).await?.kill(&name, signal).await?;
                 Ok(0)
             }
@@ -261,10 +277,21 @@ async fn existing_for(name: &str) -> Result<Client, Failure> {
 }
 
 fn default_command() -> Vec<String> {
-    vec![std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".into())]
+    vec![
+        std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into()),
+    ]
 }
 
-fn spec(name: &str, command: Vec<String>, cwd: Option<String>, env: &[String], scrollback: usize) -> Result<SessionSpec, Failure> {
+fn spec(
+    name: &str,
+    command: Vec<String>,
+    cwd: Option<String>,
+    env: &[String],
+    scrollback: usize,
+) -> Result<SessionSpec, Failure> {
     crate::paths::validate_session_name(name).map_err(usage)?;
     let cwd = match cwd {
         Some(dir) => {
@@ -287,25 +314,56 @@ fn spec(name: &str, command: Vec<String>, cwd: Option<String>, env: &[String], s
             Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
                 pairs.push((k.to_string(), v.to_string()))
             }
-            _ => return Err(usage(format!("invalid environment '{item}': expected KEY=VALUE"))),
+            _ => {
+                return Err(usage(format!(
+                    "invalid environment '{item}': expected KEY=VALUE"
+                )));
+            }
         }
     }
     if command.iter().any(|a| a.contains('\0')) {
         return Err(usage("command arguments must not contain NUL bytes"));
     }
-    let command = if command.is_empty() { default_command() } else { command };
+    let command = if command.is_empty() {
+        default_command()
+    } else {
+        command
+    };
     let (rows, cols) = crate::client::attach::terminal_size();
-    Ok(SessionSpec { name: name.into(), command, cwd, env: pairs, scrollback, rows, cols })
+    Ok(SessionSpec {
+        name: name.into(),
+        command,
+        cwd,
+        env: pairs,
+        scrollback,
+        rows,
+        cols,
+    })
 }
 
 async fn new(args: NewArgs, detach_key: DetachKey) -> Result<i32, Failure> {
-    let spec = spec(&args.name, args.command, args.cwd, &args.env, args.scrollback)?;
+    let spec = spec(
+        &args.name,
+        args.command,
+        args.cwd,
+        &args.env,
+        args.scrollback,
+    )?;
     let client = Client::connect().await?;
     client.create(spec).await?;
     if args.detached {
         return Ok(0);
     }
-    attach_with(&client, AttachOptions { name: args.name, read_only: false, create: None, detach_key }).await
+    attach_with(
+        &client,
+        AttachOptions {
+            name: args.name,
+            read_only: false,
+            create: None,
+            detach_key,
+        },
+    )
+    .await
 }
 
 async fn attach(args: AttachArgs, detach_key: DetachKey) -> Result<i32, Failure> {
@@ -323,13 +381,24 @@ async fn attach(args: AttachArgs, detach_key: DetachKey) -> Result<i32, Failure>
     } else {
         existing_for(&args.name).await?
     };
-    attach_with(&client, AttachOptions { name: args.name, read_only: args.read_only, create, detach_key }).await
+    attach_with(
+        &client,
+        AttachOptions {
+            name: args.name,
+            read_only: args.read_only,
+            create,
+            detach_key,
+        },
+    )
+    .await
 }
 
 async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failure> {
     let inside = std::env::var("LINGER_SESSION").ok();
     let inside_dir = std::env::var_os("LINGER_DIR").map(std::path::PathBuf::from);
-    if inside.as_deref() == Some(opts.name.as_str()) && inside_dir.as_deref().is_none_or(|d| d == client.dir()) {
+    if inside.as_deref() == Some(opts.name.as_str())
+        && inside_dir.as_deref().is_none_or(|d| d == client.dir())
+    {
         return Err(fail(format!(
             "refusing to attach to session '{}' from inside itself",
             opts.name
@@ -348,7 +417,9 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
             Ok(0)
         }
         Ending::TerminalGone => Ok(0),
-        Ending::ConnectionLost => Err(fail(format!("lost the connection to the server while attached to '{name}'"))),
+        Ending::ConnectionLost => Err(fail(format!(
+            "lost the connection to the server while attached to '{name}'"
+        ))),
     }
 }
 
@@ -418,7 +489,9 @@ async fn ls(json: bool) -> Result<i32, Failure> {
             ]
         })
         .collect();
-    let header = ["NAME", "STATE", "PID", "CLIENTS", "CREATED", "IDLE", "COMMAND"];
+    let header = [
+        "NAME", "STATE", "PID", "CLIENTS", "CREATED", "IDLE", "COMMAND",
+    ];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -458,7 +531,12 @@ const LONG_TEXT: usize = 200;
 async fn send(args: SendArgs) -> Result<i32, Failure> {
     let client = existing_for(&args.name).await?;
     if args.keys {
-        let keys: Vec<String> = args.text.iter().flat_map(|t| t.split_whitespace()).map(String::from).collect();
+        let keys: Vec<String> = args
+            .text
+            .iter()
+            .flat_map(|t| t.split_whitespace())
+            .map(String::from)
+            .collect();
         if keys.is_empty() && !args.enter {
             return Err(usage("--keys needs at least one key name"));
         }
@@ -485,8 +563,14 @@ async fn send(args: SendArgs) -> Result<i32, Failure> {
 
 async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
     let client = existing_for(&args.name).await?;
-    let history = if args.all { Some(usize::MAX) } else { args.history };
-    let cap = client.capture(&args.name, history, args.from_line, args.ansi).await?;
+    let history = if args.all {
+        Some(usize::MAX)
+    } else {
+        args.history
+    };
+    let cap = client
+        .capture(&args.name, history, args.from_line, args.ansi)
+        .await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
@@ -513,19 +597,35 @@ async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
 }
 
 fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {
-    humantime::parse_duration(text).map_err(|e| usage(format!("invalid {flag} '{text}': {e} (try 500ms, 5s, 2m)")))
+    humantime::parse_duration(text)
+        .map_err(|e| usage(format!("invalid {flag} '{text}': {e} (try 500ms, 5s, 2m)")))
 }
 
 async fn wait(args: WaitArgs) -> Result<i32, Failure> {
     let client = existing_for(&args.name).await?;
-    let timeout = args.timeout.as_deref().map(|t| duration(t, "--timeout")).transpose()?;
+    let timeout = args
+        .timeout
+        .as_deref()
+        .map(|t| duration(t, "--timeout"))
+        .transpose()?;
     let (condition, what) = if let Some(regex) = args.text {
         regex::Regex::new(&regex).map_err(|e| usage(format!("invalid regex: {e}")))?;
         let what = format!("text /{regex}/");
-        (WaitCondition::Text { regex, from_line: args.from_line }, what)
+        (
+            WaitCondition::Text {
+                regex,
+                from_line: args.from_line,
+            },
+            what,
+        )
     } else if let Some(idle) = args.idle {
         let d = duration(&idle, "--idle")?;
-        (WaitCondition::Idle { millis: d.as_millis() as u64 }, format!("{idle} of idleness"))
+        (
+            WaitCondition::Idle {
+                millis: d.as_millis() as u64,
+            },
+            format!("{idle} of idleness"),
+        )
     } else {
         (WaitCondition::Exit, "exit".to_string())
     };
@@ -552,7 +652,12 @@ async fn debug_connect(socket: &std::path::Path) -> Result<i32, Failure> {
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| fail(format!("cannot connect to {}: {e}", socket.display())))?;
-    match tokio::time::timeout(Duration::from_secs(5), crate::protocol::read_frame::<_, crate::protocol::Hello>(&mut stream)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::protocol::read_frame::<_, crate::protocol::Hello>(&mut stream),
+    )
+    .await
+    {
         Ok(Ok(hello)) => {
             println!("hello protocol {}", hello.protocol);
             Ok(0)

@@ -22,7 +22,9 @@ impl History {
     pub fn new(max_lines: usize) -> History {
         History {
             max_lines,
-            max_bytes: max_lines.saturating_mul(BYTES_PER_LINE_BUDGET).max(64 * 1024),
+            max_bytes: max_lines
+                .saturating_mul(BYTES_PER_LINE_BUDGET)
+                .max(64 * 1024),
             ..History::default()
         }
     }
@@ -34,7 +36,9 @@ impl History {
         }
         self.bytes += line.len();
         self.lines.push_back(line);
-        while self.lines.len() > self.max_lines || (self.bytes > self.max_bytes && self.lines.len() > 1) {
+        while self.lines.len() > self.max_lines
+            || (self.bytes > self.max_bytes && self.lines.len() > 1)
+        {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= old.len();
                 self.first_line += 1;

@@ -213,7 +213,11 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 fn parse_region(params: &[u8], rows: u16) -> Option<(u16, u16)> {
     let text = std::str::from_utf8(params).ok()?;
     let mut parts = text.split(';');
-    let top: u16 = parts.next().and_then(|p| p.parse().ok()).filter(|&t| t > 0).unwrap_or(1);
+    let top: u16 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(1);
     let bottom: u16 = parts
         .next()
         .and_then(|p| p.parse().ok())
@@ -316,7 +320,10 @@ impl Model {
                 .map(|r| format!("{}\x1b[m", trim_end_formatted(&r)))
                 .collect()
         } else {
-            screen.rows(0, cols).map(|r| r.trim_end().to_string()).collect()
+            screen
+                .rows(0, cols)
+                .map(|r| r.trim_end().to_string())
+                .collect()
         }
     }
 
@@ -350,7 +357,11 @@ impl Model {
             let _ = write!(out, "\x1b[{top};{bottom}r\x1b[{};{}H", row + 1, col + 1);
         }
         if !tracker.title.is_empty() {
-            let _ = write!(out, "\x1b]2;{}\x07", tracker.title.replace(['\x07', '\x1b'], ""));
+            let _ = write!(
+                out,
+                "\x1b]2;{}\x07",
+                tracker.title.replace(['\x07', '\x1b'], "")
+            );
         }
         if tracker.focus_reporting {
             out.push_str("\x1b[?1004h");
@@ -395,7 +406,10 @@ mod tests {
     fn answers_queries_from_the_model() {
         let mut m = Model::new(24, 80, 10);
         m.process(b"\x1b[3;5H\x1b[6n\x1b[c\x1b[>c\x1b[5n").unwrap();
-        assert_eq!(m.take_answers(), b"\x1b[3;5R\x1b[?62;22c\x1b[>1;10;0c\x1b[0n".to_vec());
+        assert_eq!(
+            m.take_answers(),
+            b"\x1b[3;5R\x1b[?62;22c\x1b[>1;10;0c\x1b[0n".to_vec()
+        );
         assert!(m.take_answers().is_empty());
     }
 

@@ -11,7 +11,10 @@ pub fn runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("linger");
     }
-    PathBuf::from(format!("/tmp/linger-{}", rustix::process::getuid().as_raw()))
+    PathBuf::from(format!(
+        "/tmp/linger-{}",
+        rustix::process::getuid().as_raw()
+    ))
 }
 
 pub fn socket_path(dir: &Path) -> PathBuf {
@@ -20,6 +23,11 @@ pub fn socket_path(dir: &Path) -> PathBuf {
 
 pub fn lock_path(dir: &Path) -> PathBuf {
     dir.join("server.lock")
+}
+
+/// Holds the running server's pid, for tools and tests that watch it.
+pub fn pid_path(dir: &Path) -> PathBuf {
+    dir.join("server.pid")
 }
 
 pub fn log_path(dir: &Path) -> PathBuf {
@@ -65,7 +73,11 @@ pub fn check_private_dir(dir: &Path) -> Result<(), String> {
 
 /// Session names: `[A-Za-z0-9._-]{1,64}`, not starting with `.` or `-`.
 pub fn validate_session_name(name: &str) -> Result<(), String> {
-    let shown: String = name.chars().take(40).flat_map(char::escape_default).collect();
+    let shown: String = name
+        .chars()
+        .take(40)
+        .flat_map(char::escape_default)
+        .collect();
     if name.is_empty() || name.len() > 64 {
         return Err(format!(
             "invalid session name '{shown}': must be 1 to 64 characters"

@@ -118,8 +118,13 @@ pub enum Request {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum WaitCondition {
-    Text { regex: String, from_line: Option<u64> },
-    Idle { millis: u64 },
+    Text {
+        regex: String,
+        from_line: Option<u64>,
+    },
+    Idle {
+        millis: u64,
+    },
     Exit,
 }
 
@@ -190,7 +195,10 @@ pub enum Response {
     Detached,
     Capture(Capture),
     /// A wait finished: the matching line, or empty.
-    WaitDone { line: String, exit_code: Option<i32> },
+    WaitDone {
+        line: String,
+        exit_code: Option<i32>,
+    },
     WaitTimeout,
 }
 
@@ -205,7 +213,9 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::Io(e) => write!(f, "{e}"),
-            FrameError::TooLarge(n) => write!(f, "frame of {n} bytes exceeds the {MAX_FRAME} limit"),
+            FrameError::TooLarge(n) => {
+                write!(f, "frame of {n} bytes exceeds the {MAX_FRAME} limit")
+            }
             FrameError::Decode(e) => write!(f, "malformed message: {e}"),
         }
     }
@@ -290,7 +300,10 @@ mod tests {
     fn frames_round_trip() {
         let msg = Request::Input(vec![1, 2, 3]);
         let frame = encode(&msg);
-        assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize, frame.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,
+            frame.len() - 4
+        );
         let back: Request = decode(&frame[4..]).unwrap();
         assert_eq!(back, msg);
     }

@@ -51,7 +51,11 @@ fn scan(seq: &[u8]) -> Scan {
             (Some(b'?'), b'n') => params == b"6",
             _ => false,
         };
-        return if is_query { Scan::Query(i + 1) } else { Scan::Other };
+        return if is_query {
+            Scan::Query(i + 1)
+        } else {
+            Scan::Other
+        };
     }
     Scan::Incomplete
 }
@@ -122,7 +126,10 @@ mod tests {
 
     #[test]
     fn strips_queries_and_keeps_everything_else() {
-        assert_eq!(run(&[b"a\x1b[6nb\x1b[cc\x1b[>0cd\x1b[5ne\x1b[31mf"]), b"abcde\x1b[31mf");
+        assert_eq!(
+            run(&[b"a\x1b[6nb\x1b[cc\x1b[>0cd\x1b[5ne\x1b[31mf"]),
+            b"abcde\x1b[31mf"
+        );
     }
 
     #[test]

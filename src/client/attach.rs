@@ -40,7 +40,9 @@ pub fn terminal_size() -> (u16, u16) {
 
 pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     if !rustix::termios::isatty(rustix::stdio::stdin()) {
-        return Err(Error("attach needs a terminal on stdin (use `linger send`/`capture` from scripts)".into()));
+        return Err(Error(
+            "attach needs a terminal on stdin (use `linger send`/`capture` from scripts)".into(),
+        ));
     }
     let (rows, cols) = terminal_size();
     let mut stream = client.open().await?;
@@ -57,7 +59,11 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     match protocol::read_frame::<_, Response>(&mut stream).await {
         Ok(Response::Ok) => {}
         Ok(Response::Error(e)) => return Err(Error(e)),
-        Ok(other) => return Err(Error(format!("unexpected reply from the server: {other:?}"))),
+        Ok(other) => {
+            return Err(Error(format!(
+                "unexpected reply from the server: {other:?}"
+            )));
+        }
         Err(e) => return Err(Error(format!("lost the server: {e}"))),
     }
     let raw = RawMode::enable()?;
@@ -75,6 +81,8 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             match stdin.read(&mut buf) {
+                // SIGSTOP/SIGCONT and SIGWINCH interrupt the read; the terminal is still there.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Ok(0) | Err(_) => {
                     let _ = tx.blocking_send(None);
                     return;
@@ -146,7 +154,10 @@ async fn run(stream: tokio::net::UnixStream, read_only: bool, key: DetachKey) ->
                     if read_only {
                         continue;
                     }
-                    if protocol::write_frame(&mut wr, &Request::Input(bytes)).await.is_err() {
+                    if protocol::write_frame(&mut wr, &Request::Input(bytes))
+                        .await
+                        .is_err()
+                    {
                         return Ending::ConnectionLost;
                     }
                 }

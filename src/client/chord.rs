@@ -18,7 +18,10 @@ pub struct DetachKey {
 
 impl Default for DetachKey {
     fn default() -> Self {
-        DetachKey { byte: 0x1c, codepoint: '\\' as u32 }
+        DetachKey {
+            byte: 0x1c,
+            codepoint: '\\' as u32,
+        }
     }
 }
 
@@ -45,7 +48,10 @@ impl DetachKey {
             '@' => 0,
             _ => return Err(bad_key(text)),
         };
-        Ok(DetachKey { byte, codepoint: c as u32 })
+        Ok(DetachKey {
+            byte,
+            codepoint: c as u32,
+        })
     }
 }
 
@@ -96,7 +102,13 @@ fn csi_length(data: &[u8]) -> Seq {
 
 impl ChordMatcher {
     pub fn new(key: DetachKey) -> ChordMatcher {
-        ChordMatcher { key, held: Vec::new(), held_since: None, armed_at: None, in_paste: false }
+        ChordMatcher {
+            key,
+            held: Vec::new(),
+            held_since: None,
+            armed_at: None,
+            in_paste: false,
+        }
     }
 
     /// Classifies a CSI sequence: Some(true) chord press, Some(false) chord release/repeat
@@ -255,7 +267,13 @@ mod tests {
 
     #[test]
     fn every_encoding_detaches() {
-        for enc in [&b"\x1c"[..], b"\x1b[92;5u", b"\x1b[92;5:1u", b"\x1b[27;5;92~", b"\x1b[92:124;5u"] {
+        for enc in [
+            &b"\x1c"[..],
+            b"\x1b[92;5u",
+            b"\x1b[92;5:1u",
+            b"\x1b[27;5;92~",
+            b"\x1b[92:124;5u",
+        ] {
             assert_eq!(run(&[enc]), vec![Action::Detach], "{enc:?}");
         }
     }
@@ -263,13 +281,19 @@ mod tests {
     #[test]
     fn split_chords_detach() {
         assert_eq!(run(&[b"\x1b", b"[92;", b"5u"]), vec![Action::Detach]);
-        assert_eq!(run(&[b"ab\x1b[27;5", b";92~"]), vec![Action::Forward(b"ab".to_vec()), Action::Detach]);
+        assert_eq!(
+            run(&[b"ab\x1b[27;5", b";92~"]),
+            vec![Action::Forward(b"ab".to_vec()), Action::Detach]
+        );
     }
 
     #[test]
     fn double_chord_sends_one_byte() {
         assert_eq!(run(&[b"\x1c", b"\x1c"]), vec![Action::Forward(vec![0x1c])]);
-        assert_eq!(run(&[b"\x1b[92;5u\x1b[92;5:3u\x1b[92;5u"]), vec![Action::Forward(vec![0x1c])]);
+        assert_eq!(
+            run(&[b"\x1b[92;5u\x1b[92;5:3u\x1b[92;5u"]),
+            vec![Action::Forward(vec![0x1c])]
+        );
     }
 
     #[test]
@@ -280,7 +304,13 @@ mod tests {
 
     #[test]
     fn ordinary_input_passes_through() {
-        assert_eq!(run(&[b"ls\r", b"\x1b[A"]), vec![Action::Forward(b"ls\r".to_vec()), Action::Forward(b"\x1b[A".to_vec())]);
+        assert_eq!(
+            run(&[b"ls\r", b"\x1b[A"]),
+            vec![
+                Action::Forward(b"ls\r".to_vec()),
+                Action::Forward(b"\x1b[A".to_vec())
+            ]
+        );
         assert_eq!(run(&[b"\x1b"]), vec![Action::Forward(b"\x1b".to_vec())]);
     }
 

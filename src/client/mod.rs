@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
 
-use crate::protocol::{self, Capture, Hello, Request, Response, SessionInfo, SessionSpec, WaitCondition};
+use crate::protocol::{
+    self, Capture, Hello, Request, Response, SessionInfo, SessionSpec, WaitCondition,
+};
 
 /// A failed request, with the message shown to the user.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +41,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitOutcome {
     /// The condition held; the matching line for text waits, the exit code for exit waits.
-    Done { line: String, exit_code: Option<i32> },
+    Done {
+        line: String,
+        exit_code: Option<i32>,
+    },
     TimedOut,
 }
 
@@ -58,7 +63,9 @@ impl Client {
 
     pub async fn connect_in(dir: &Path) -> Result<Client> {
         crate::paths::ensure_private_dir(dir)?;
-        let client = Client { dir: dir.to_path_buf() };
+        let client = Client {
+            dir: dir.to_path_buf(),
+        };
         if client.open().await.is_err() {
             start_server(dir).await?;
         }
@@ -134,7 +141,11 @@ impl Client {
     }
 
     pub async fn kill(&self, name: &str, signal: Option<i32>) -> Result<()> {
-        self.expect_ok(&Request::Kill { name: name.into(), signal }).await
+        self.expect_ok(&Request::Kill {
+            name: name.into(),
+            signal,
+        })
+        .await
     }
 
     pub async fn detach(&self, name: &str) -> Result<()> {
@@ -148,12 +159,21 @@ impl Client {
     /// Writes text as input; as a bracketed paste when `paste` and the app enabled it; with
     /// `enter`, a separate Enter once the app has read the text.
     pub async fn send(&self, name: &str, text: &[u8], paste: bool, enter: bool) -> Result<()> {
-        self.expect_ok(&Request::Send { name: name.into(), text: text.to_vec(), paste, enter })
-            .await
+        self.expect_ok(&Request::Send {
+            name: name.into(),
+            text: text.to_vec(),
+            paste,
+            enter,
+        })
+        .await
     }
 
     pub async fn send_keys(&self, name: &str, keys: &[String]) -> Result<()> {
-        self.expect_ok(&Request::SendKeys { name: name.into(), keys: keys.to_vec() }).await
+        self.expect_ok(&Request::SendKeys {
+            name: name.into(),
+            keys: keys.to_vec(),
+        })
+        .await
     }
 
     pub async fn capture(
@@ -163,7 +183,15 @@ impl Client {
         from_line: Option<u64>,
         ansi: bool,
     ) -> Result<Capture> {
-        match self.request(&Request::Capture { name: name.into(), history, from_line, ansi }).await? {
+        match self
+            .request(&Request::Capture {
+                name: name.into(),
+                history,
+                from_line,
+                ansi,
+            })
+            .await?
+        {
             Response::Capture(c) => Ok(c),
             other => Err(unexpected(other)),
         }
@@ -197,7 +225,8 @@ fn unexpected(response: Response) -> Error {
 async fn start_server(dir: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| Error(format!("cannot find the linger binary: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error(format!("cannot find the linger binary: {e}")))?;
     let log_path = crate::paths::log_path(dir);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -205,7 +234,9 @@ async fn start_server(dir: &Path) -> Result<()> {
         .mode(0o600)
         .open(&log_path)
         .map_err(|e| Error(format!("cannot open {}: {e}", log_path.display())))?;
-    let log_err = log.try_clone().map_err(|e| Error(format!("cannot open the log: {e}")))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| Error(format!("cannot open the log: {e}")))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("server")
         .env("LINGER_DIR", dir)
@@ -219,9 +250,13 @@ async fn start_server(dir: &Path) -> Result<()> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| Error(format!("cannot start the server: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error(format!("cannot start the server: {e}")))?;
     let deadline = Instant::now() + START_TIMEOUT;
-    let probe = Client { dir: dir.to_path_buf() };
+    let probe = Client {
+        dir: dir.to_path_buf(),
+    };
     loop {
         match probe.open().await {
             Ok(_) => {

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Turns off what apps leave on: alternate screen, mouse modes, bracketed paste, focus events,
 /// kitty keyboard flags, scroll region, hidden cursor, key modes, attributes.
-pub const TERMINAL_RESET: &[u8] = b"\x1b[?1049l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\
+pub const TERMINAL_RESET: &[u8] =
+    b"\x1b[?1049l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\
 \x1b[?2004l\x1b[?1004l\x1b[<99u\x1b[r\x1b[?1l\x1b>\x1b[?25h\x1b[0 q\x1b[m";
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);

@@ -23,16 +23,24 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == me => {}
         Ok(cred) => {
-            log::warn(&format!("refused a connection from uid {} (server runs as uid {me})", cred.uid()));
+            log::warn(&format!(
+                "refused a connection from uid {} (server runs as uid {me})",
+                cred.uid()
+            ));
             return;
         }
         Err(e) => {
-            log::warn(&format!("refused a connection without peer credentials: {e}"));
+            log::warn(&format!(
+                "refused a connection without peer credentials: {e}"
+            ));
             return;
         }
     }
     let (mut rd, mut wr) = stream.into_split();
-    if protocol::write_frame(&mut wr, &Hello::ours()).await.is_err() {
+    if protocol::write_frame(&mut wr, &Hello::ours())
+        .await
+        .is_err()
+    {
         return;
     }
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
@@ -55,24 +63,39 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
         let _ = protocol::write_frame(&mut wr, &Response::Error(msg)).await;
         return;
     }
-    let request = match tokio::time::timeout(HANDSHAKE_TIMEOUT, protocol::read_frame::<_, Request>(&mut rd)).await {
+    let request = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        protocol::read_frame::<_, Request>(&mut rd),
+    )
+    .await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             if !e.is_eof() {
                 log::warn(&format!("dropped a client: {e}"));
-                let _ = protocol::write_frame(&mut wr, &Response::Error(format!("bad request: {e}"))).await;
+                let _ =
+                    protocol::write_frame(&mut wr, &Response::Error(format!("bad request: {e}")))
+                        .await;
             }
             return;
         }
         Err(_) => return,
     };
     let response = match request {
-        Request::Attach { name, read_only, rows, cols, create } => {
+        Request::Attach {
+            name,
+            read_only,
+            rows,
+            cols,
+            create,
+        } => {
             return attach(server, rd, wr, name, read_only, rows, cols, create).await;
         }
-        Request::Wait { name, condition, timeout_ms } => {
-            wait(&server, &mut rd, &name, condition, timeout_ms).await
-        }
+        Request::Wait {
+            name,
+            condition,
+            timeout_ms,
+        } => wait(&server, &mut rd, &name, condition, timeout_ms).await,
         other => dispatch(&server, other).await,
     };
     let _ = protocol::write_frame(&mut wr, &response).await;
@@ -116,7 +139,9 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             Ok(_) => Response::Ok,
             Err(e) => Response::Error(e),
         },
-        Request::Kill { name, signal } => ask(server, &name, |reply| SessionCmd::Kill { signal, reply }).await,
+        Request::Kill { name, signal } => {
+            ask(server, &name, |reply| SessionCmd::Kill { signal, reply }).await
+        }
         Request::Detach { name } => match server.registry.get(&name) {
             Some(tx) => {
                 let _ = tx.send(SessionCmd::DetachAll).await;
@@ -128,17 +153,43 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             server.shutdown.notify_one();
             Response::Ok
         }
-        Request::Send { name, text, paste, enter } => {
-            ask(server, &name, |reply| SessionCmd::Send { data: text, paste, enter, reply }).await
+        Request::Send {
+            name,
+            text,
+            paste,
+            enter,
+        } => {
+            ask(server, &name, |reply| SessionCmd::Send {
+                data: text,
+                paste,
+                enter,
+                reply,
+            })
+            .await
         }
-        Request::SendKeys { name, keys } => ask(server, &name, |reply| SessionCmd::SendKeys { keys, reply }).await,
-        Request::Capture { name, history, from_line, ansi } => {
-            ask(server, &name, |reply| SessionCmd::Capture { history, from_line, ansi, reply }).await
+        Request::SendKeys { name, keys } => {
+            ask(server, &name, |reply| SessionCmd::SendKeys { keys, reply }).await
+        }
+        Request::Capture {
+            name,
+            history,
+            from_line,
+            ansi,
+        } => {
+            ask(server, &name, |reply| SessionCmd::Capture {
+                history,
+                from_line,
+                ansi,
+                reply,
+            })
+            .await
         }
         Request::Input(_) | Request::Resize { .. } => {
             Response::Error("input and resize are only valid while attached".into())
         }
-        Request::Attach { .. } | Request::Wait { .. } => Response::Error("unexpected request".into()),
+        Request::Attach { .. } | Request::Wait { .. } => {
+            Response::Error("unexpected request".into())
+        }
     }
 }
 
@@ -198,7 +249,16 @@ async fn attach(
         },
     };
     let (reply, link_rx) = oneshot::channel();
-    if tx.send(SessionCmd::Attach { read_only, rows, cols, reply }).await.is_err() {
+    if tx
+        .send(SessionCmd::Attach {
+            read_only,
+            rows,
+            cols,
+            reply,
+        })
+        .await
+        .is_err()
+    {
         let _ = protocol::write_frame(&mut wr, &no_session(&name)).await;
         return;
     }
@@ -237,12 +297,18 @@ async fn attach(
 
 /// Streams a client's queue to its socket. When the session marked it lagging, what is still
 /// queued is stale: drop it and ask the session for a fresh screen instead.
-async fn write_to_client(mut wr: OwnedWriteHalf, mut link: ClientLink, session: mpsc::Sender<SessionCmd>) {
+async fn write_to_client(
+    mut wr: OwnedWriteHalf,
+    mut link: ClientLink,
+    session: mpsc::Sender<SessionCmd>,
+) {
+    let mut control = None;
     loop {
         tokio::select! {
             biased;
             data = link.output.recv() => {
-                let Some(data) = data else { return };
+                // The session dropped our queue: whatever it has to say is in `control`.
+                let Some(data) = data else { break };
                 if write_output(&mut wr, &data).await.is_err() {
                     return;
                 }
@@ -253,30 +319,37 @@ async fn write_to_client(mut wr: OwnedWriteHalf, mut link: ClientLink, session: 
                     }
                 }
             }
-            control = &mut link.control => {
-                if !link.lagging.load(Ordering::Acquire) {
-                    while let Ok(data) = link.output.try_recv() {
-                        if write_output(&mut wr, &data).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                let response = match control {
-                    Ok(Control::Exited(message)) => Response::Exited(message),
-                    Ok(Control::Detached) => Response::Detached,
-                    Err(_) => return,
-                };
-                let _ = protocol::write_frame(&mut wr, &response).await;
+            received = &mut link.control => {
+                control = Some(received);
+                break;
+            }
+        }
+    }
+    // Output queued before the control message still goes first, unless it is stale.
+    if !link.lagging.load(Ordering::Acquire) {
+        while let Ok(data) = link.output.try_recv() {
+            if write_output(&mut wr, &data).await.is_err() {
                 return;
             }
         }
     }
+    let control = match control {
+        Some(received) => received,
+        None => link.control.await,
+    };
+    let response = match control {
+        Ok(Control::Exited(message)) => Response::Exited(message),
+        Ok(Control::Detached) => Response::Detached,
+        Err(_) => return,
+    };
+    let _ = protocol::write_frame(&mut wr, &response).await;
 }
 
 async fn write_output(wr: &mut OwnedWriteHalf, data: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
-        wr.write_all(&protocol::encode(&Response::Output(chunk.to_vec()))).await?;
+        wr.write_all(&protocol::encode(&Response::Output(chunk.to_vec())))
+            .await?;
     }
     Ok(())
 }

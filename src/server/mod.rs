@@ -70,7 +70,10 @@ const SESSION_COMMANDS: usize = 1024;
 
 impl Server {
     /// Starts a session. Fails if the name is taken or the program cannot be started.
-    pub fn create(&self, spec: crate::protocol::SessionSpec) -> Result<mpsc::Sender<SessionCmd>, String> {
+    pub fn create(
+        &self,
+        spec: crate::protocol::SessionSpec,
+    ) -> Result<mpsc::Sender<SessionCmd>, String> {
         crate::paths::validate_session_name(&spec.name)?;
         if spec.command.is_empty() {
             return Err("no command to run".into());
@@ -83,17 +86,24 @@ impl Server {
         let name = spec.name.clone();
         let program = spec.command[0].clone();
         let cwd = spec.cwd.clone();
-        let session = session::Session::spawn(spec, self.registry.clone(), rx, &self.dir).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound && !Path::new(&cwd).is_dir() {
-                format!("cannot start session '{name}': directory {cwd} does not exist")
-            } else {
-                format!("cannot start '{program}' in session '{name}': {e}")
-            }
-        })?;
-        let seq = self.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session =
+            session::Session::spawn(spec, self.registry.clone(), rx, &self.dir).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound && !Path::new(&cwd).is_dir() {
+                    format!("cannot start session '{name}': directory {cwd} does not exist")
+                } else {
+                    format!("cannot start '{program}' in session '{name}': {e}")
+                }
+            })?;
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         map.insert(
             name,
-            SessionEntry { tx: tx.clone(), pid: session.pid(), created_seq: seq },
+            SessionEntry {
+                tx: tx.clone(),
+                pid: session.pid(),
+                created_seq: seq,
+            },
         );
         tokio::spawn(session.run());
         Ok(tx)
@@ -136,7 +146,12 @@ async fn serve(dir: &Path) -> Result<(), String> {
     match std::fs::remove_file(&socket) {
         Ok(()) => log::info("removed a stale socket from a previous server"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove stale socket {}: {e}", socket.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot remove stale socket {}: {e}",
+                socket.display()
+            ));
+        }
     }
     let listener = UnixListener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
@@ -144,7 +159,13 @@ async fn serve(dir: &Path) -> Result<(), String> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
     }
-    log::info(&format!("server {} listening on {}", std::process::id(), socket.display()));
+    log::info(&format!(
+        "server {} listening on {}",
+        std::process::id(),
+        socket.display()
+    ));
+    let pid_file = crate::paths::pid_path(dir);
+    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let server = Arc::new(Server {
         registry: Registry::default(),
         dir: dir.to_path_buf(),
@@ -174,6 +195,7 @@ async fn serve(dir: &Path) -> Result<(), String> {
     }
     log::info("shutting down");
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
     for tx in server.registry.all() {
         let _ = tx.send(SessionCmd::Shutdown).await;
     }

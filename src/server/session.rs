@@ -13,12 +13,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
 
 use crate::model::Model;
-use crate::protocol::{Capture, CaptureLine, Response, SessionInfo, SessionSpec, SessionState, WaitCondition};
+use crate::protocol::{
+    Capture, CaptureLine, Response, SessionInfo, SessionSpec, SessionState, WaitCondition,
+};
 use crate::query_filter::QueryFilter;
 use crate::server::Registry;
 
-/// Output chunks a client may have queued before it counts as lagging and is resynced.
-pub const CLIENT_QUEUE: usize = 256;
+/// Output chunks (each at most one read batch) a client may have queued before it counts as
+/// lagging and is resynced: at most 4 MiB per client.
+pub const CLIENT_QUEUE: usize = 64;
 /// After SIGTERM (or another signal) from `kill`, how long before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// After the child exits, how long to wait for the rest of its output (EOF on the master).
@@ -54,17 +57,47 @@ pub enum SessionCmd {
         cols: u16,
         reply: oneshot::Sender<ClientLink>,
     },
-    Input { client: ClientId, data: Vec<u8> },
-    Resize { client: ClientId, rows: u16, cols: u16 },
-    Leave { client: ClientId },
-    Resync { client: ClientId },
+    Input {
+        client: ClientId,
+        data: Vec<u8>,
+    },
+    Resize {
+        client: ClientId,
+        rows: u16,
+        cols: u16,
+    },
+    Leave {
+        client: ClientId,
+    },
+    Resync {
+        client: ClientId,
+    },
     DetachAll,
-    Kill { signal: Option<i32>, reply: oneshot::Sender<Response> },
+    Kill {
+        signal: Option<i32>,
+        reply: oneshot::Sender<Response>,
+    },
     Info(oneshot::Sender<SessionInfo>),
-    Send { data: Vec<u8>, paste: bool, enter: bool, reply: oneshot::Sender<Response> },
-    SendKeys { keys: Vec<String>, reply: oneshot::Sender<Response> },
-    Capture { history: Option<usize>, from_line: Option<u64>, ansi: bool, reply: oneshot::Sender<Response> },
-    Wait { condition: WaitCondition, reply: oneshot::Sender<Response> },
+    Send {
+        data: Vec<u8>,
+        paste: bool,
+        enter: bool,
+        reply: oneshot::Sender<Response>,
+    },
+    SendKeys {
+        keys: Vec<String>,
+        reply: oneshot::Sender<Response>,
+    },
+    Capture {
+        history: Option<usize>,
+        from_line: Option<u64>,
+        ansi: bool,
+        reply: oneshot::Sender<Response>,
+    },
+    Wait {
+        condition: WaitCondition,
+        reply: oneshot::Sender<Response>,
+    },
     /// Server shutdown: end the child like a closing terminal would.
     Shutdown,
 }
@@ -78,9 +111,18 @@ struct Client {
 }
 
 enum Waiter {
-    Text { regex: regex::Regex, from_line: u64, reply: oneshot::Sender<Response> },
-    Idle { idle: Duration, reply: oneshot::Sender<Response> },
-    Exit { reply: oneshot::Sender<Response> },
+    Text {
+        regex: regex::Regex,
+        from_line: u64,
+        reply: oneshot::Sender<Response>,
+    },
+    Idle {
+        idle: Duration,
+        reply: oneshot::Sender<Response>,
+    },
+    Exit {
+        reply: oneshot::Sender<Response>,
+    },
 }
 
 /// Enter queued by `send --enter`, written once the app has read the text.
@@ -243,7 +285,10 @@ impl Session {
 
     async fn next_event(&mut self) -> Event {
         let idle_deadline = self.idle_deadline();
-        let delivery_deadline = self.pending_enter.as_ref().map(|_| Instant::now() + DELIVERY_POLL);
+        let delivery_deadline = self
+            .pending_enter
+            .as_ref()
+            .map(|_| Instant::now() + DELIVERY_POLL);
         tokio::select! {
             guard = self.master.readable(), if self.output_open => {
                 let mut guard = match guard {
@@ -360,7 +405,12 @@ impl Session {
 
     fn on_command(&mut self, cmd: SessionCmd) {
         match cmd {
-            SessionCmd::Attach { read_only, rows, cols, reply } => {
+            SessionCmd::Attach {
+                read_only,
+                rows,
+                cols,
+                reply,
+            } => {
                 let id = self.next_client;
                 self.next_client += 1;
                 if !read_only && self.state == SessionState::Running {
@@ -383,13 +433,20 @@ impl Session {
                         let _ = control.send(Control::Exited(self.exit_message()));
                     }
                 }
-                let link = ClientLink { output: rx, control: control_rx, lagging, id };
+                let link = ClientLink {
+                    output: rx,
+                    control: control_rx,
+                    lagging,
+                    id,
+                };
                 if reply.send(link).is_ok() {
                     self.clients.insert(id, client);
                 }
             }
             SessionCmd::Input { client, data } => {
-                let Some(c) = self.clients.get(&client) else { return };
+                let Some(c) = self.clients.get(&client) else {
+                    return;
+                };
                 if c.read_only {
                     return;
                 }
@@ -398,7 +455,9 @@ impl Session {
                 self.queue_input(&data);
             }
             SessionCmd::Resize { client, rows, cols } => {
-                let Some(c) = self.clients.get_mut(&client) else { return };
+                let Some(c) = self.clients.get_mut(&client) else {
+                    return;
+                };
                 if c.read_only {
                     return;
                 }
@@ -444,7 +503,12 @@ impl Session {
             SessionCmd::Info(reply) => {
                 let _ = reply.send(self.info());
             }
-            SessionCmd::Send { data, paste, enter, reply } => self.send_text(data, paste, enter, reply),
+            SessionCmd::Send {
+                data,
+                paste,
+                enter,
+                reply,
+            } => self.send_text(data, paste, enter, reply),
             SessionCmd::SendKeys { keys, reply } => {
                 let app_cursor = self.model.screen().application_cursor();
                 match crate::keys::encode_all(&keys, app_cursor) {
@@ -457,7 +521,12 @@ impl Session {
                     }
                 }
             }
-            SessionCmd::Capture { history, from_line, ansi, reply } => {
+            SessionCmd::Capture {
+                history,
+                from_line,
+                ansi,
+                reply,
+            } => {
                 let _ = reply.send(Response::Capture(self.capture(history, from_line, ansi)));
             }
             SessionCmd::Wait { condition, reply } => self.add_waiter(condition, reply),
@@ -468,11 +537,21 @@ impl Session {
         if self.state == SessionState::Running {
             Response::Ok
         } else {
-            Response::Error(format!("session {} is not running ({})", self.name, self.state.label()))
+            Response::Error(format!(
+                "session {} is not running ({})",
+                self.name,
+                self.state.label()
+            ))
         }
     }
 
-    fn send_text(&mut self, data: Vec<u8>, paste: bool, enter: bool, reply: oneshot::Sender<Response>) {
+    fn send_text(
+        &mut self,
+        data: Vec<u8>,
+        paste: bool,
+        enter: bool,
+        reply: oneshot::Sender<Response>,
+    ) {
         if self.state != SessionState::Running {
             let _ = reply.send(self.running_or_error());
             return;
@@ -487,7 +566,10 @@ impl Session {
             self.queue_input(&data);
         }
         if enter {
-            self.pending_enter = Some(PendingEnter { deadline: Instant::now() + DELIVERY_TIMEOUT, reply });
+            self.pending_enter = Some(PendingEnter {
+                deadline: Instant::now() + DELIVERY_TIMEOUT,
+                reply,
+            });
         } else {
             let _ = reply.send(Response::Ok);
         }
@@ -496,7 +578,9 @@ impl Session {
     /// Sends the queued Enter once the app has read everything before it, so it arrives as its
     /// own read and is never taken as part of a paste.
     fn check_delivery(&mut self) {
-        let Some(pending) = &self.pending_enter else { return };
+        let Some(pending) = &self.pending_enter else {
+            return;
+        };
         let delivered = self.pending_input.is_empty() && unread_input(&self.master) == Some(0);
         if delivered || Instant::now() >= pending.deadline {
             if let Some(pending) = self.pending_enter.take() {
@@ -559,7 +643,11 @@ impl Session {
     /// The child is gone and its output read (or the drain timed out): tell everyone.
     fn finish(&mut self) {
         self.exit_deadline = None;
-        log::info(&format!("session {} ended: {}", self.name, self.state.label()));
+        log::info(&format!(
+            "session {} ended: {}",
+            self.name,
+            self.state.label()
+        ));
         let message = self.exit_message();
         for client in self.clients.values_mut() {
             if let Some(control) = client.control.take() {
@@ -578,10 +666,16 @@ impl Session {
         for waiter in std::mem::take(&mut self.waiters) {
             match waiter {
                 Waiter::Exit { reply } => {
-                    let _ = reply.send(Response::WaitDone { line: message.clone(), exit_code });
+                    let _ = reply.send(Response::WaitDone {
+                        line: message.clone(),
+                        exit_code,
+                    });
                 }
                 Waiter::Idle { reply, .. } => {
-                    let _ = reply.send(Response::WaitDone { line: String::new(), exit_code });
+                    let _ = reply.send(Response::WaitDone {
+                        line: String::new(),
+                        exit_code,
+                    });
                 }
                 Waiter::Text { reply, .. } => {
                     let _ = reply.send(Response::Error(format!(
@@ -626,7 +720,11 @@ impl Session {
                 .since(start)
                 .map(|(line, text)| CaptureLine {
                     line,
-                    text: if ansi { format!("{text}\x1b[m") } else { strip_sgr(text) },
+                    text: if ansi {
+                        format!("{text}\x1b[m")
+                    } else {
+                        strip_sgr(text)
+                    },
                 })
                 .collect(),
             None => Vec::new(),
@@ -654,14 +752,20 @@ impl Session {
                     SessionState::Killed(sig) => Some(128 + sig),
                     SessionState::Running => None,
                 };
-                let _ = reply.send(Response::WaitDone { line: self.exit_message(), exit_code });
+                let _ = reply.send(Response::WaitDone {
+                    line: self.exit_message(),
+                    exit_code,
+                });
                 return;
             }
         }
         match condition {
             WaitCondition::Exit => self.waiters.push(Waiter::Exit { reply }),
             WaitCondition::Idle { millis } => {
-                self.waiters.push(Waiter::Idle { idle: Duration::from_millis(millis), reply });
+                self.waiters.push(Waiter::Idle {
+                    idle: Duration::from_millis(millis),
+                    reply,
+                });
                 self.check_idle_waiters();
             }
             WaitCondition::Text { regex, from_line } => {
@@ -673,7 +777,11 @@ impl Session {
                     }
                 };
                 let from_line = from_line.unwrap_or_else(|| self.model.history().next_line());
-                self.waiters.push(Waiter::Text { regex, from_line, reply });
+                self.waiters.push(Waiter::Text {
+                    regex,
+                    from_line,
+                    reply,
+                });
                 self.check_text_waiters();
                 if self.state != SessionState::Running {
                     // Nothing more will be printed: a text not there now never will be.
@@ -694,7 +802,11 @@ impl Session {
         let mut remaining = Vec::with_capacity(self.waiters.len());
         for waiter in self.waiters.drain(..) {
             match waiter {
-                Waiter::Text { regex, from_line, reply } => {
+                Waiter::Text {
+                    regex,
+                    from_line,
+                    reply,
+                } => {
                     let found = history
                         .since(from_line)
                         .map(|(_, l)| strip_sgr(l))
@@ -702,10 +814,17 @@ impl Session {
                         .or_else(|| screen_lines.iter().find(|l| regex.is_match(l)).cloned());
                     match found {
                         Some(line) => {
-                            let _ = reply.send(Response::WaitDone { line, exit_code: None });
+                            let _ = reply.send(Response::WaitDone {
+                                line,
+                                exit_code: None,
+                            });
                         }
                         None if reply.is_closed() => {}
-                        None => remaining.push(Waiter::Text { regex, from_line, reply }),
+                        None => remaining.push(Waiter::Text {
+                            regex,
+                            from_line,
+                            reply,
+                        }),
                     }
                 }
                 other => remaining.push(other),
@@ -730,7 +849,10 @@ impl Session {
         for waiter in self.waiters.drain(..) {
             match waiter {
                 Waiter::Idle { idle, reply } if quiet_for >= idle => {
-                    let _ = reply.send(Response::WaitDone { line: String::new(), exit_code: None });
+                    let _ = reply.send(Response::WaitDone {
+                        line: String::new(),
+                        exit_code: None,
+                    });
                 }
                 Waiter::Idle { reply, .. } if reply.is_closed() => {}
                 other => remaining.push(other),
@@ -752,7 +874,10 @@ fn unread_input(master: &AsyncFd<OwnedFd>) -> Option<usize> {
     let path = rustix::pty::ptsname(master.get_ref(), Vec::new()).ok()?;
     let slave = rustix::fs::open(
         path.as_c_str(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
     .ok()?;

@@ -1,0 +1,341 @@
+//! Test harness: an isolated runtime dir per test, the real `linger` binary, and a real pty to
+//! play the user's terminal. Every wait has a deadline; nothing sleeps to synchronise.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_linger"))
+}
+
+pub struct Env {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub home: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let tmp = tempfile::Builder::new()
+            .prefix("lgt")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let dir = tmp.path().join("rt");
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).expect("home");
+        Env {
+            _tmp: tmp,
+            dir,
+            home,
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env("LINGER_DIR", &self.dir)
+            .env("SHELL", "/bin/sh")
+            .env("HOME", &self.home)
+            .env("LINGER_TEST_HOOKS", "1")
+            .env_remove("LINGER_SESSION")
+            .env_remove("LINGER_DETACH_KEY")
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run linger")
+    }
+
+    /// Runs linger and returns stdout, failing the test on a non-zero exit.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "linger {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn server_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("server.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("server.sock")
+    }
+
+    /// Starts `linger ARGS` on a fresh pty of the given size, as a user's terminal would.
+    pub fn term(&self, args: &[&str], rows: u16, cols: u16) -> Term {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        Term::spawn(cmd, rows, cols)
+    }
+
+    /// Waits until `capture NAME` (plain screen) satisfies `pred`.
+    pub fn wait_capture(&self, name: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.run(&["capture", name]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if pred(&text) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}; screen:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").stderr(Stdio::null()).output();
+        if let Some(pid) = self.server_pid() {
+            // SAFETY: kill(2) on our own server, in case kill-server could not reach it.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+struct Shared {
+    output: Mutex<Output_>,
+    changed: Condvar,
+}
+
+/// Everything the terminal received, and its screen model kept up to date as it arrives.
+struct Output_ {
+    bytes: Vec<u8>,
+    parser: vt100::Parser,
+}
+
+/// A process on a pty, with everything it printed and a screen model of it.
+pub struct Term {
+    master: Arc<OwnedFd>,
+    child: Child,
+    shared: Arc<Shared>,
+    rows: u16,
+    cols: u16,
+}
+
+impl Term {
+    pub fn spawn(mut cmd: Command, rows: u16, cols: u16) -> Term {
+        let (master, slave) = linger::pty::open_pair(rows, cols).expect("pty");
+        let flags = rustix::fs::fcntl_getfl(&master).expect("getfl");
+        rustix::fs::fcntl_setfl(&master, flags - rustix::fs::OFlags::NONBLOCK).expect("setfl");
+        cmd.stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                rustix::process::setsid()?;
+                rustix::process::ioctl_tiocsctty(std::io::stdin())?;
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn on pty");
+        drop(cmd);
+        let master = Arc::new(master);
+        let shared = Arc::new(Shared {
+            output: Mutex::new(Output_ {
+                bytes: Vec::new(),
+                parser: vt100::Parser::new(nz(rows), nz(cols), 0),
+            }),
+            changed: Condvar::new(),
+        });
+        let reader_fd = master.clone();
+        let reader_shared = shared.clone();
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::from(reader_fd.try_clone().expect("dup"));
+            let mut buf = [0u8; 65536];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut out = reader_shared
+                            .output
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        out.bytes.extend_from_slice(&buf[..n]);
+                        out.parser.process(&buf[..n]);
+                        reader_shared.changed.notify_all();
+                    }
+                }
+            }
+            reader_shared.changed.notify_all();
+        });
+        Term {
+            master,
+            child,
+            shared,
+            rows,
+            cols,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn write(&self, bytes: &[u8]) {
+        let mut file = std::fs::File::from(self.master.try_clone().expect("dup"));
+        file.write_all(bytes).expect("write to pty");
+    }
+
+    pub fn output(&self) -> Vec<u8> {
+        self.shared
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bytes
+            .clone()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output()).into_owned()
+    }
+
+    /// The screen as the user's terminal would show it.
+    pub fn screen(&self) -> vt100::Screen {
+        self.shared
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .parser
+            .screen()
+            .clone()
+    }
+
+    pub fn screen_text(&self) -> String {
+        self.screen().contents()
+    }
+
+    /// Waits until everything printed so far satisfies `pred`.
+    pub fn wait_output(&self, what: &str, pred: impl Fn(&[u8]) -> bool) {
+        self.wait_until(what, |o| pred(&o.bytes));
+    }
+
+    fn wait_until(&self, what: &str, pred: impl Fn(&Output_) -> bool) {
+        let start = Instant::now();
+        let mut guard = self.shared.output.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if pred(&guard) {
+                return;
+            }
+            let left = DEADLINE.checked_sub(start.elapsed()).unwrap_or_else(|| {
+                let tail = &guard.bytes[guard.bytes.len().saturating_sub(4000)..];
+                panic!(
+                    "timed out waiting for {what}; screen:\n{}\nlast output:\n{}",
+                    guard.parser.screen().contents(),
+                    String::from_utf8_lossy(tail)
+                )
+            });
+            guard = self
+                .shared
+                .changed
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    pub fn wait_text(&self, needle: &str) {
+        self.wait_output(&format!("{needle:?}"), |o| {
+            String::from_utf8_lossy(o).contains(needle)
+        });
+    }
+
+    /// Waits until the emulated screen satisfies `pred`.
+    pub fn wait_screen(&self, what: &str, pred: impl Fn(&vt100::Screen) -> bool) {
+        self.wait_until(what, |o| pred(o.parser.screen()));
+    }
+
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        rustix::termios::tcsetwinsize(&*self.master, linger::pty::winsize(rows, cols))
+            .expect("resize");
+        self.rows = rows;
+        self.cols = cols;
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "client did not exit; output:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    pub fn master_fd(&self) -> i32 {
+        self.master.as_raw_fd()
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns Some, failing after the deadline.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+pub fn nz(n: u16) -> std::num::NonZeroU16 {
+    std::num::NonZeroU16::new(n).expect("non-zero size")
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
