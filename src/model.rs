@@ -185,10 +185,8 @@ impl RegionWatch {
                     }
                 }
                 ScanState::Csi => match b {
-                    b'0'..=b'9' | b';' => {
-                        if self.params.len() < 16 {
-                            self.params.push(b);
-                        }
+                    b'0'..=b'9' | b';' if self.params.len() < 16 => {
+                        self.params.push(b);
                     }
                     0x1b => self.state = ScanState::Escape,
                     0x20..=0x3f => self.plain_csi = false,
@@ -353,8 +351,9 @@ impl Model {
         out.push_str(&screen.state_formatted());
         let tracker = self.parser.callbacks();
         if let Some((top, bottom)) = self.region.region {
-            let (row, col) = screen.cursor_position();
-            let _ = write!(out, "\x1b[{top};{bottom}r\x1b[{};{}H", row + 1, col + 1);
+            // DECSTBM homes the cursor; save and restore it around the region so a cursor
+            // parked past the last column (wrap pending) stays exactly where it was.
+            let _ = write!(out, "\x1b7\x1b[{top};{bottom}r\x1b8");
         }
         if !tracker.title.is_empty() {
             let _ = write!(

@@ -29,10 +29,11 @@ pub enum Ending {
 
 pub fn terminal_size() -> (u16, u16) {
     for fd in [rustix::stdio::stdout(), rustix::stdio::stdin()] {
-        if let Ok(ws) = rustix::termios::tcgetwinsize(fd) {
-            if ws.ws_row > 0 && ws.ws_col > 0 {
-                return (ws.ws_row, ws.ws_col);
-            }
+        if let Ok(ws) = rustix::termios::tcgetwinsize(fd)
+            && ws.ws_row > 0
+            && ws.ws_col > 0
+        {
+            return (ws.ws_row, ws.ws_col);
         }
     }
     (24, 80)

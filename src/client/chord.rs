@@ -89,7 +89,7 @@ fn csi_length(data: &[u8]) -> Seq {
     }
     for (i, &b) in data.iter().enumerate().skip(2) {
         match b {
-            0x30..=0x3f | 0x20..=0x2f => {}
+            0x20..=0x3f => {}
             0x40..=0x7e => return Seq::Complete(i + 1),
             _ => return Seq::Complete(i),
         }
@@ -168,14 +168,14 @@ impl ChordMatcher {
                             self.in_paste = true;
                         } else if seq == b"\x1b[201~" {
                             self.in_paste = false;
-                        } else if !self.in_paste {
-                            if let Some(press) = self.chord_kind(seq) {
-                                if press {
-                                    self.chord(&mut plain, &mut actions, now);
-                                }
-                                i += len;
-                                continue;
+                        } else if !self.in_paste
+                            && let Some(press) = self.chord_kind(seq)
+                        {
+                            if press {
+                                self.chord(&mut plain, &mut actions, now);
                             }
+                            i += len;
+                            continue;
                         }
                         self.disarm(&mut actions);
                         plain.extend_from_slice(seq);

@@ -62,12 +62,17 @@ impl Client {
     }
 
     pub async fn connect_in(dir: &Path) -> Result<Client> {
+        Client::connect_with(dir, &server_binary()?).await
+    }
+
+    /// Like [`Client::connect_in`], starting the server from the given `linger` binary.
+    pub async fn connect_with(dir: &Path, server_bin: &Path) -> Result<Client> {
         crate::paths::ensure_private_dir(dir)?;
         let client = Client {
             dir: dir.to_path_buf(),
         };
         if client.open().await.is_err() {
-            start_server(dir).await?;
+            start_server(dir, server_bin).await?;
         }
         Ok(client)
     }
@@ -79,11 +84,17 @@ impl Client {
             return Ok(None);
         }
         crate::paths::check_private_dir(&dir)?;
-        let client = Client { dir };
-        match client.open().await {
-            Ok(_) => Ok(Some(client)),
-            Err(_) => Ok(None),
+        // No socket, or nobody listening on it: no server. Anything else (a version
+        // mismatch, say) the user must hear about.
+        if UnixStream::connect(crate::paths::socket_path(&dir))
+            .await
+            .is_err()
+        {
+            return Ok(None);
         }
+        let client = Client { dir };
+        client.open().await?;
+        Ok(Some(client))
     }
 
     pub fn dir(&self) -> &Path {
@@ -222,11 +233,9 @@ fn unexpected(response: Response) -> Error {
 
 /// Starts `linger server` detached from this terminal (own session, stdio to the log file) and
 /// waits until it accepts connections. Racing starters are fine: the server lock lets one win.
-async fn start_server(dir: &Path) -> Result<()> {
+async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()
-        .map_err(|e| Error(format!("cannot find the linger binary: {e}")))?;
     let log_path = crate::paths::log_path(dir);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -266,13 +275,13 @@ async fn start_server(dir: &Path) -> Result<()> {
             Err(e) if e.0.contains("does not match") => return Err(e),
             Err(_) => {}
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            if !status.success() {
-                return Err(Error(format!(
-                    "the server failed to start; see {}",
-                    log_path.display()
-                )));
-            }
+        if let Ok(Some(status)) = child.try_wait()
+            && !status.success()
+        {
+            return Err(Error(format!(
+                "the server failed to start; see {}",
+                log_path.display()
+            )));
         }
         if Instant::now() >= deadline {
             return Err(Error(format!(
@@ -283,6 +292,35 @@ async fn start_server(dir: &Path) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The `linger` binary to run as the server: `LINGER_BIN`, this program when it is linger, a
+/// `linger` beside it (or one level up, for cargo's examples and tests), else `linger` on PATH.
+fn server_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("LINGER_BIN").filter(|b| !b.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if exe.file_name().is_some_and(|n| n == "linger") {
+            return Ok(exe);
+        }
+        let beside = exe.parent().map(|d| d.join("linger"));
+        let above = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("linger"));
+        if let Some(found) = [beside, above].into_iter().flatten().find(|p| p.is_file()) {
+            return Ok(found);
+        }
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("linger"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error("cannot find the linger binary to start the server; set LINGER_BIN".into())
+        })
 }
 
 /// The server outlives us; reap it in the background if it exits while we still run, so it

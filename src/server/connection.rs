@@ -127,10 +127,10 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             let mut sessions = Vec::new();
             for tx in server.registry.all() {
                 let (reply, rx) = oneshot::channel();
-                if tx.send(SessionCmd::Info(reply)).await.is_ok() {
-                    if let Ok(info) = rx.await {
-                        sessions.push(info);
-                    }
+                if tx.send(SessionCmd::Info(reply)).await.is_ok()
+                    && let Ok(info) = rx.await
+                {
+                    sessions.push(info);
                 }
             }
             Response::Sessions(sessions)

@@ -428,10 +428,10 @@ impl Session {
                     read_only,
                     size: (rows, cols),
                 };
-                if self.state != SessionState::Running {
-                    if let Some(control) = client.control.take() {
-                        let _ = control.send(Control::Exited(self.exit_message()));
-                    }
+                if self.state != SessionState::Running
+                    && let Some(control) = client.control.take()
+                {
+                    let _ = control.send(Control::Exited(self.exit_message()));
                 }
                 let link = ClientLink {
                     output: rx,
@@ -469,10 +469,10 @@ impl Session {
             }
             SessionCmd::Resync { client } => {
                 let replay = Bytes::from(self.model.replay(false));
-                if let Some(c) = self.clients.get(&client) {
-                    if c.output.try_send(replay).is_ok() {
-                        c.lagging.store(false, Ordering::Release);
-                    }
+                if let Some(c) = self.clients.get(&client)
+                    && c.output.try_send(replay).is_ok()
+                {
+                    c.lagging.store(false, Ordering::Release);
                 }
             }
             SessionCmd::DetachAll => {
@@ -582,11 +582,11 @@ impl Session {
             return;
         };
         let delivered = self.pending_input.is_empty() && unread_input(&self.master) == Some(0);
-        if delivered || Instant::now() >= pending.deadline {
-            if let Some(pending) = self.pending_enter.take() {
-                self.queue_input(b"\r");
-                let _ = pending.reply.send(Response::Ok);
-            }
+        if (delivered || Instant::now() >= pending.deadline)
+            && let Some(pending) = self.pending_enter.take()
+        {
+            self.queue_input(b"\r");
+            let _ = pending.reply.send(Response::Ok);
         }
     }
 
@@ -745,19 +745,19 @@ impl Session {
     }
 
     fn add_waiter(&mut self, condition: WaitCondition, reply: oneshot::Sender<Response>) {
-        if self.state != SessionState::Running {
-            if let WaitCondition::Exit = condition {
-                let exit_code = match self.state {
-                    SessionState::Exited(code) => Some(code),
-                    SessionState::Killed(sig) => Some(128 + sig),
-                    SessionState::Running => None,
-                };
-                let _ = reply.send(Response::WaitDone {
-                    line: self.exit_message(),
-                    exit_code,
-                });
-                return;
-            }
+        if self.state != SessionState::Running
+            && let WaitCondition::Exit = condition
+        {
+            let exit_code = match self.state {
+                SessionState::Exited(code) => Some(code),
+                SessionState::Killed(sig) => Some(128 + sig),
+                SessionState::Running => None,
+            };
+            let _ = reply.send(Response::WaitDone {
+                line: self.exit_message(),
+                exit_code,
+            });
+            return;
         }
         match condition {
             WaitCondition::Exit => self.waiters.push(Waiter::Exit { reply }),
