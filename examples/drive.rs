@@ -21,6 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             scrollback: 1000,
             rows: 24,
             cols: 80,
+            ..Default::default()
         })
         .await?;
     client

@@ -40,10 +40,27 @@ enum Command {
     },
     /// Signal a running session's process group and forget the session
     Kill {
-        name: String,
+        #[arg(required_unless_present = "lost", conflicts_with = "lost")]
+        name: Option<String>,
         /// Signal to send first (SIGKILL follows after a grace period)
         #[arg(long, short = 's', value_name = "SIG")]
         signal: Option<String>,
+        /// Forget every lost session
+        #[arg(long)]
+        lost: bool,
+    },
+    /// Start a lost or exited session again, its earlier output kept above
+    Revive {
+        name: String,
+        /// Program to run instead of the resume command or the original command
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Show, or set, a session's notes (what it is doing, next steps)
+    Note {
+        name: String,
+        /// New notes, or - to read them from stdin
+        text: Vec<String>,
     },
     /// Detach every client of a session
     Detach { name: String },
@@ -77,6 +94,12 @@ struct NewArgs {
     /// History lines kept
     #[arg(long, value_name = "LINES", default_value_t = 10_000)]
     scrollback: usize,
+    /// Command `linger revive` runs (through sh -c); presets exist for claude, codex, aider, gemini
+    #[arg(long, value_name = "CMD")]
+    resume_cmd: Option<String>,
+    /// Bound on the output log kept on disk (e.g. 16M, 512K)
+    #[arg(long, value_name = "SIZE")]
+    log_size: Option<String>,
     /// Program and arguments (default: $SHELL)
     #[arg(last = true)]
     command: Vec<String>,
@@ -240,12 +263,48 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             Command::New(args) => new(args, detach_key).await,
             Command::Attach(args) => attach(args, detach_key).await,
             Command::Ls { json } => ls(json).await,
-            Command::Kill { name, signal } => {
+            Command::Kill { name, signal, lost } => {
                 let signal = signal
                     .map(|s| crate::signals::parse(&s))
                     .transpose()
                     .map_err(usage)?;
-                existing_for(&name).await?.kill(&name, signal).await?;
+                match name {
+                    Some(name) if !lost => {
+                        existing_for(&name).await?.kill(&name, signal).await?;
+                    }
+                    _ => {
+                        let forgotten = Client::connect().await?.kill_lost().await?;
+                        println!(
+                            "forgot {forgotten} lost session{}",
+                            if forgotten == 1 { "" } else { "s" }
+                        );
+                    }
+                }
+                Ok(0)
+            }
+            Command::Revive { name, command } => {
+                let client = existing_for(&name).await?;
+                let (rows, cols) = crate::client::attach::terminal_size();
+                let command = (!command.is_empty()).then_some(command);
+                client.revive(&name, command, rows, cols).await?;
+                Ok(0)
+            }
+            Command::Note { name, text } => {
+                let client = existing_for(&name).await?;
+                let text = match text.as_slice() {
+                    [] => None,
+                    [dash] if dash == "-" => {
+                        Some(String::from_utf8_lossy(&read_stdin()?).into_owned())
+                    }
+                    words => Some(words.join(" ")),
+                };
+                let notes = client.note(&name, text.clone()).await?;
+                if text.is_none() && !notes.is_empty() {
+                    print!("{notes}");
+                    if !notes.ends_with('\n') {
+                        println!();
+                    }
+                }
                 Ok(0)
             }
             Command::Detach { name } => {
@@ -268,12 +327,11 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     })
 }
 
-/// Commands about one session never start a server: with none running, the session is missing.
+/// Commands about one session start the server when none runs: it is what turns sessions
+/// saved by a dead server into `lost` ones that can be captured and revived.
 async fn existing_for(name: &str) -> Result<Client, Failure> {
     crate::paths::validate_session_name(name).map_err(usage)?;
-    Client::existing()
-        .await?
-        .ok_or_else(|| fail(format!("no session named '{name}' (no server is running)")))
+    Ok(Client::connect().await?)
 }
 
 fn default_command() -> Vec<String> {
@@ -338,6 +396,8 @@ fn spec(
         scrollback,
         rows,
         cols,
+        resume_command: None,
+        log_limit: 0,
     })
 }
 
@@ -349,6 +409,18 @@ async fn new(args: NewArgs, detach_key: DetachKey) -> Result<i32, Failure> {
         &args.env,
         args.scrollback,
     )?;
+    let spec = SessionSpec {
+        resume_command: args
+            .resume_cmd
+            .map(|cmd| vec!["/bin/sh".into(), "-c".into(), cmd]),
+        log_limit: args
+            .log_size
+            .as_deref()
+            .map(parse_size)
+            .transpose()?
+            .unwrap_or(0),
+        ..spec
+    };
     let client = Client::connect().await?;
     client.create(spec).await?;
     if args.detached {
@@ -442,7 +514,7 @@ fn session_json(s: &SessionInfo) -> serde_json::Value {
     let (exit_code, signal) = match s.state {
         SessionState::Exited(code) => (Some(code), None),
         SessionState::Killed(sig) => (None, Some(crate::signals::name(sig))),
-        SessionState::Running => (None, None),
+        SessionState::Running | SessionState::Lost => (None, None),
     };
     serde_json::json!({
         "name": s.name,
@@ -457,14 +529,16 @@ fn session_json(s: &SessionInfo) -> serde_json::Value {
         "signal": signal,
         "rows": s.rows,
         "cols": s.cols,
+        "last_seen_at": (s.state == SessionState::Lost).then(|| rfc3339(s.last_output_at)),
+        "notes": s.notes,
+        "resume_command": s.resume_command,
+        "persist_error": s.persist_error,
     })
 }
 
 async fn ls(json: bool) -> Result<i32, Failure> {
-    let sessions = match Client::existing().await? {
-        Some(client) => client.list().await?,
-        None => Vec::new(),
-    };
+    // Starting the server here is what turns sessions of a dead server into `lost` ones.
+    let sessions = Client::connect().await?.list().await?;
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<_> = sessions.iter().map(session_json).collect();
@@ -594,6 +668,33 @@ async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
         let _ = writeln!(out, "{line}");
     }
     Ok(0)
+}
+
+/// `16M`, `512K`, `1G` or plain bytes.
+fn parse_size(text: &str) -> Result<u64, Failure> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| usage(format!("invalid size '{text}' (try 16M, 512K)")))?;
+    let mult = match unit
+        .trim_end_matches(['i', 'B', 'b'])
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(usage(format!("invalid size '{text}' (try 16M, 512K)"))),
+    };
+    let bytes = n.saturating_mul(mult);
+    if bytes < 64 * 1024 {
+        return Err(usage(format!(
+            "log size {text} is too small (at least 64K)"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {

@@ -14,5 +14,6 @@ pub mod pty;
 pub mod query_filter;
 pub mod server;
 pub mod signals;
+pub mod state;
 
 pub use client::Client;

@@ -29,6 +29,8 @@ struct Tracker {
     /// Kitty keyboard flags stack (`CSI > f u` pushes, `CSI < n u` pops).
     kitty_flags: Vec<u16>,
     test_hooks: bool,
+    /// Lines scrolled off since the last `take_fresh_lines`, for the output log.
+    fresh: Option<Vec<String>>,
 }
 
 impl Tracker {
@@ -42,6 +44,7 @@ impl Tracker {
             focus_reporting: false,
             kitty_flags: Vec::new(),
             test_hooks: test_hooks_enabled(),
+            fresh: None,
         }
     }
 }
@@ -125,6 +128,9 @@ impl vt100::Callbacks for Tracker {
         let _ = contents.write_formatted_basic(&mut self.partial_line, &mut self.capture_state);
         if !row_wraps(&self.capture_state) {
             let line = std::mem::take(&mut self.partial_line);
+            if let Some(fresh) = self.fresh.as_mut() {
+                fresh.push(line.clone());
+            }
             self.history.push(line);
             self.capture_state = Default::default();
         }
@@ -273,12 +279,54 @@ impl Model {
         }
     }
 
+    /// A model whose history starts with `lines` (a revived session's earlier output).
+    pub fn with_earlier_lines(
+        rows: u16,
+        cols: u16,
+        scrollback: usize,
+        lines: Vec<String>,
+    ) -> Model {
+        let mut history = History::new(scrollback);
+        for line in lines {
+            history.push(line);
+        }
+        Model::with_history(rows, cols, scrollback, history)
+    }
+
+    /// Starts keeping a copy of every line that scrolls off, for [`Model::take_fresh_lines`].
+    pub fn collect_fresh_lines(&mut self) {
+        self.parser
+            .callbacks_mut()
+            .fresh
+            .get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_fresh_lines(&mut self) -> Vec<String> {
+        match self.parser.callbacks_mut().fresh.as_mut() {
+            Some(fresh) => std::mem::take(fresh),
+            None => Vec::new(),
+        }
+    }
+
+    /// Appends a line of linger's own (a revive separator) to the history.
+    pub fn push_history_line(&mut self, line: String) {
+        let tracker = self.parser.callbacks_mut();
+        if let Some(fresh) = tracker.fresh.as_mut() {
+            fresh.push(line.clone());
+        }
+        tracker.history.push(line);
+    }
+
     fn rebuild(&mut self) {
         let (rows, cols) = self.size();
-        let history = std::mem::take(&mut self.parser.callbacks_mut().history);
-        let title = std::mem::take(&mut self.parser.callbacks_mut().title);
+        let tracker = self.parser.callbacks_mut();
+        let history = std::mem::take(&mut tracker.history);
+        let title = std::mem::take(&mut tracker.title);
+        let fresh = tracker.fresh.take();
         *self = Model::with_history(rows, cols, self.scrollback, history);
-        self.parser.callbacks_mut().title = title;
+        let tracker = self.parser.callbacks_mut();
+        tracker.title = title;
+        tracker.fresh = fresh;
     }
 
     /// Replies owed to the app for queries seen since the last call.

@@ -58,6 +58,10 @@ pub struct SessionSpec {
     pub scrollback: usize,
     pub rows: u16,
     pub cols: u16,
+    /// What `revive` runs; `None` picks a preset for well-known agents.
+    pub resume_command: Option<Vec<String>>,
+    /// Bound on the session's output log on disk, in bytes; 0 for the default.
+    pub log_limit: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -114,6 +118,21 @@ pub enum Request {
         condition: WaitCondition,
         timeout_ms: Option<u64>,
     },
+    /// Sets the session's notes when `text` is given; answers with the notes.
+    Note {
+        name: String,
+        text: Option<String>,
+    },
+    /// Starts a lost or exited session again with `command`, else its resume command, else
+    /// its original command.
+    Revive {
+        name: String,
+        command: Option<Vec<String>>,
+        rows: u16,
+        cols: u16,
+    },
+    /// Forgets every lost session.
+    KillLost,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -133,14 +152,26 @@ pub enum SessionState {
     Running,
     Exited(i32),
     Killed(i32),
+    /// Its server died while it ran; its record and output survive on disk.
+    Lost,
 }
 
 impl SessionState {
+    /// The status a shell would report: the exit code, or 128 + signal.
+    pub fn exit_status(&self) -> Option<i32> {
+        match self {
+            SessionState::Exited(code) => Some(*code),
+            SessionState::Killed(sig) => Some(128 + sig),
+            SessionState::Running | SessionState::Lost => None,
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             SessionState::Running => "running".into(),
             SessionState::Exited(code) => format!("exited({code})"),
             SessionState::Killed(sig) => format!("killed({})", crate::signals::name(*sig)),
+            SessionState::Lost => "lost".into(),
         }
     }
 }
@@ -159,6 +190,10 @@ pub struct SessionInfo {
     pub last_output_at: u64,
     pub rows: u16,
     pub cols: u16,
+    pub notes: String,
+    pub resume_command: Option<Vec<String>>,
+    /// Why the session's state is not being saved, if it is not.
+    pub persist_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -200,6 +235,7 @@ pub enum Response {
         exit_code: Option<i32>,
     },
     WaitTimeout,
+    Notes(String),
 }
 
 #[derive(Debug)]

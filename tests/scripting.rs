@@ -301,6 +301,7 @@ fn library_client_drives_a_session() {
                 scrollback: 100,
                 rows: 24,
                 cols: 80,
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -387,5 +387,7 @@ fn kill_server_ends_every_session() {
         (unsafe { libc::kill(pid, 0) } != 0).then_some(())
     });
     assert!(!env.socket().exists());
-    assert_eq!(env.ok(&["ls"]), "");
+    // Ended cleanly: exited or killed, never lost.
+    let ls = env.ok(&["ls"]);
+    assert!(ls.contains("keep") && ls.contains("killed(SIGHUP)"), "{ls}");
 }

@@ -163,8 +163,24 @@ impl Client {
         self.expect_ok(&Request::Detach { name: name.into() }).await
     }
 
+    /// Stops the server and returns once it has exited (its lock is free), so a command right
+    /// after this starts a fresh server rather than racing the old one.
     pub async fn kill_server(&self) -> Result<()> {
-        self.expect_ok(&Request::KillServer).await
+        self.expect_ok(&Request::KillServer).await?;
+        let lock_path = crate::paths::lock_path(&self.dir);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let Ok(file) = std::fs::OpenOptions::new().write(true).open(&lock_path) else {
+                return Ok(());
+            };
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(Error("the server did not exit within 15s".into()))
     }
 
     /// Writes text as input; as a bracketed paste when `paste` and the app enabled it; with
@@ -177,6 +193,44 @@ impl Client {
             enter,
         })
         .await
+    }
+
+    /// Sets the notes when `text` is given; returns the session's notes.
+    pub async fn note(&self, name: &str, text: Option<String>) -> Result<String> {
+        match self
+            .request(&Request::Note {
+                name: name.into(),
+                text,
+            })
+            .await?
+        {
+            Response::Notes(notes) => Ok(notes),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn revive(
+        &self,
+        name: &str,
+        command: Option<Vec<String>>,
+        rows: u16,
+        cols: u16,
+    ) -> Result<()> {
+        self.expect_ok(&Request::Revive {
+            name: name.into(),
+            command,
+            rows,
+            cols,
+        })
+        .await
+    }
+
+    /// Forgets every lost session; returns how many.
+    pub async fn kill_lost(&self) -> Result<usize> {
+        match self.request(&Request::KillLost).await? {
+            Response::Notes(n) => Ok(n.parse().unwrap_or(0)),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub async fn send_keys(&self, name: &str, keys: &[String]) -> Result<()> {
@@ -263,6 +317,7 @@ async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
         .spawn()
         .map_err(|e| Error(format!("cannot start the server: {e}")))?;
     let deadline = Instant::now() + START_TIMEOUT;
+    let mut failed_at: Option<Instant> = None;
     let probe = Client {
         dir: dir.to_path_buf(),
     };
@@ -275,9 +330,13 @@ async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
             Err(e) if e.0.contains("does not match") => return Err(e),
             Err(_) => {}
         }
-        if let Ok(Some(status)) = child.try_wait()
-            && !status.success()
+        // Our server may have lost the start race to another one (it exits when the lock is
+        // taken); give the winner a moment before calling it a failure.
+        if failed_at.is_none() && matches!(child.try_wait(), Ok(Some(status)) if !status.success())
         {
+            failed_at = Some(Instant::now());
+        }
+        if failed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
             return Err(Error(format!(
                 "the server failed to start; see {}",
                 log_path.display()

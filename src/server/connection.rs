@@ -184,6 +184,29 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             })
             .await
         }
+        Request::Note { name, text } => {
+            ask(server, &name, |reply| SessionCmd::Note { text, reply }).await
+        }
+        Request::Revive {
+            name,
+            command,
+            rows,
+            cols,
+        } => match server.revive(&name, command, rows, cols).await {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error(e),
+        },
+        Request::KillLost => {
+            let mut forgotten = 0;
+            for tx in server.registry.all() {
+                let (reply, rx) = oneshot::channel();
+                if tx.send(SessionCmd::ForgetIfLost { reply }).await.is_ok() && rx.await == Ok(true)
+                {
+                    forgotten += 1;
+                }
+            }
+            Response::Notes(forgotten.to_string())
+        }
         Request::Input(_) | Request::Resize { .. } => {
             Response::Error("input and resize are only valid while attached".into())
         }

@@ -2,6 +2,7 @@
 //! accepts connections until told to stop.
 
 pub mod connection;
+pub mod dormant;
 pub mod session;
 
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ impl Registry {
 pub struct Server {
     pub registry: Registry,
     pub dir: PathBuf,
+    /// Where session records and output logs live; `None` when it could not be used.
+    pub store: Option<PathBuf>,
     pub shutdown: Notify,
     next_seq: std::sync::atomic::AtomicU64,
 }
@@ -74,26 +77,44 @@ impl Server {
         &self,
         spec: crate::protocol::SessionSpec,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
+        self.start(spec, None)
+    }
+
+    fn start(
+        &self,
+        spec: crate::protocol::SessionSpec,
+        earlier: Option<session::Earlier>,
+    ) -> Result<mpsc::Sender<SessionCmd>, String> {
         crate::paths::validate_session_name(&spec.name)?;
         if spec.command.is_empty() {
             return Err("no command to run".into());
         }
         let mut map = self.registry.lock();
         if map.contains_key(&spec.name) {
-            return Err(format!("session '{}' already exists", spec.name));
+            return Err(format!(
+                "session '{}' already exists (see `linger ls`; `linger kill {}` forgets it)",
+                spec.name, spec.name
+            ));
         }
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = spec.name.clone();
         let program = spec.command[0].clone();
         let cwd = spec.cwd.clone();
-        let session =
-            session::Session::spawn(spec, self.registry.clone(), rx, &self.dir).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound && !Path::new(&cwd).is_dir() {
-                    format!("cannot start session '{name}': directory {cwd} does not exist")
-                } else {
-                    format!("cannot start '{program}' in session '{name}': {e}")
-                }
-            })?;
+        let session = session::Session::spawn(
+            spec,
+            self.registry.clone(),
+            rx,
+            &self.dir,
+            self.store.as_deref(),
+            earlier,
+        )
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && !Path::new(&cwd).is_dir() {
+                format!("cannot start session '{name}': directory {cwd} does not exist")
+            } else {
+                format!("cannot start '{program}' in session '{name}': {e}")
+            }
+        })?;
         let seq = self
             .next_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -107,6 +128,110 @@ impl Server {
         );
         tokio::spawn(session.run());
         Ok(tx)
+    }
+
+    /// Starts an ended or lost session again, with its earlier output above the new.
+    pub async fn revive(
+        &self,
+        name: &str,
+        command: Option<Vec<String>>,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), String> {
+        let tx = self
+            .registry
+            .get(name)
+            .ok_or_else(|| format!("no session named '{name}' (see `linger ls`)"))?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send(SessionCmd::TakeForRevive { reply })
+            .await
+            .map_err(|_| format!("session '{name}' went away"))?;
+        let (record, lines) = rx
+            .await
+            .map_err(|_| format!("session '{name}' went away"))??;
+        // The old actor leaves the registry as it ends; wait for that before taking the name.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.registry.get(name).is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let command = command
+            .filter(|c| !c.is_empty())
+            .or_else(|| record.resume_command.clone())
+            .unwrap_or_else(|| record.command.clone());
+        let spec = crate::protocol::SessionSpec {
+            name: name.to_string(),
+            command,
+            cwd: record.cwd.clone(),
+            env: record.env.clone(),
+            scrollback: if record.scrollback == 0 {
+                10_000
+            } else {
+                record.scrollback
+            },
+            rows,
+            cols,
+            resume_command: record.resume_command.clone(),
+            log_limit: record.log_limit,
+        };
+        let earlier = session::Earlier {
+            lines,
+            notes: record.notes.clone(),
+            created_at: record.created_at,
+        };
+        self.start(spec, Some(earlier)).map(|_| ())
+    }
+
+    /// Lists sessions saved on disk as dormant entries; ones still marked running are lost.
+    fn load_saved(&self) {
+        let Some(store) = self.store.as_deref() else {
+            return;
+        };
+        for (dir, record) in crate::state::load_all(store) {
+            let mut record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn(&format!("skipping a saved session: {e}"));
+                    continue;
+                }
+            };
+            if crate::paths::validate_session_name(&record.name).is_err()
+                || dir.file_name().is_none_or(|n| n != record.name.as_str())
+            {
+                log::warn(&format!(
+                    "skipping {}: its record names another session",
+                    dir.display()
+                ));
+                continue;
+            }
+            if record.state == "running" {
+                record.state = "lost".into();
+                if let Err(e) = crate::state::write_record(&dir, &record) {
+                    log::warn(&format!(
+                        "cannot mark session {} lost on disk: {e}",
+                        record.name
+                    ));
+                }
+                log::info(&format!(
+                    "session {} was running when its server died: lost",
+                    record.name
+                ));
+            }
+            let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+            let seq = self
+                .next_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = record.name.clone();
+            let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
+            self.registry.lock().insert(
+                name,
+                SessionEntry {
+                    tx,
+                    pid: 0,
+                    created_seq: seq,
+                },
+            );
+            tokio::spawn(dormant.run());
+        }
     }
 }
 
@@ -166,12 +291,21 @@ async fn serve(dir: &Path) -> Result<(), String> {
     ));
     let pid_file = crate::paths::pid_path(dir);
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+    let store = crate::state::state_dir().and_then(|d| match crate::state::prepare_state_dir(&d) {
+        Ok(()) => Some(d),
+        Err(e) => {
+            log::warn(&format!("sessions will not be saved: {e}"));
+            None
+        }
+    });
     let server = Arc::new(Server {
         registry: Registry::default(),
         dir: dir.to_path_buf(),
+        store,
         shutdown: Notify::new(),
         next_seq: Default::default(),
     });
+    server.load_saved();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())

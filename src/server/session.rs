@@ -18,6 +18,7 @@ use crate::protocol::{
 };
 use crate::query_filter::QueryFilter;
 use crate::server::Registry;
+use crate::state::SessionRecord;
 
 /// Output chunks (each at most one read batch) a client may have queued before it counts as
 /// lagging and is resynced: at most 4 MiB per client.
@@ -98,6 +99,18 @@ pub enum SessionCmd {
         condition: WaitCondition,
         reply: oneshot::Sender<Response>,
     },
+    Note {
+        text: Option<String>,
+        reply: oneshot::Sender<Response>,
+    },
+    /// For `revive`: an ended session hands over its record and output, then goes away.
+    TakeForRevive {
+        reply: oneshot::Sender<Result<(SessionRecord, Vec<String>), String>>,
+    },
+    /// `kill --lost`: forget this session if it is lost; answers whether it was.
+    ForgetIfLost {
+        reply: oneshot::Sender<bool>,
+    },
     /// Server shutdown: end the child like a closing terminal would.
     Shutdown,
 }
@@ -150,13 +163,115 @@ pub struct Session {
     kill_replies: Vec<oneshot::Sender<Response>>,
     /// The server is shutting down: end once the child has.
     ending: bool,
+    /// Revive took this session's record and output: end without touching the disk.
+    handed_over: bool,
     waiters: Vec<Waiter>,
     pending_enter: Option<PendingEnter>,
-    created_at: u64,
     last_output_at: u64,
     last_output: Instant,
     registry: Registry,
     rx: mpsc::Receiver<SessionCmd>,
+    record: SessionRecord,
+    persist: Persist,
+}
+
+/// A revived session's past: its earlier output and what its record kept.
+pub struct Earlier {
+    pub lines: Vec<String>,
+    pub notes: String,
+    pub created_at: u64,
+}
+
+/// How often, at most, output reaches the disk; a SIGKILLed server loses at most this much.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The session's record and output log on disk. Any failure is logged once and reported in
+/// `ls --json`; the session carries on in memory.
+pub struct Persist {
+    dir: Option<std::path::PathBuf>,
+    log: Option<crate::state::OutputLog>,
+    error: Option<String>,
+    flush_at: Option<Instant>,
+    screen_dirty: bool,
+}
+
+impl Persist {
+    fn new(dir: Option<std::path::PathBuf>, record: &SessionRecord) -> Persist {
+        let mut persist = Persist {
+            dir,
+            log: None,
+            error: None,
+            flush_at: None,
+            screen_dirty: false,
+        };
+        let Some(dir) = persist.dir.clone() else {
+            persist.error = Some("no state dir (set LINGER_STATE_DIR or HOME)".into());
+            return persist;
+        };
+        let opened = crate::state::write_record(&dir, record)
+            .and_then(|()| crate::state::OutputLog::open(&dir, record.log_limit));
+        match opened {
+            Ok(log) => persist.log = Some(log),
+            Err(e) => persist.fail(&record.name, &e),
+        }
+        persist
+    }
+
+    fn fail(&mut self, name: &str, e: &std::io::Error) {
+        if self.error.is_none() {
+            let dir = self
+                .dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            log::warn(&format!(
+                "session {name}: cannot save state in {dir} ({e}); keeping it in memory only"
+            ));
+            self.error = Some(format!("cannot save state in {dir}: {e}"));
+        }
+        self.log = None;
+        self.flush_at = None;
+    }
+
+    fn mark_dirty(&mut self) {
+        if self.log.is_some() {
+            self.screen_dirty = true;
+            self.flush_at
+                .get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
+        }
+    }
+
+    fn write_record(&mut self, record: &SessionRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(dir) = self.dir.clone()
+            && let Err(e) = crate::state::write_record(&dir, record)
+        {
+            self.fail(&record.name, &e);
+        }
+    }
+
+    fn flush(&mut self, name: &str, model: &mut Model) {
+        self.flush_at = None;
+        let Some(log) = self.log.as_mut() else { return };
+        for line in model.take_fresh_lines() {
+            log.push_line(&line);
+        }
+        let screen = self.screen_dirty.then(|| model.screen_lines(true));
+        self.screen_dirty = false;
+        if let Err(e) = log.flush(screen.as_deref()) {
+            self.fail(name, &e);
+        }
+    }
+
+    /// Forgets the session on disk (after `kill`).
+    fn remove(&mut self) {
+        self.log = None;
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 pub fn unix_millis() -> u64 {
@@ -176,6 +291,7 @@ enum Event {
     KillEscalation,
     IdleCheck,
     DeliveryCheck,
+    Flush,
     CommandsClosed,
 }
 
@@ -186,6 +302,8 @@ impl Session {
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
         runtime_dir: &std::path::Path,
+        store: Option<&std::path::Path>,
+        earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
         let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
             ("TERM".into(), "xterm-256color".into()),
@@ -206,9 +324,59 @@ impl Session {
         // SAFETY: the fd is a freshly opened pty master that only this AsyncFd will own.
         let master = unsafe { AsyncFd::register(spawned.master) }.map_err(|e| e.into_parts().1)?;
         let now = unix_millis();
+        let mut model = match &earlier {
+            Some(e) => {
+                Model::with_earlier_lines(spec.rows, spec.cols, spec.scrollback, e.lines.clone())
+            }
+            None => Model::new(spec.rows, spec.cols, spec.scrollback),
+        };
+        let resume_command = spec
+            .resume_command
+            .clone()
+            .or_else(|| crate::state::preset_resume_command(&spec.command));
+        let record = SessionRecord {
+            name: spec.name.clone(),
+            command: spec.command.clone(),
+            cwd: spec.cwd.clone(),
+            env: spec.env.clone(),
+            created_at: earlier.as_ref().map_or(now, |e| e.created_at),
+            state: "running".into(),
+            pid,
+            exit_code: None,
+            signal: None,
+            resume_command,
+            notes: earlier
+                .as_ref()
+                .map(|e| e.notes.clone())
+                .unwrap_or_default(),
+            updated_at: now,
+            scrollback: spec.scrollback,
+            log_limit: if spec.log_limit == 0 {
+                crate::state::DEFAULT_LOG_LIMIT
+            } else {
+                spec.log_limit
+            },
+        };
+        let mut persist = Persist::new(
+            store.map(|s| crate::state::session_dir(s, &spec.name)),
+            &record,
+        );
+        if persist.log.is_some() {
+            model.collect_fresh_lines();
+        }
+        if earlier.is_some() {
+            let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            model.push_history_line(format!(
+                "\x1b[7m── {} revived at {when} ──\x1b[m",
+                spec.name
+            ));
+            persist.mark_dirty();
+        }
         Ok(Session {
             name: spec.name.clone(),
-            model: Model::new(spec.rows, spec.cols, spec.scrollback),
+            model,
+            record,
+            persist,
             spec,
             master,
             child: spawned.child,
@@ -224,9 +392,9 @@ impl Session {
             kill_deadline: None,
             kill_replies: Vec::new(),
             ending: false,
+            handed_over: false,
             waiters: Vec::new(),
             pending_enter: None,
-            created_at: now,
             last_output_at: now,
             last_output: Instant::now(),
             registry,
@@ -260,11 +428,19 @@ impl Session {
                 }
                 Event::IdleCheck => self.check_idle_waiters(),
                 Event::DeliveryCheck => self.check_delivery(),
+                Event::Flush => self.persist.flush(&self.name, &mut self.model),
                 Event::CommandsClosed => return,
             }
             if self.should_end() {
                 break;
             }
+        }
+        if self.handed_over {
+            // The revived session owns the files now.
+        } else if self.kill_replies.is_empty() {
+            self.persist.flush(&self.name, &mut self.model);
+        } else {
+            self.persist.remove();
         }
         self.registry.remove(&self.name, self.pid);
         for reply in self.kill_replies.drain(..) {
@@ -278,9 +454,10 @@ impl Session {
     }
 
     fn should_end(&self) -> bool {
-        (self.ending || !self.kill_replies.is_empty())
-            && !self.child_running
-            && self.exit_deadline.is_none()
+        self.handed_over
+            || (self.ending || !self.kill_replies.is_empty())
+                && !self.child_running
+                && self.exit_deadline.is_none()
     }
 
     async fn next_event(&mut self) -> Event {
@@ -342,6 +519,7 @@ impl Session {
             _ = sleep_until_opt(self.kill_deadline), if self.kill_deadline.is_some() => Event::KillEscalation,
             _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => Event::IdleCheck,
             _ = sleep_until_opt(delivery_deadline), if delivery_deadline.is_some() => Event::DeliveryCheck,
+            _ = sleep_until_opt(self.persist.flush_at), if self.persist.flush_at.is_some() => Event::Flush,
         }
     }
 
@@ -358,6 +536,7 @@ impl Session {
                 self.name
             ));
         }
+        self.persist.mark_dirty();
         let answers = self.model.take_answers();
         if !answers.is_empty() {
             self.queue_input(&answers);
@@ -420,7 +599,12 @@ impl Session {
                 let (control_tx, control_rx) = oneshot::channel();
                 let lagging = Arc::new(AtomicBool::new(false));
                 // Built between two pty reads, so no output is lost or repeated around it.
-                let _ = tx.try_send(Bytes::from(self.model.replay(true)));
+                let mut replay = self.model.replay(true);
+                if !self.record.notes.is_empty() {
+                    let notes = super::dormant::notes_block(&self.record.notes);
+                    replay.extend_from_slice(notes.as_bytes());
+                }
+                let _ = tx.try_send(Bytes::from(replay));
                 let mut client = Client {
                     output: tx,
                     control: Some(control_tx),
@@ -530,6 +714,40 @@ impl Session {
                 let _ = reply.send(Response::Capture(self.capture(history, from_line, ansi)));
             }
             SessionCmd::Wait { condition, reply } => self.add_waiter(condition, reply),
+            SessionCmd::Note { text, reply } => {
+                if let Some(text) = text {
+                    self.record.notes = text;
+                    self.record.updated_at = unix_millis();
+                    let record = self.record.clone();
+                    self.persist.write_record(&record);
+                }
+                let _ = reply.send(Response::Notes(self.record.notes.clone()));
+            }
+            SessionCmd::TakeForRevive { reply } => {
+                if self.state == SessionState::Running {
+                    let _ = reply.send(Err(format!(
+                        "session '{}' is running; nothing to revive",
+                        self.name
+                    )));
+                    return;
+                }
+                self.persist.flush(&self.name, &mut self.model);
+                let mut lines: Vec<String> = self
+                    .model
+                    .history()
+                    .since(0)
+                    .map(|(_, l)| l.to_string())
+                    .collect();
+                lines.extend(super::dormant::without_trailing_blanks(
+                    self.model.screen_lines(true),
+                ));
+                if reply.send(Ok((self.record.clone(), lines))).is_ok() {
+                    self.handed_over = true;
+                }
+            }
+            SessionCmd::ForgetIfLost { reply } => {
+                let _ = reply.send(false);
+            }
         }
     }
 
@@ -636,7 +854,7 @@ impl Session {
                 format!("[{} killed by {}]", self.name, crate::signals::name(*sig))
             }
             SessionState::Exited(code) => format!("[{} exited with {code}]", self.name),
-            SessionState::Running => format!("[{} is running]", self.name),
+            SessionState::Running | SessionState::Lost => format!("[{} is running]", self.name),
         }
     }
 
@@ -648,6 +866,7 @@ impl Session {
             self.name,
             self.state.label()
         ));
+        self.save_ended_state();
         let message = self.exit_message();
         for client in self.clients.values_mut() {
             if let Some(control) = client.control.take() {
@@ -658,11 +877,7 @@ impl Session {
         if let Some(pending) = self.pending_enter.take() {
             let _ = pending.reply.send(self.running_or_error());
         }
-        let exit_code = match self.state {
-            SessionState::Exited(code) => Some(code),
-            SessionState::Killed(sig) => Some(128 + sig),
-            SessionState::Running => None,
-        };
+        let exit_code = self.state.exit_status();
         for waiter in std::mem::take(&mut self.waiters) {
             match waiter {
                 Waiter::Exit { reply } => {
@@ -688,6 +903,23 @@ impl Session {
         }
     }
 
+    /// Records how the program ended, with its final output and screen, on disk.
+    fn save_ended_state(&mut self) {
+        let (state, code, signal) = match self.state {
+            SessionState::Killed(sig) => ("killed", None, Some(sig)),
+            SessionState::Exited(code) => ("exited", Some(code), None),
+            SessionState::Running | SessionState::Lost => ("running", None, None),
+        };
+        self.record.state = state.into();
+        self.record.exit_code = code;
+        self.record.signal = signal;
+        self.record.updated_at = unix_millis();
+        self.persist.mark_dirty();
+        self.persist.flush(&self.name, &mut self.model);
+        let record = self.record.clone();
+        self.persist.write_record(&record);
+    }
+
     fn info(&self) -> SessionInfo {
         let (rows, cols) = self.model.size();
         SessionInfo {
@@ -697,10 +929,13 @@ impl Session {
             command: self.spec.command.clone(),
             cwd: self.spec.cwd.clone(),
             clients: self.clients.len() as u32,
-            created_at: self.created_at,
+            created_at: self.record.created_at,
             last_output_at: self.last_output_at,
             rows,
             cols,
+            notes: self.record.notes.clone(),
+            resume_command: self.record.resume_command.clone(),
+            persist_error: self.persist.error.clone(),
         }
     }
 
@@ -748,11 +983,7 @@ impl Session {
         if self.state != SessionState::Running
             && let WaitCondition::Exit = condition
         {
-            let exit_code = match self.state {
-                SessionState::Exited(code) => Some(code),
-                SessionState::Killed(sig) => Some(128 + sig),
-                SessionState::Running => None,
-            };
+            let exit_code = self.state.exit_status();
             let _ = reply.send(Response::WaitDone {
                 line: self.exit_message(),
                 exit_code,

@@ -21,6 +21,7 @@ pub struct Env {
     _tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub home: PathBuf,
+    pub state: PathBuf,
 }
 
 impl Env {
@@ -32,10 +33,12 @@ impl Env {
         let dir = tmp.path().join("rt");
         let home = tmp.path().join("home");
         std::fs::create_dir(&home).expect("home");
+        let state = tmp.path().join("state");
         Env {
             _tmp: tmp,
             dir,
             home,
+            state,
         }
     }
 
@@ -44,6 +47,7 @@ impl Env {
         c.env("LINGER_DIR", &self.dir)
             .env("SHELL", "/bin/sh")
             .env("HOME", &self.home)
+            .env("LINGER_STATE_DIR", &self.state)
             .env("LINGER_TEST_HOOKS", "1")
             .env_remove("LINGER_SESSION")
             .env_remove("LINGER_DETACH_KEY")

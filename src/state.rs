@@ -1,0 +1,321 @@
+//! Session records and output logs on disk, so a session's history, metadata and notes outlive
+//! the server: atomic record writes, a size-bounded output log, the last screen.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default bound on one session's output log (both generations together).
+pub const DEFAULT_LOG_LIMIT: u64 = 16 << 20;
+
+/// The state dir: `LINGER_STATE_DIR`, else `$XDG_STATE_HOME/linger`, else
+/// `~/.local/state/linger`.
+pub fn state_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LINGER_STATE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("linger"));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".local/state/linger"))
+}
+
+/// Creates the state dir (0700; parents as needed) and checks it like the runtime dir.
+pub fn prepare_state_dir(dir: &Path) -> Result<(), String> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    crate::paths::ensure_private_dir(dir)?;
+    let sessions = dir.join("sessions");
+    crate::paths::ensure_private_dir(&sessions)
+}
+
+pub fn session_dir(state: &Path, name: &str) -> PathBuf {
+    state.join("sessions").join(name)
+}
+
+/// What is known about a session, written on every change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SessionRecord {
+    pub name: String,
+    pub command: Vec<String>,
+    pub cwd: String,
+    pub env: Vec<(String, String)>,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// `running`, `exited`, `killed` or `lost`.
+    pub state: String,
+    pub pid: u32,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Command `revive` runs when given none.
+    pub resume_command: Option<Vec<String>>,
+    pub notes: String,
+    /// Unix milliseconds of the last record or output write: "last seen" for a lost session.
+    pub updated_at: u64,
+    pub scrollback: usize,
+    pub log_limit: u64,
+}
+
+/// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:
+/// write a temporary file, fsync it, rename it over, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        if durable {
+            file.sync_all()?;
+        }
+    }
+    std::fs::rename(&tmp, path)?;
+    if durable && let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+pub fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    write_atomic(&dir.join("meta.json"), &json, true)
+}
+
+pub fn read_record(dir: &Path) -> Result<SessionRecord, String> {
+    let path = dir.join("meta.json");
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("cannot parse {}: {e}", path.display()))
+}
+
+/// Every session record in the state dir, skipping (and reporting) unreadable ones.
+pub fn load_all(state: &Path) -> Vec<(PathBuf, Result<SessionRecord, String>)> {
+    let Ok(entries) = std::fs::read_dir(state.join("sessions")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let path = e.path();
+            let record = read_record(&path);
+            (path, record)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn log_path(dir: &Path) -> PathBuf {
+    dir.join("output.log")
+}
+
+fn old_log_path(dir: &Path) -> PathBuf {
+    dir.join("output.log.1")
+}
+
+fn screen_path(dir: &Path) -> PathBuf {
+    dir.join("screen.txt")
+}
+
+/// The saved history lines (oldest first) and the last screen.
+pub fn read_output(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let mut history = Vec::new();
+    for path in [old_log_path(dir), log_path(dir)] {
+        if let Ok(bytes) = std::fs::read(&path) {
+            let text = String::from_utf8_lossy(&bytes);
+            history.extend(text.lines().map(str::to_string));
+        }
+    }
+    let screen = std::fs::read(screen_path(dir))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    (history, screen)
+}
+
+/// Modification time (unix ms) of the newest file of a session: when it was last seen.
+pub fn last_written(dir: &Path) -> u64 {
+    [dir.join("meta.json"), log_path(dir), screen_path(dir)]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
+        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Appends history lines to a session's output log and keeps its last screen. The log has two
+/// generations of at most half the limit each, so the oldest output goes first and the total
+/// stays under the limit.
+pub struct OutputLog {
+    dir: PathBuf,
+    file: Option<std::fs::File>,
+    bytes: u64,
+    limit: u64,
+    pending: Vec<u8>,
+}
+
+impl OutputLog {
+    pub fn open(dir: &Path, limit: u64) -> std::io::Result<OutputLog> {
+        std::fs::create_dir_all(dir)?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(log_path(dir))?;
+        let bytes = file.metadata()?.len();
+        Ok(OutputLog {
+            dir: dir.to_path_buf(),
+            file: Some(file),
+            bytes,
+            limit: limit.max(4096),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Queues a line; nothing touches the disk until [`OutputLog::flush`].
+    pub fn push_line(&mut self, line: &str) {
+        self.pending.extend_from_slice(line.as_bytes());
+        self.pending.push(b'\n');
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes queued lines (rotating when the current generation is full) and the screen.
+    pub fn flush(&mut self, screen: Option<&[String]>) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            let half = self.limit / 2;
+            if self.bytes + self.pending.len() as u64 > half && self.bytes > 0 {
+                self.rotate()?;
+            }
+            let pending = std::mem::take(&mut self.pending);
+            // A single burst larger than a generation keeps only its newest part.
+            let keep = if pending.len() as u64 > half {
+                let start = pending.len() - half as usize;
+                let start = pending[start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(start, |p| start + p + 1);
+                &pending[start..]
+            } else {
+                &pending[..]
+            };
+            if let Some(file) = self.file.as_mut() {
+                file.write_all(keep)?;
+                self.bytes += keep.len() as u64;
+            }
+        }
+        if let Some(screen) = screen {
+            let mut text = screen.join("\n");
+            text.push('\n');
+            write_atomic(&screen_path(&self.dir), text.as_bytes(), false)?;
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        std::fs::rename(log_path(&self.dir), old_log_path(&self.dir))?;
+        self.file = Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(log_path(&self.dir))?,
+        );
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// Resume commands for well-known agents, from each tool's documentation:
+/// `claude --continue` (most recent conversation in this directory), `codex resume --last`,
+/// `aider --restore-chat-history`, `gemini --resume` (latest session).
+pub fn preset_resume_command(command: &[String]) -> Option<Vec<String>> {
+    let program = command.first()?;
+    let base = Path::new(program).file_name()?.to_str()?;
+    let with = |extra: &[&str]| {
+        let mut argv = vec![program.clone()];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        Some(argv)
+    };
+    match base {
+        "claude" => with(&["--continue"]),
+        "codex" => with(&["resume", "--last"]),
+        "gemini" => with(&["--resume"]),
+        "aider" => {
+            let mut argv = command.to_vec();
+            if !argv.iter().any(|a| a == "--restore-chat-history") {
+                argv.push("--restore-chat-history".into());
+            }
+            Some(argv)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_stays_under_its_limit_and_keeps_the_newest_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = OutputLog::open(dir.path(), 64 * 1024).unwrap();
+        for i in 0..20_000 {
+            log.push_line(&format!("line {i}"));
+            if i % 100 == 0 {
+                log.flush(None).unwrap();
+            }
+        }
+        log.flush(Some(&["screen".to_string()])).unwrap();
+        let total: u64 = ["output.log", "output.log.1"]
+            .iter()
+            .map(|f| {
+                std::fs::metadata(dir.path().join(f))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum();
+        assert!(total <= 64 * 1024, "{total}");
+        let (history, screen) = read_output(dir.path());
+        assert_eq!(history.last().unwrap(), "line 19999");
+        assert_eq!(screen, vec!["screen"]);
+    }
+
+    #[test]
+    fn presets() {
+        let p = |c: &[&str]| {
+            preset_resume_command(&c.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            p(&["/usr/bin/claude"]).unwrap(),
+            vec!["/usr/bin/claude", "--continue"]
+        );
+        assert_eq!(
+            p(&["codex", "--model", "x"]).unwrap(),
+            vec!["codex", "resume", "--last"]
+        );
+        assert_eq!(
+            p(&["aider", "--4o"]).unwrap(),
+            vec!["aider", "--4o", "--restore-chat-history"]
+        );
+        assert!(p(&["bash"]).is_none());
+    }
+}
