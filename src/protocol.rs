@@ -281,6 +281,35 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     out
 }
 
+/// Index of `Response::Output` in postcard's encoding (variants are numbered in order).
+const OUTPUT_VARIANT: u8 = 3;
+
+/// Encodes `Response::Output(data)` as one frame with a single copy of `data`: the hot path of
+/// every attached client. A unit test pins it to postcard's own encoding.
+pub fn encode_output(data: &[u8]) -> Vec<u8> {
+    let mut len_varint = [0u8; 10];
+    let mut n = data.len();
+    let mut used = 0;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            len_varint[used] = byte;
+            used += 1;
+            break;
+        }
+        len_varint[used] = byte | 0x80;
+        used += 1;
+    }
+    let body_len = 1 + used + data.len();
+    let mut out = Vec::with_capacity(4 + body_len);
+    out.extend_from_slice(&(body_len as u32).to_be_bytes());
+    out.push(OUTPUT_VARIANT);
+    out.extend_from_slice(&len_varint[..used]);
+    out.extend_from_slice(data);
+    out
+}
+
 /// Decodes a frame body (without the length prefix).
 pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
     postcard::from_bytes(body).map_err(FrameError::Decode)
@@ -331,6 +360,18 @@ pub fn mismatch_message(client: &Hello, server: &Hello) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_encoded_output_matches_postcard() {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            assert_eq!(
+                encode_output(&data),
+                encode(&Response::Output(data.clone())),
+                "len {len}"
+            );
+        }
+    }
 
     #[test]
     fn frames_round_trip() {

@@ -371,8 +371,7 @@ async fn write_to_client(
 async fn write_output(wr: &mut OwnedWriteHalf, data: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
-        wr.write_all(&protocol::encode(&Response::Output(chunk.to_vec())))
-            .await?;
+        wr.write_all(&protocol::encode_output(chunk)).await?;
     }
     Ok(())
 }

@@ -1051,9 +1051,10 @@ impl Session {
                             });
                         }
                         None if reply.is_closed() => {}
+                        // History lines never change: the next check starts after these.
                         None => remaining.push(Waiter::Text {
                             regex,
-                            from_line,
+                            from_line: from_line.max(history.next_line()),
                             reply,
                         }),
                     }
