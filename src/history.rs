@@ -46,6 +46,14 @@ impl History {
         }
     }
 
+    /// Extends the newest line: a wrapped row that turned out to continue it.
+    pub fn append_to_last(&mut self, text: &str) {
+        if let Some(last) = self.lines.back_mut() {
+            last.push_str(text);
+            self.bytes += text.len();
+        }
+    }
+
     /// Number of the next line to be pushed.
     pub fn next_line(&self) -> u64 {
         self.first_line + self.lines.len() as u64

@@ -20,8 +20,10 @@ const TEST_PANIC_OSC: &[u8] = b"7770";
 /// vt100 callbacks: everything the screen model reports that linger keeps itself.
 struct Tracker {
     history: History,
-    /// The logical line being assembled from wrapped rows as they scroll off.
-    partial_line: String,
+    /// Scratch buffer for one scrolled row.
+    scratch: String,
+    /// A row has scrolled off before, so a row without a leading newline continues it.
+    line_open: bool,
     capture_state: vt100::capture::BasicFormattedCaptureState,
     answers: Vec<u8>,
     title: String,
@@ -37,7 +39,8 @@ impl Tracker {
     fn new(history: History) -> Tracker {
         Tracker {
             history,
-            partial_line: String::new(),
+            scratch: String::new(),
+            line_open: false,
             capture_state: Default::default(),
             answers: Vec::new(),
             title: String::new(),
@@ -123,25 +126,32 @@ impl vt100::Callbacks for Tracker {
         if alternate_screen {
             return;
         }
-        // Each logical line starts from default attributes so it stands alone on replay.
-        // The state is fresh at the start of every line, so vt100 never prefixes a newline.
-        let _ = contents.write_formatted_basic(&mut self.partial_line, &mut self.capture_state);
-        if !row_wraps(&self.capture_state) {
-            let line = std::mem::take(&mut self.partial_line);
-            if let Some(fresh) = self.fresh.as_mut() {
-                fresh.push(line.clone());
+        // One capture state runs across all rows, so each row's SGR is relative to the end of
+        // the one before: history replays as one continuous stream. vt100 starts a row that
+        // begins a new line with '\n'; a row without it continues the previous (wrapped) line.
+        self.scratch.clear();
+        let _ = contents.write_formatted_basic(&mut self.scratch, &mut self.capture_state);
+        match self.scratch.strip_prefix('\n') {
+            Some(line) => self.push_line(line.to_string()),
+            None if !self.line_open => self.push_line(self.scratch.clone()),
+            None => {
+                self.history.append_to_last(&self.scratch);
+                if let Some(last) = self.fresh.as_mut().and_then(|f| f.last_mut()) {
+                    last.push_str(&self.scratch);
+                }
             }
-            self.history.push(line);
-            self.capture_state = Default::default();
         }
+        self.line_open = true;
     }
 }
 
-/// Whether the row just written continues on the next one. vt100 keeps this as the capture
-/// state's private "newline pending" flag and shows it only through `Debug`; vt100 is pinned in
-/// Cargo.lock and a unit test below fails if the format ever changes.
-fn row_wraps(state: &vt100::capture::BasicFormattedCaptureState) -> bool {
-    format!("{state:?}").contains("newline_pending: false")
+impl Tracker {
+    fn push_line(&mut self, line: String) {
+        if let Some(fresh) = self.fresh.as_mut() {
+            fresh.push(line.clone());
+        }
+        self.history.push(line);
+    }
 }
 
 /// Watches the output for DECSTBM (scroll region), which vt100 applies but does not expose.
@@ -166,7 +176,7 @@ impl RegionWatch {
         let mut i = 0;
         while i < bytes.len() {
             if self.state == ScanState::Ground {
-                match memchr(0x1b, &bytes[i..]) {
+                match memchr::memchr(0x1b, &bytes[i..]) {
                     Some(off) => {
                         i += off + 1;
                         self.state = ScanState::Escape;
@@ -208,10 +218,6 @@ impl RegionWatch {
             }
         }
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 fn parse_region(params: &[u8], rows: u16) -> Option<(u16, u16)> {
@@ -315,6 +321,10 @@ impl Model {
             fresh.push(line.clone());
         }
         tracker.history.push(line);
+        // The separator stands alone: the next scrolled row starts a new line from default
+        // attributes.
+        tracker.capture_state = Default::default();
+        tracker.line_open = false;
     }
 
     fn rebuild(&mut self) {
@@ -383,10 +393,12 @@ impl Model {
         let mut out = String::with_capacity(64 * 1024);
         out.push_str("\x1b[!p\x1b[m\x1b[?1049l\x1b[r");
         if history {
+            // Lines carry SGR relative to the line before, so they replay as one stream.
             for (_, line) in self.history().since(0) {
                 out.push_str(line);
-                out.push_str("\x1b[m\r\n");
+                out.push_str("\r\n");
             }
+            out.push_str("\x1b[m");
             // Push whatever is on the terminal (history included) into its scrollback before the
             // screen is drawn over it.
             for _ in 0..rows {

@@ -64,7 +64,7 @@ impl QueryFilter {
     /// Returns what to forward. The common case (no query, nothing held) returns `chunk` itself
     /// without copying.
     pub fn filter(&mut self, chunk: Bytes) -> Bytes {
-        if self.held.is_empty() && !chunk.contains(&0x1b) {
+        if self.held.is_empty() && memchr::memchr(0x1b, &chunk).is_none() {
             return chunk;
         }
         let data: Bytes = if self.held.is_empty() {
@@ -77,7 +77,7 @@ impl QueryFilter {
         let mut out: Option<Vec<u8>> = None;
         let mut copied_to = 0;
         let mut pos = 0;
-        while let Some(off) = data[pos..].iter().position(|&b| b == 0x1b) {
+        while let Some(off) = memchr::memchr(0x1b, &data[pos..]) {
             let start = pos + off;
             match scan(&data[start..]) {
                 Scan::Query(len) => {
