@@ -14,6 +14,9 @@ pub struct History {
     max_bytes: usize,
 }
 
+/// Longest logical line kept whole; longer ones continue as further lines.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
 /// Bytes allowed per configured line on average; generous for colour-heavy output while still
 /// bounding memory when an app prints enormous single lines.
 const BYTES_PER_LINE_BUDGET: usize = 512;
@@ -46,11 +49,18 @@ impl History {
         }
     }
 
-    /// Extends the newest line: a wrapped row that turned out to continue it.
-    pub fn append_to_last(&mut self, text: &str) {
-        if let Some(last) = self.lines.back_mut() {
-            last.push_str(text);
-            self.bytes += text.len();
+    /// Extends the newest line: a wrapped row that turned out to continue it. A line already
+    /// at [`MAX_LINE_BYTES`] is not extended (false): the caller starts a new line instead, so
+    /// one endless line cannot grow memory without bound.
+    pub fn append_to_last(&mut self, text: &str) -> bool {
+        match self.lines.back_mut() {
+            Some(last) if last.len() + text.len() <= MAX_LINE_BYTES => {
+                last.push_str(text);
+                self.bytes += text.len();
+                true
+            }
+            Some(_) => false,
+            None => true,
         }
     }
 

@@ -135,9 +135,12 @@ impl vt100::Callbacks for Tracker {
             Some(line) => self.push_line(line.to_string()),
             None if !self.line_open => self.push_line(self.scratch.clone()),
             None => {
-                self.history.append_to_last(&self.scratch);
-                if let Some(last) = self.fresh.as_mut().and_then(|f| f.last_mut()) {
-                    last.push_str(&self.scratch);
+                if self.history.append_to_last(&self.scratch) {
+                    if let Some(last) = self.fresh.as_mut().and_then(|f| f.last_mut()) {
+                        last.push_str(&self.scratch);
+                    }
+                } else {
+                    self.push_line(self.scratch.clone());
                 }
             }
         }
@@ -243,6 +246,8 @@ fn parse_region(params: &[u8], rows: u16) -> Option<(u16, u16)> {
 
 pub struct Model {
     parser: vt100::Parser<Tracker>,
+    /// The start of a UTF-8 sequence the last chunk ended in.
+    utf8_tail: Vec<u8>,
     region: RegionWatch,
     scrollback: usize,
 }
@@ -260,6 +265,7 @@ impl Model {
         Model {
             parser: vt100::Parser::new_with_callbacks(nz(rows), nz(cols), 0, Tracker::new(history)),
             region: RegionWatch::default(),
+            utf8_tail: Vec::new(),
             scrollback,
         }
     }
@@ -268,6 +274,19 @@ impl Model {
     /// (keeping the history) and the panic message returned, so one odd byte stream cannot take
     /// the server down.
     pub fn process(&mut self, bytes: &[u8]) -> Result<(), String> {
+        // vte (under vt100) drops characters after a UTF-8 sequence split across two calls
+        // (alacritty/vte#159): hold an incomplete sequence at the end back for the next call.
+        let joined;
+        let mut bytes = bytes;
+        if !self.utf8_tail.is_empty() {
+            let mut all = std::mem::take(&mut self.utf8_tail);
+            all.extend_from_slice(bytes);
+            joined = all;
+            bytes = &joined;
+        }
+        let keep = incomplete_utf8_tail(bytes);
+        let (bytes, tail) = bytes.split_at(bytes.len() - keep);
+        self.utf8_tail.extend_from_slice(tail);
         let rows = self.size().0;
         self.region.feed(bytes, rows);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.parser.process(bytes)));
@@ -436,6 +455,26 @@ impl Model {
     }
 }
 
+/// How many bytes at the end of `bytes` are the start of a UTF-8 sequence still missing its
+/// continuation bytes.
+fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    for back in 1..=n.min(3) {
+        let b = bytes[n - back];
+        if b & 0xc0 == 0x80 {
+            continue; // a continuation byte: keep looking for the lead
+        }
+        let needed = match b {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => return 0,
+        };
+        return if back < needed { back } else { 0 };
+    }
+    0
+}
+
 /// Drops trailing blank cells from a formatted row while keeping its escape sequences intact.
 fn trim_end_formatted(row: &str) -> &str {
     row.trim_end_matches(' ')
@@ -459,6 +498,29 @@ mod tests {
         m.process(b"abcdefgh\r\nx\r\ny\r\n").unwrap();
         let lines: Vec<_> = m.history().since(0).map(|(_, l)| l.to_string()).collect();
         assert_eq!(lines, vec!["abcdefgh", "x"]);
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_keeps_every_character() {
+        let text = "é!日本".as_bytes();
+        let mut m = Model::new(2, 20, 10);
+        m.process(&text[..1]).unwrap();
+        m.process(&text[1..]).unwrap();
+        assert_eq!(m.screen_lines(false)[0], "é!日本");
+        let mut m = Model::new(2, 20, 10);
+        for b in text {
+            m.process(std::slice::from_ref(b)).unwrap();
+        }
+        assert_eq!(m.screen_lines(false)[0], "é!日本");
+    }
+
+    #[test]
+    fn endless_line_is_kept_in_bounded_pieces() {
+        let mut m = Model::new(2, 100, 10);
+        for _ in 0..5000 {
+            m.process(&[b'x'; 100]).unwrap();
+        }
+        assert!(m.history().bytes() <= 64 * 1024 + crate::history::MAX_LINE_BYTES);
     }
 
     #[test]

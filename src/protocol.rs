@@ -10,8 +10,22 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest frame either side accepts; anything bigger is a protocol error, never an allocation.
+/// Largest frame the server accepts from a client; anything bigger is a protocol error, never
+/// an allocation.
 pub const MAX_FRAME: usize = 1 << 20;
+
+/// Largest frame a client accepts from the server: a capture of a long history is one frame.
+pub const MAX_RESPONSE_FRAME: usize = 256 << 20;
+
+/// Largest screen a client may ask for; vt100 keeps 32 bytes per cell, so this bounds one
+/// session's screen at 16 MiB whatever a client claims.
+pub const MAX_ROWS: u16 = 500;
+pub const MAX_COLS: u16 = 1000;
+
+/// Clamps a client's stated terminal size to what the server will allocate.
+pub fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
+    (rows.clamp(1, MAX_ROWS), cols.clamp(1, MAX_COLS))
+}
 
 /// Output larger than this is split over several frames so no frame nears [`MAX_FRAME`].
 pub const OUTPUT_CHUNK: usize = 256 * 1024;
@@ -250,7 +264,7 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::Io(e) => write!(f, "{e}"),
             FrameError::TooLarge(n) => {
-                write!(f, "frame of {n} bytes exceeds the {MAX_FRAME} limit")
+                write!(f, "frame of {n} bytes exceeds the limit")
             }
             FrameError::Decode(e) => write!(f, "malformed message: {e}"),
         }
@@ -328,10 +342,19 @@ pub async fn read_frame_into<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
 ) -> Result<(), FrameError> {
+    read_frame_limited(r, buf, MAX_FRAME).await
+}
+
+/// Like [`read_frame_into`] with a limit of the caller's choosing.
+pub async fn read_frame_limited<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), FrameError> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > limit {
         return Err(FrameError::TooLarge(len));
     }
     buf.clear();
@@ -345,6 +368,13 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: for<'a> Deserialize<'a>>(
 ) -> Result<T, FrameError> {
     let mut buf = Vec::new();
     read_frame_into(r, &mut buf).await?;
+    decode(&buf)
+}
+
+/// Reads a server's response: larger frames than a client may send are fine here.
+pub async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<Response, FrameError> {
+    let mut buf = Vec::new();
+    read_frame_limited(r, &mut buf, MAX_RESPONSE_FRAME).await?;
     decode(&buf)
 }
 

@@ -77,6 +77,7 @@ pub fn spawn(opts: SpawnOptions<'_>) -> std::io::Result<Spawned> {
             rustix::process::ioctl_tiocsctty(std::io::stdin())?;
             // The server ignores SIGPIPE; the child should get the default back.
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            close_inherited_fds();
             Ok(())
         });
     }
@@ -86,6 +87,22 @@ pub fn spawn(opts: SpawnOptions<'_>) -> std::io::Result<Spawned> {
     // `cmd` owned the slave copies; dropping it here leaves only the child holding the slave.
     drop(cmd);
     Ok(Spawned { master, child })
+}
+
+/// Marks every fd above stderr close-on-exec, so a program started by linger inherits only its
+/// terminal: not the server's sockets, nor whatever the process that started the server had
+/// open. Safe between fork and exec (one system call); failure (old kernels) is ignored.
+pub fn close_inherited_fds() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range(2) only changes fd flags of this process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        );
+    }
 }
 
 pub fn resize(master: impl AsFd, rows: u16, cols: u16) -> std::io::Result<()> {

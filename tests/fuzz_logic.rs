@@ -173,7 +173,6 @@ fn fuzz_corpus_files_pass() {
 /// "é!日本" read as [c3] [a9 21 e6 ...] leaves "é日本" in the model, so capture, `wait --text`,
 /// history and attach replays miss the "!" while live clients (raw bytes) show it.
 #[test]
-#[ignore = "vte 0.15.0 drops characters after a UTF-8 sequence split across reads (alacritty/vte#159); see docs/RELIABILITY.md"]
 fn utf8_split_across_reads_keeps_every_character() {
     let text = "é!日本 ok";
     let bytes = text.as_bytes();

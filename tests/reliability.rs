@@ -699,7 +699,6 @@ fn binary_garbage_from_the_child() {
 /// the history is bounded in bytes (`--scrollback 100` allows 64 KiB), but the line being
 /// assembled from wrapped rows is not, nor is a single line longer than the whole budget.
 #[test]
-#[ignore = "bug: an endless line grows the server's memory without bound (see docs/RELIABILITY.md)"]
 fn endless_line_memory_is_bounded() {
     const T: &str = "endless_line";
     let bytes = scaled("LINGER_LINE_BYTES", 16_000_000, 64_000_000);
@@ -738,7 +737,6 @@ fn endless_line_memory_is_bounded() {
 /// `capture --all` of a history the defaults allow (10,000 lines, 5 MiB) must work; it is one
 /// response frame, and frames are capped at 1 MiB.
 #[test]
-#[ignore = "bug: capture --all fails once the history exceeds the 1 MiB frame limit (see docs/RELIABILITY.md)"]
 fn capture_all_of_a_full_default_history() {
     let env = Env::new();
     let line = "y".repeat(120);
@@ -765,7 +763,6 @@ fn capture_all_of_a_full_default_history() {
 /// whatever it is told. 2000 x 2000 cells are 128 MB of vt100 cells (32 bytes each); the
 /// protocol allows 65535 x 65535 (137 GB).
 #[test]
-#[ignore = "bug: the server allocates any screen size a client asks for (see docs/RELIABILITY.md)"]
 fn huge_size_from_a_client_is_bounded() {
     const T: &str = "huge_size";
     use linger::protocol::{self, Hello, Request, Response};
@@ -818,7 +815,6 @@ fn huge_size_from_a_client_is_bounded() {
 /// every session's program. A pipe's write end left open at fd 77 in the starting client
 /// must reach EOF once that client has exited.
 #[test]
-#[ignore = "bug: the auto-started server and its sessions inherit the starting client's fds (see docs/RELIABILITY.md)"]
 fn server_does_not_keep_the_starting_clients_fds() {
     use std::os::unix::process::CommandExt;
     const FD: i32 = 77;

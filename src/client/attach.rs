@@ -57,7 +57,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     protocol::write_frame(&mut stream, &request)
         .await
         .map_err(|e| Error(format!("lost the server: {e}")))?;
-    match protocol::read_frame::<_, Response>(&mut stream).await {
+    match protocol::read_response(&mut stream).await {
         Ok(Response::Ok) => {}
         Ok(Response::Error(e)) => return Err(Error(e)),
         Ok(other) => {
@@ -115,7 +115,7 @@ async fn run(stream: tokio::net::UnixStream, read_only: bool, key: DetachKey) ->
     loop {
         let deadline = matcher.deadline();
         let actions = tokio::select! {
-            received = protocol::read_frame_into(&mut rd, &mut frame) => {
+            received = protocol::read_frame_limited(&mut rd, &mut frame, protocol::MAX_RESPONSE_FRAME) => {
                 if received.is_err() {
                     return Ending::ConnectionLost;
                 }

@@ -126,7 +126,7 @@ impl Client {
         protocol::write_frame(&mut stream, request)
             .await
             .map_err(|e| Error(format!("lost the server: {e}")))?;
-        match protocol::read_frame::<_, Response>(&mut stream).await {
+        match protocol::read_response(&mut stream).await {
             Ok(Response::Error(e)) => Err(Error(e)),
             Ok(r) => Ok(r),
             Err(e) => Err(Error(format!("lost the server: {e}"))),
@@ -310,6 +310,8 @@ async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
     unsafe {
         cmd.pre_exec(|| {
             rustix::process::setsid()?;
+            // The server is a daemon: it must not hold the caller's pipes open.
+            crate::pty::close_inherited_fds();
             Ok(())
         });
     }

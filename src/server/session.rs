@@ -305,6 +305,8 @@ impl Session {
         store: Option<&std::path::Path>,
         earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
+        let mut spec = spec;
+        (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
         let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
             ("TERM".into(), "xterm-256color".into()),
             ("COLORTERM".into(), "truecolor".into()),
@@ -809,7 +811,11 @@ impl Session {
     }
 
     fn apply_size(&mut self, rows: u16, cols: u16) {
-        if rows == 0 || cols == 0 || (rows, cols) == self.model.size() {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let (rows, cols) = crate::protocol::clamp_size(rows, cols);
+        if (rows, cols) == self.model.size() {
             return;
         }
         if let Err(e) = crate::pty::resize(self.master.get_ref(), rows, cols) {
