@@ -7,8 +7,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Registry;
-use super::session::{ClientLink, Control, SessionCmd, strip_sgr};
-use crate::protocol::{Capture, CaptureLine, Response, SessionInfo, SessionState, WaitCondition};
+use super::session::{ClientLink, Control, SessionCmd, select_history, strip_sgr};
+use crate::protocol::{Capture, Response, SessionInfo, SessionState, WaitCondition};
 use crate::state::SessionRecord;
 
 pub struct Dormant {
@@ -185,27 +185,11 @@ impl Dormant {
     fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
         let (lines, screen) = crate::state::read_output(&self.dir);
         let next_line = lines.len() as u64;
-        let start = match (history, from_line) {
-            (_, Some(from)) => Some(from),
-            (Some(n), None) => Some(next_line.saturating_sub(n.min(lines.len()) as u64)),
-            (None, None) => None,
-        };
-        let history = match start {
-            Some(start) => lines
-                .iter()
-                .enumerate()
-                .skip(start as usize)
-                .map(|(i, text)| CaptureLine {
-                    line: i as u64,
-                    text: if ansi {
-                        format!("{text}\x1b[m")
-                    } else {
-                        strip_sgr(text)
-                    },
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        let numbered = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as u64, l.as_str()));
+        let history = select_history(numbered, next_line, history, from_line, ansi);
         let screen: Vec<String> = screen
             .iter()
             .map(|l| {

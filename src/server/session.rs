@@ -950,26 +950,13 @@ impl Session {
         let (rows, cols) = self.model.size();
         let (cursor_row, cursor_col) = screen.cursor_position();
         let hist = self.model.history();
-        // History is included only when asked for: the last N lines, or everything from a line.
-        let start = match (history, from_line) {
-            (_, Some(from)) => Some(from),
-            (Some(n), None) => Some(hist.next_line().saturating_sub(n.min(hist.len()) as u64)),
-            (None, None) => None,
-        };
-        let lines = match start {
-            Some(start) => hist
-                .since(start)
-                .map(|(line, text)| CaptureLine {
-                    line,
-                    text: if ansi {
-                        format!("{text}\x1b[m")
-                    } else {
-                        strip_sgr(text)
-                    },
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        let lines = select_history(
+            hist.since(hist.first_line()),
+            hist.next_line(),
+            history,
+            from_line,
+            ansi,
+        );
         Capture {
             name: self.name.clone(),
             rows,
@@ -1135,6 +1122,34 @@ fn strip_paste_end(data: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The history lines a capture asked for: none, the last `history` lines, or every line from
+/// `from_line` on; plain text unless `ansi`. `lines` yields (number, text) in order and
+/// `next_line` is the number the next line will get.
+pub fn select_history<'a>(
+    lines: impl Iterator<Item = (u64, &'a str)>,
+    next_line: u64,
+    history: Option<usize>,
+    from_line: Option<u64>,
+    ansi: bool,
+) -> Vec<CaptureLine> {
+    let start = match (history, from_line) {
+        (_, Some(from)) => from,
+        (Some(n), None) => next_line.saturating_sub(n.try_into().unwrap_or(u64::MAX)),
+        (None, None) => return Vec::new(),
+    };
+    lines
+        .filter(|(line, _)| *line >= start)
+        .map(|(line, text)| CaptureLine {
+            line,
+            text: if ansi {
+                format!("{text}\x1b[m")
+            } else {
+                strip_sgr(text)
+            },
+        })
+        .collect()
 }
 
 pub fn strip_sgr(line: &str) -> String {
