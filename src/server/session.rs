@@ -23,6 +23,8 @@ use crate::state::SessionRecord;
 /// Output chunks (each at most one read batch) a client may have queued before it counts as
 /// lagging and is resynced: at most 4 MiB per client.
 pub const CLIENT_QUEUE: usize = 64;
+/// Quiet time after output before freed memory is returned to the system: once per burst.
+const TRIM_AFTER_OUTPUT: Duration = Duration::from_secs(1);
 /// After SIGTERM (or another signal) from `kill`, how long before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// After the child exits, how long to wait for the rest of its output (EOF on the master).
@@ -169,6 +171,8 @@ pub struct Session {
     pending_enter: Option<PendingEnter>,
     last_output_at: u64,
     last_output: Instant,
+    /// When to return freed memory to the system; set by output, so it fires once it stops.
+    trim_at: Option<Instant>,
     registry: Registry,
     rx: mpsc::Receiver<SessionCmd>,
     record: SessionRecord,
@@ -292,6 +296,7 @@ enum Event {
     IdleCheck,
     DeliveryCheck,
     Flush,
+    Trim,
     CommandsClosed,
 }
 
@@ -399,6 +404,7 @@ impl Session {
             pending_enter: None,
             last_output_at: now,
             last_output: Instant::now(),
+            trim_at: None,
             registry,
             rx,
         })
@@ -431,6 +437,10 @@ impl Session {
                 Event::IdleCheck => self.check_idle_waiters(),
                 Event::DeliveryCheck => self.check_delivery(),
                 Event::Flush => self.persist.flush(&self.name, &mut self.model),
+                Event::Trim => {
+                    self.trim_at = None;
+                    release_freed_memory();
+                }
                 Event::CommandsClosed => return,
             }
             if self.should_end() {
@@ -522,6 +532,7 @@ impl Session {
             _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => Event::IdleCheck,
             _ = sleep_until_opt(delivery_deadline), if delivery_deadline.is_some() => Event::DeliveryCheck,
             _ = sleep_until_opt(self.persist.flush_at), if self.persist.flush_at.is_some() => Event::Flush,
+            _ = sleep_until_opt(self.trim_at), if self.trim_at.is_some() => Event::Trim,
         }
     }
 
@@ -539,6 +550,7 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
+        self.trim_at = Some(self.last_output + TRIM_AFTER_OUTPUT);
         let answers = self.model.take_answers();
         if !answers.is_empty() {
             self.queue_input(&answers);
@@ -1084,6 +1096,16 @@ impl Session {
             }
         }
         self.waiters = remaining;
+    }
+}
+
+/// Hands memory freed by a burst of output (parsed rows, evicted history, drained client
+/// queues) back to the system; glibc keeps it otherwise.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
