@@ -5,11 +5,18 @@ use std::collections::VecDeque;
 
 /// Lines are stored SGR-formatted (as vt100 emits them) and numbered from 0 for the life of the
 /// session, so scripts can read incrementally by number even as old lines fall off the front.
+///
+/// All kept lines sit back to back in one buffer (no allocation per line): a session that
+/// printed millions of lines holds one block of memory, not millions of scattered strings
+/// that fragment the heap.
 #[derive(Debug, Default)]
 pub struct History {
-    lines: VecDeque<String>,
+    /// Kept lines back to back, the oldest starting at `start`.
+    text: String,
+    start: usize,
+    /// End offset in `text` of each kept line, oldest first.
+    ends: VecDeque<usize>,
     first_line: u64,
-    bytes: usize,
     max_lines: usize,
     max_bytes: usize,
 }
@@ -32,20 +39,32 @@ impl History {
         }
     }
 
-    pub fn push(&mut self, line: String) {
+    pub fn push(&mut self, line: &str) {
         if self.max_lines == 0 {
             self.first_line += 1;
             return;
         }
-        self.bytes += line.len();
-        self.lines.push_back(line);
-        while self.lines.len() > self.max_lines
-            || (self.bytes > self.max_bytes && self.lines.len() > 1)
+        self.text.push_str(line);
+        self.ends.push_back(self.text.len());
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.ends.len() > self.max_lines
+            || (self.bytes() > self.max_bytes && self.ends.len() > 1)
         {
-            if let Some(old) = self.lines.pop_front() {
-                self.bytes -= old.len();
+            if let Some(end) = self.ends.pop_front() {
+                self.start = end;
                 self.first_line += 1;
             }
+        }
+        // Drop evicted text once it is most of the buffer: each byte moves at most once more.
+        if self.start > 64 * 1024 && self.start * 2 > self.text.len() {
+            self.text.drain(..self.start);
+            for end in self.ends.iter_mut() {
+                *end -= self.start;
+            }
+            self.start = 0;
         }
     }
 
@@ -53,20 +72,32 @@ impl History {
     /// at [`MAX_LINE_BYTES`] is not extended (false): the caller starts a new line instead, so
     /// one endless line cannot grow memory without bound.
     pub fn append_to_last(&mut self, text: &str) -> bool {
-        match self.lines.back_mut() {
-            Some(last) if last.len() + text.len() <= MAX_LINE_BYTES => {
-                last.push_str(text);
-                self.bytes += text.len();
-                true
-            }
-            Some(_) => false,
-            None => true,
+        let Some(&end) = self.ends.back() else {
+            return true;
+        };
+        let begin = self.line_start(self.ends.len() - 1);
+        if end - begin + text.len() > MAX_LINE_BYTES {
+            return false;
+        }
+        self.text.push_str(text);
+        if let Some(last) = self.ends.back_mut() {
+            *last = self.text.len();
+        }
+        self.evict();
+        true
+    }
+
+    fn line_start(&self, index: usize) -> usize {
+        if index == 0 {
+            self.start
+        } else {
+            self.ends[index - 1]
         }
     }
 
     /// Number of the next line to be pushed.
     pub fn next_line(&self) -> u64 {
-        self.first_line + self.lines.len() as u64
+        self.first_line + self.ends.len() as u64
     }
 
     pub fn first_line(&self) -> u64 {
@@ -74,25 +105,24 @@ impl History {
     }
 
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.ends.is_empty()
     }
 
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.text.len() - self.start
     }
 
     /// Lines numbered `from` and later, with their numbers.
     pub fn since(&self, from: u64) -> impl Iterator<Item = (u64, &str)> {
         let skip = from.saturating_sub(self.first_line) as usize;
-        self.lines
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .map(|(i, l)| (self.first_line + i as u64, l.as_str()))
+        (skip..self.ends.len()).map(move |i| {
+            let line = &self.text[self.line_start(i)..self.ends[i]];
+            (self.first_line + i as u64, line)
+        })
     }
 }
 
@@ -104,7 +134,7 @@ mod tests {
     fn numbers_survive_eviction() {
         let mut h = History::new(3);
         for i in 0..5 {
-            h.push(format!("line {i}"));
+            h.push(&format!("line {i}"));
         }
         assert_eq!(h.first_line(), 2);
         assert_eq!(h.next_line(), 5);
@@ -116,8 +146,19 @@ mod tests {
     fn byte_budget_bounds_memory() {
         let mut h = History::new(200);
         for _ in 0..1000 {
-            h.push("x".repeat(10_000));
+            h.push(&"x".repeat(10_000));
         }
         assert!(h.bytes() <= 200 * 512 + 10_000);
+        assert!(h.text.len() <= 2 * (200 * 512 + 10_000) + 64 * 1024);
+    }
+
+    #[test]
+    fn wrapped_continuations_extend_the_last_line() {
+        let mut h = History::new(10);
+        h.push("ab");
+        assert!(h.append_to_last("cd"));
+        h.push("ef");
+        let got: Vec<_> = h.since(0).map(|(n, l)| (n, l.to_string())).collect();
+        assert_eq!(got, vec![(0, "abcd".into()), (1, "ef".into())]);
     }
 }

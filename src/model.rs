@@ -31,8 +31,9 @@ struct Tracker {
     /// Kitty keyboard flags stack (`CSI > f u` pushes, `CSI < n u` pops).
     kitty_flags: Vec<u16>,
     test_hooks: bool,
-    /// Lines scrolled off since the last `take_fresh_lines`, for the output log.
-    fresh: Option<Vec<String>>,
+    /// Lines scrolled off since the last `take_fresh_lines`, each ended by '\n', for the
+    /// output log.
+    fresh: Option<String>,
 }
 
 impl Tracker {
@@ -129,29 +130,35 @@ impl vt100::Callbacks for Tracker {
         // One capture state runs across all rows, so each row's SGR is relative to the end of
         // the one before: history replays as one continuous stream. vt100 starts a row that
         // begins a new line with '\n'; a row without it continues the previous (wrapped) line.
-        self.scratch.clear();
-        let _ = contents.write_formatted_basic(&mut self.scratch, &mut self.capture_state);
-        match self.scratch.strip_prefix('\n') {
-            Some(line) => self.push_line(line.to_string()),
-            None if !self.line_open => self.push_line(self.scratch.clone()),
+        // The row is formatted into a reused buffer: no allocation per scrolled row.
+        let mut row = std::mem::take(&mut self.scratch);
+        row.clear();
+        let _ = contents.write_formatted_basic(&mut row, &mut self.capture_state);
+        match row.strip_prefix('\n') {
+            Some(line) => self.push_line(line),
+            None if !self.line_open => self.push_line(&row),
             None => {
-                if self.history.append_to_last(&self.scratch) {
-                    if let Some(last) = self.fresh.as_mut().and_then(|f| f.last_mut()) {
-                        last.push_str(&self.scratch);
+                if self.history.append_to_last(&row) {
+                    if let Some(fresh) = self.fresh.as_mut() {
+                        fresh.pop();
+                        fresh.push_str(&row);
+                        fresh.push('\n');
                     }
                 } else {
-                    self.push_line(self.scratch.clone());
+                    self.push_line(&row);
                 }
             }
         }
+        self.scratch = row;
         self.line_open = true;
     }
 }
 
 impl Tracker {
-    fn push_line(&mut self, line: String) {
+    fn push_line(&mut self, line: &str) {
         if let Some(fresh) = self.fresh.as_mut() {
-            fresh.push(line.clone());
+            fresh.push_str(line);
+            fresh.push('\n');
         }
         self.history.push(line);
     }
@@ -313,7 +320,7 @@ impl Model {
     ) -> Model {
         let mut history = History::new(scrollback);
         for line in lines {
-            history.push(line);
+            history.push(&line);
         }
         Model::with_history(rows, cols, scrollback, history)
     }
@@ -323,13 +330,14 @@ impl Model {
         self.parser
             .callbacks_mut()
             .fresh
-            .get_or_insert_with(Vec::new);
+            .get_or_insert_with(String::new);
     }
 
-    pub fn take_fresh_lines(&mut self) -> Vec<String> {
+    /// Lines scrolled off since the last call, each ended by '\n'.
+    pub fn take_fresh_lines(&mut self) -> String {
         match self.parser.callbacks_mut().fresh.as_mut() {
             Some(fresh) => std::mem::take(fresh),
-            None => Vec::new(),
+            None => String::new(),
         }
     }
 
@@ -337,9 +345,10 @@ impl Model {
     pub fn push_history_line(&mut self, line: String) {
         let tracker = self.parser.callbacks_mut();
         if let Some(fresh) = tracker.fresh.as_mut() {
-            fresh.push(line.clone());
+            fresh.push_str(&line);
+            fresh.push('\n');
         }
-        tracker.history.push(line);
+        tracker.history.push(&line);
         // The separator stands alone: the next scrolled row starts a new line from default
         // attributes.
         tracker.capture_state = Default::default();

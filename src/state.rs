@@ -188,6 +188,11 @@ impl OutputLog {
     }
 
     /// Queues a line; nothing touches the disk until [`OutputLog::flush`].
+    /// Queues lines already ended by '\n'.
+    pub fn push_lines(&mut self, lines: &str) {
+        self.pending.extend_from_slice(lines.as_bytes());
+    }
+
     pub fn push_line(&mut self, line: &str) {
         self.pending.extend_from_slice(line.as_bytes());
         self.pending.push(b'\n');

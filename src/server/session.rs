@@ -259,9 +259,7 @@ impl Persist {
     fn flush(&mut self, name: &str, model: &mut Model) {
         self.flush_at = None;
         let Some(log) = self.log.as_mut() else { return };
-        for line in model.take_fresh_lines() {
-            log.push_line(&line);
-        }
+        log.push_lines(&model.take_fresh_lines());
         let screen = self.screen_dirty.then(|| model.screen_lines(true));
         self.screen_dirty = false;
         if let Err(e) = log.flush(screen.as_deref()) {
