@@ -250,6 +250,8 @@ pub enum Response {
     },
     WaitTimeout,
     Notes(String),
+    /// How many lost sessions `KillLost` forgot.
+    Forgotten(u32),
 }
 
 #[derive(Debug)]

@@ -228,7 +228,7 @@ impl Client {
     /// Forgets every lost session; returns how many.
     pub async fn kill_lost(&self) -> Result<usize> {
         match self.request(&Request::KillLost).await? {
-            Response::Notes(n) => Ok(n.parse().unwrap_or(0)),
+            Response::Forgotten(n) => Ok(n as usize),
             other => Err(unexpected(other)),
         }
     }

@@ -205,7 +205,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
                     forgotten += 1;
                 }
             }
-            Response::Notes(forgotten.to_string())
+            Response::Forgotten(forgotten)
         }
         Request::Input(_) | Request::Resize { .. } => {
             Response::Error("input and resize are only valid while attached".into())
