@@ -481,11 +481,12 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
     let mut out = std::io::stdout();
     match ending {
         Ending::Detached => {
-            let _ = writeln!(out, "[detached from {name}]");
+            // The session's screen is still up and the cursor may sit mid-line: start afresh.
+            let _ = writeln!(out, "\r\n[detached from {name}]");
             Ok(0)
         }
         Ending::Exited(message) => {
-            let _ = writeln!(out, "{message}");
+            let _ = writeln!(out, "\r\n{message}");
             Ok(0)
         }
         Ending::TerminalGone => Ok(0),

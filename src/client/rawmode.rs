@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// kitty keyboard flags, scroll region, hidden cursor, key modes, attributes.
 pub const TERMINAL_RESET: &[u8] =
     b"\x1b[?1049l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\
-\x1b[?2004l\x1b[?1004l\x1b[<99u\x1b[r\x1b[?1l\x1b>\x1b[?25h\x1b[0 q\x1b[m";
+\x1b[?2004l\x1b[?1004l\x1b[<99u\x1b7\x1b[r\x1b8\x1b[?1l\x1b>\x1b[?25h\x1b[0 q\x1b[m";
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
