@@ -401,7 +401,7 @@ impl Model {
         if ansi {
             screen
                 .rows_formatted(0, cols)
-                .map(|r| format!("{}\x1b[m", trim_end_formatted(&r)))
+                .map(|r| format!("{}\x1b[m", r.trim_end_matches(' ')))
                 .collect()
         } else {
             screen
@@ -458,10 +458,6 @@ impl Model {
         }
         out.into_bytes()
     }
-
-    pub fn kitty_flags_depth(&self) -> usize {
-        self.parser.callbacks().kitty_flags.len()
-    }
 }
 
 /// How many bytes at the end of `bytes` are the start of a UTF-8 sequence still missing its
@@ -482,11 +478,6 @@ fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
         return if back < needed { back } else { 0 };
     }
     0
-}
-
-/// Drops trailing blank cells from a formatted row while keeping its escape sequences intact.
-fn trim_end_formatted(row: &str) -> &str {
-    row.trim_end_matches(' ')
 }
 
 #[cfg(test)]

@@ -109,10 +109,3 @@ pub fn resize(master: impl AsFd, rows: u16, cols: u16) -> std::io::Result<()> {
     rustix::termios::tcsetwinsize(master, winsize(rows, cols))?;
     Ok(())
 }
-
-/// The foreground process group of the terminal, for "what is running now".
-pub fn foreground_pgrp(master: impl AsFd) -> Option<u32> {
-    rustix::termios::tcgetpgrp(master)
-        .ok()
-        .map(|p| p.as_raw_nonzero().get() as u32)
-}

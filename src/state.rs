@@ -187,19 +187,10 @@ impl OutputLog {
         })
     }
 
-    /// Queues a line; nothing touches the disk until [`OutputLog::flush`].
-    /// Queues lines already ended by '\n'.
+    /// Queues lines already ended by '\n'; nothing touches the disk until
+    /// [`OutputLog::flush`].
     pub fn push_lines(&mut self, lines: &str) {
         self.pending.extend_from_slice(lines.as_bytes());
-    }
-
-    pub fn push_line(&mut self, line: &str) {
-        self.pending.extend_from_slice(line.as_bytes());
-        self.pending.push(b'\n');
-    }
-
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
     }
 
     /// Writes queued lines (rotating when the current generation is full) and the screen.
@@ -284,7 +275,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = OutputLog::open(dir.path(), 64 * 1024).unwrap();
         for i in 0..20_000 {
-            log.push_line(&format!("line {i}"));
+            log.push_lines(&format!("line {i}\n"));
             if i % 100 == 0 {
                 log.flush(None).unwrap();
             }
