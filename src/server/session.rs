@@ -413,7 +413,13 @@ impl Session {
         loop {
             let event = self.next_event().await;
             match event {
-                Event::Output(chunk) => self.on_output(chunk),
+                Event::Output(chunk) => {
+                    self.on_output(chunk);
+                    // A flooding program keeps the pty always readable, so this task would
+                    // run on and on; tasks it woke (a wait's reply, a client writer) sit in
+                    // this worker's LIFO slot, which other workers cannot take. Let them run.
+                    tokio::task::yield_now().await;
+                }
                 Event::OutputEnded => {
                     self.output_open = false;
                     let rest = self.filter.flush();
