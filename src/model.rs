@@ -382,8 +382,31 @@ impl Model {
         (rows.get(), cols.get())
     }
 
-    pub fn screen(&self) -> &vt100::Screen {
+    fn screen(&self) -> &vt100::Screen {
         self.parser.screen()
+    }
+
+    /// The app asked for bracketed paste (mode 2004).
+    pub fn bracketed_paste(&self) -> bool {
+        self.screen().bracketed_paste()
+    }
+
+    /// The app asked for application cursor keys (DECCKM).
+    pub fn application_cursor(&self) -> bool {
+        self.screen().application_cursor()
+    }
+
+    /// Cursor row and column, 0-based.
+    pub fn cursor_position(&self) -> (u16, u16) {
+        self.screen().cursor_position()
+    }
+
+    pub fn cursor_visible(&self) -> bool {
+        !self.screen().hide_cursor()
+    }
+
+    pub fn alternate_screen(&self) -> bool {
+        self.screen().alternate_screen()
     }
 
     pub fn history(&self) -> &History {
@@ -458,6 +481,11 @@ impl Model {
         }
         out.into_bytes()
     }
+}
+
+/// A history line's text without its SGR sequences.
+pub fn strip_sgr(line: &str) -> String {
+    vt100::capture::basic_formatted_to_plain(line).collect()
 }
 
 /// How many bytes at the end of `bytes` are the start of a UTF-8 sequence still missing its

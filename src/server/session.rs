@@ -712,7 +712,7 @@ impl Session {
                 reply,
             } => self.send_text(data, paste, enter, reply),
             SessionCmd::SendKeys { keys, reply } => {
-                let app_cursor = self.model.screen().application_cursor();
+                let app_cursor = self.model.application_cursor();
                 match crate::keys::encode_all(&keys, app_cursor) {
                     Ok(bytes) => {
                         self.queue_input(&bytes);
@@ -792,7 +792,7 @@ impl Session {
             let _ = reply.send(self.running_or_error());
             return;
         }
-        if paste && self.model.screen().bracketed_paste() {
+        if paste && self.model.bracketed_paste() {
             // Strip any paste terminator inside the text so it cannot end the paste early.
             let cleaned = strip_paste_end(&data);
             self.queue_input(b"\x1b[200~");
@@ -962,9 +962,8 @@ impl Session {
     }
 
     fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
-        let screen = self.model.screen();
         let (rows, cols) = self.model.size();
-        let (cursor_row, cursor_col) = screen.cursor_position();
+        let (cursor_row, cursor_col) = self.model.cursor_position();
         let hist = self.model.history();
         let lines = select_history(
             hist.since(hist.first_line()),
@@ -979,9 +978,9 @@ impl Session {
             cols,
             cursor_row,
             cursor_col,
-            cursor_visible: !screen.hide_cursor(),
+            cursor_visible: self.model.cursor_visible(),
             title: self.model.title().to_string(),
-            alternate_screen: screen.alternate_screen(),
+            alternate_screen: self.model.alternate_screen(),
             history: lines,
             screen: self.model.screen_lines(ansi),
             next_line: hist.next_line(),
@@ -1179,7 +1178,7 @@ pub fn select_history<'a>(
 }
 
 pub fn strip_sgr(line: &str) -> String {
-    vt100::capture::basic_formatted_to_plain(line).collect()
+    crate::model::strip_sgr(line)
 }
 
 use crate::log;
