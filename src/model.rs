@@ -382,7 +382,9 @@ impl Model {
         (rows.get(), cols.get())
     }
 
-    fn screen(&self) -> &vt100::Screen {
+    /// The vt100 screen, for the fuzz checks only; goes with the engine swap.
+    #[doc(hidden)]
+    pub fn screen(&self) -> &vt100::Screen {
         self.parser.screen()
     }
 
