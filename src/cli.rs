@@ -128,6 +128,10 @@ struct SendArgs {
     /// Arguments are key names (Enter, C-c, Up, F1, ...)
     #[arg(long)]
     keys: bool,
+    /// How long the program may take to read the text before send fails, saying how much
+    /// it took (e.g. 30s, 5m)
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    timeout: String,
     /// Text (joined with spaces), or - for stdin
     text: Vec<String>,
 }
@@ -217,7 +221,7 @@ pub fn main() -> i32 {
                 .collect();
             let summary = summary.join(" ");
             let summary = summary.strip_prefix("error: ").unwrap_or(&summary);
-            eprintln!("linger: {summary} (see `linger --help`)");
+            let _ = writeln!(std::io::stderr(), "linger: {summary} (see `linger --help`)");
             return 2;
         }
     };
@@ -225,7 +229,8 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(f) => {
             let first = f.message.lines().next().unwrap_or("");
-            eprintln!("linger: {first}");
+            // Never panics: a closed stderr must not turn a clean failure into a crash.
+            let _ = writeln!(std::io::stderr(), "linger: {first}");
             f.code
         }
     }
@@ -481,8 +486,10 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
     let mut out = std::io::stdout();
     match ending {
         Ending::Detached => {
-            // The session's screen is still up and the cursor may sit mid-line: start afresh.
-            let _ = writeln!(out, "\r\n[detached from {name}]");
+            // The session's screen is still up and the cursor may sit mid-line, with the
+            // program's leftover rows (an inline UI's status line) below: start on a fresh
+            // line and clear what is below it.
+            let _ = writeln!(out, "\r\n\x1b[J[detached from {name}]");
             Ok(0)
         }
         Ending::Exited(message) => {
@@ -604,6 +611,7 @@ fn read_stdin() -> Result<Vec<u8>, Failure> {
 const LONG_TEXT: usize = 200;
 
 async fn send(args: SendArgs) -> Result<i32, Failure> {
+    let timeout = duration(&args.timeout, "--timeout")?;
     let client = existing_for(&args.name).await?;
     if args.keys {
         let keys: Vec<String> = args
@@ -619,7 +627,9 @@ async fn send(args: SendArgs) -> Result<i32, Failure> {
             client.send_keys(&args.name, &keys).await?;
         }
         if args.enter {
-            client.send(&args.name, b"", false, true).await?;
+            client
+                .send_within(&args.name, b"", false, true, timeout)
+                .await?;
         }
         return Ok(0);
     }
@@ -632,7 +642,9 @@ async fn send(args: SendArgs) -> Result<i32, Failure> {
         return Err(usage("nothing to send: give TEXT, - for stdin, or --enter"));
     }
     let paste = text.contains(&b'\n') || text.len() > LONG_TEXT;
-    client.send(&args.name, &text, paste, args.enter).await?;
+    client
+        .send_within(&args.name, &text, paste, args.enter, timeout)
+        .await?;
     Ok(0)
 }
 

@@ -1,9 +1,12 @@
 //! The per-user server: owns the runtime dir's lock and socket, the session registry, and
 //! accepts connections until told to stop.
 
+pub mod commands;
 pub mod connection;
 pub mod dormant;
+pub mod outbox;
 pub mod session;
+pub mod transcript;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc};
 
 use crate::log;
-use session::SessionCmd;
+use commands::SessionCmd;
 
 /// Sessions by name. A session removes itself when it ends; the pid guards against removing a
 /// newer session that reused the name.
