@@ -79,8 +79,13 @@ impl Client {
         let client = Client {
             dir: dir.to_path_buf(),
         };
-        if client.open().await.is_err() {
+        // Nobody listening: start a server. Someone listening who does not answer is a stuck
+        // server, which a second one cannot replace: say so.
+        let path = crate::paths::socket_path(dir);
+        if UnixStream::connect(&path).await.is_err() {
             start_server(dir, server_bin).await?;
+        } else {
+            client.open().await?;
         }
         Ok(client)
     }

@@ -41,6 +41,7 @@ enum Stage {
 
 struct Job {
     text: SendText,
+    /// Gives up when the program takes none of this send's bytes for the send's timeout.
     deadline: Instant,
     received: u64,
     bracketed: bool,
@@ -99,6 +100,9 @@ impl Input {
             self.typed.drain(..n.min(self.typed.len()));
         } else {
             self.out.drain(..n.min(self.out.len()));
+            if let Some(job) = self.jobs.front_mut() {
+                job.deadline = Instant::now() + job.text.timeout;
+            }
         }
     }
 
@@ -150,6 +154,7 @@ impl Input {
         while let Some(job) = self.jobs.front_mut() {
             match job.stage {
                 Stage::Queued => {
+                    job.deadline = now + job.text.timeout;
                     job.bracketed = job.text.paste && bracketed_mode;
                     if job.bracketed {
                         self.out.extend(PASTE_START);

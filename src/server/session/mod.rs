@@ -34,6 +34,8 @@ const TRIM_AFTER_OUTPUT: Duration = Duration::from_secs(1);
 /// Bytes read from the pty before forwarding, to batch small reads under load. The buffer is
 /// reused once every client has written the previous batch, so reads do not allocate.
 const READ_BATCH: usize = 64 * 1024;
+/// How often input waiting for room in the pty is retried besides the readiness wake-up.
+const INPUT_RETRY: Duration = Duration::from_millis(10);
 
 pub struct Session {
     name: String,
@@ -221,6 +223,11 @@ impl Session {
     }
 
     async fn next_event(&mut self) -> Event {
+        // Pending input is written first, whatever else is ready: under a flood the output
+        // branch is always ready and the pty's write readiness is not reliably reported.
+        if self.output_open && self.input.next_write().is_some() {
+            let _ = write_input(self.master.get_ref(), &mut self.input);
+        }
         let idle_deadline = self.waiters.idle_deadline(self.last_output);
         let input_deadline = self.input.deadline();
         let has_input = self.input.next_write().is_some();
@@ -233,15 +240,16 @@ impl Session {
                 Err(_) => Event::OutputEnded,
             },
             guard = self.master.writable(), if has_input && self.output_open => {
-                if let Ok(mut guard) = guard
-                    && let Some(bytes) = self.input.next_write()
-                {
-                    match guard.try_io(|fd| rustix::io::write(fd.get_ref(), bytes).map_err(std::io::Error::from)) {
-                        Ok(Ok(n)) => self.input.wrote(n),
-                        Ok(Err(e)) => self.input.fail_all(&format!("cannot write to the program: {e}")),
-                        Err(_would_block) => {}
-                    }
+                if let Ok(mut guard) = guard {
+                    let _ = guard.try_io(|fd| write_input(fd.get_ref(), &mut self.input));
                 }
+                Event::Wrote
+            }
+            // A pty master does not always report room for input again once its line
+            // discipline was stalled by full output (echo needs room too): retry on a timer
+            // while input waits, instead of waiting for a wake-up that may not come.
+            _ = tokio::time::sleep(INPUT_RETRY), if has_input && self.output_open => {
+                let _ = write_input(self.master.get_ref(), &mut self.input);
                 Event::Wrote
             }
             chunk = self.input.next_chunk(), if wants_chunk => Event::SendChunk(chunk),
@@ -327,6 +335,24 @@ fn session_env(
     env.push(("LINGER_SESSION".into(), spec.name.clone().into()));
     env.push(("LINGER_DIR".into(), runtime_dir.as_os_str().to_owned()));
     env
+}
+
+/// Writes what input is due to the pty without blocking; `WouldBlock` when it has no room.
+fn write_input(master: &OwnedFd, input: &mut Input) -> std::io::Result<()> {
+    let Some(bytes) = input.next_write() else {
+        return Ok(());
+    };
+    match rustix::io::write(master, bytes) {
+        Ok(n) => {
+            input.wrote(n);
+            Ok(())
+        }
+        Err(rustix::io::Errno::AGAIN) => Err(std::io::ErrorKind::WouldBlock.into()),
+        Err(e) => {
+            input.fail_all(&format!("cannot write to the program: {e}"));
+            Ok(())
+        }
+    }
 }
 
 /// Reads what the pty has, up to one batch, into the reused buffer.
