@@ -39,7 +39,6 @@ fn typed_text(path: &std::path::Path) -> String {
 #[test]
 fn typing_and_resizing_while_output_streams_never_drops_the_client() {
     let env = Env::new();
-    let typed = streaming_with_typing_log(&env);
     let sink = env.home.join("typed.txt");
     let script = format!(
         "while :; do seq 1 2000; done & exec cat > {}",
@@ -63,7 +62,11 @@ fn typing_and_resizing_while_output_streams_never_drops_the_client() {
         while start.elapsed() < typing_for {
             typist.write(b"x");
             viewer.write(b"v");
-            let (rows, cols) = if tick % 2 == 0 { (30, 100) } else { (24, 80) };
+            let (rows, cols) = if tick.is_multiple_of(2) {
+                (30, 100)
+            } else {
+                (24, 80)
+            };
             resizer.resize(rows, cols);
             resizer.signal(libc::SIGWINCH);
             tick += 1;
@@ -322,12 +325,11 @@ fn a_client_whose_terminal_blocks_still_exits_on_sigterm() {
     let mut client = env.term(&["attach", "fl"], 24, 80);
     client.wait_text("1999");
     client.pause_reading(true);
-    let quiet = eventually("the terminal to fill up", || {
+    eventually("the terminal to fill up", || {
         let before = client.output().len();
         std::thread::sleep(Duration::from_millis(200));
         (client.output().len() == before).then_some(())
     });
-    let () = quiet;
     client.signal(libc::SIGTERM);
     client.pause_reading(false);
     let status = client.wait_exit();
