@@ -188,7 +188,11 @@ fn another_uid_is_refused_by_the_server() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(env.log().contains("refused a connection from uid 65534"));
+    common::eventually("the refusal in the log", || {
+        env.log()
+            .contains("refused a connection from uid 65534")
+            .then_some(())
+    });
     std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_alive(&env);
 }

@@ -239,6 +239,7 @@ impl Server {
 pub fn run(dir: &Path) -> Result<(), String> {
     crate::paths::ensure_private_dir(dir)?;
     let lock = acquire_lock(dir)?;
+    log::init(&crate::paths::log_path(dir));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -246,6 +247,7 @@ pub fn run(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let result = runtime.block_on(serve(dir));
     runtime.shutdown_timeout(Duration::from_secs(1));
+    log::flush();
     drop(lock);
     result
 }

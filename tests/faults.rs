@@ -1,0 +1,128 @@
+//! Faults from issue 10: full or closed log streams, hostile input, ignored signals, two servers
+//! on one state dir, bad records, failed revives. Each test goes through the real binary.
+
+mod common;
+
+use std::process::{Child, Stdio};
+
+use common::{Env, eventually};
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Runs `linger server` in the foreground with the given stdout and stderr.
+fn foreground_server(env: &Env, out: Stdio, err: Stdio) -> Child {
+    let child = env
+        .cmd()
+        .arg("server")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start linger server");
+    eventually("server socket", || env.socket().exists().then_some(()));
+    child
+}
+
+fn log_sizes(env: &Env) -> (u64, u64) {
+    let size = |f: &str| {
+        std::fs::metadata(env.dir.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    (size("server.log"), size("server.log.1"))
+}
+
+#[test]
+fn server_log_rotates_within_its_bound() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .env("LINGER_TEST_LOG_LIMIT", "4096")
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Every session logs a start and an end line with its own name: distinct lines, no
+    // repeats to fold, so only rotation can keep the log small.
+    for i in 0..40 {
+        let name = format!("session-with-a-long-name-{i}");
+        env.ok(&["new", "-d", &name, "--", "sleep", "100"]);
+        env.ok(&["kill", &name, "--signal", "KILL"]);
+    }
+    env.ok(&["ls"]);
+    let (current, old) = log_sizes(&env);
+    assert!(current <= 4096 && old <= 4096, "{current} + {old} bytes");
+    assert!(old > 0, "the log was never rotated");
+}
+
+#[test]
+fn repeated_warnings_are_written_once() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    env.ok(&["ls"]);
+    // Each connection announces a frame of 4 GiB: the server drops it with a warning.
+    for _ in 0..3000 {
+        let mut s = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
+        let _ = s.write_all(&u32::MAX.to_be_bytes());
+        // Until the server hangs up, so that it reads the frame instead of finding us gone.
+        let _ = s.read_to_end(&mut Vec::new());
+    }
+    env.ok(&["kill-server"]);
+    let log = env.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("dropped a client"))
+        .count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "{warnings} warnings:\n{}",
+        &log[..log.len().min(2000)]
+    );
+}
+
+#[test]
+fn server_survives_a_full_or_closed_stderr() {
+    for how in ["/dev/full", "broken pipe"] {
+        let env = Env::new();
+        let mut server = if how == "/dev/full" {
+            let full = || {
+                Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/full")
+                        .unwrap(),
+                )
+            };
+            foreground_server(&env, full(), full())
+        } else {
+            let mut child = foreground_server(&env, Stdio::piped(), Stdio::piped());
+            drop(child.stdout.take());
+            drop(child.stderr.take());
+            child
+        };
+        let pid = server.id() as i32;
+        // Each of these logs lines the server cannot write.
+        env.ok(&[
+            "new",
+            "-d",
+            "a",
+            "--",
+            "sh",
+            "-c",
+            "echo up-and-running; exec sleep 100",
+        ]);
+        env.ok(&["wait", "a", "--text", "up-and-running", "--timeout", "20s"]);
+        env.ok(&["kill", "a"]);
+        assert!(alive(pid), "{how}: server died");
+        assert_eq!(
+            env.server_pid(),
+            Some(pid),
+            "{how}: another server took over"
+        );
+        env.ok(&["kill-server"]);
+        let status = eventually("server exit", || server.try_wait().unwrap());
+        assert!(status.success(), "{how}: server ended with {status}");
+    }
+}
