@@ -126,3 +126,80 @@ fn server_survives_a_full_or_closed_stderr() {
         assert!(status.success(), "{how}: server ended with {status}");
     }
 }
+
+/// `ls --json` entry of one session.
+fn session_json(env: &Env, name: &str) -> serde_json::Value {
+    let list: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "--json"])).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no session {name} in {list}"))
+}
+
+#[test]
+fn session_programs_start_with_default_signals_and_an_empty_mask() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let mut starter = env.cmd();
+    starter.arg("ls");
+    // SAFETY: signal(2) and sigprocmask(2) between fork and exec, as `nohup` would do.
+    unsafe {
+        starter.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    // This `ls` starts the server, which inherits the ignored signals and the mask.
+    assert!(starter.output().unwrap().status.success());
+    env.ok(&[
+        "new",
+        "-d",
+        "sig",
+        "--",
+        "sh",
+        "-c",
+        "exec grep -E '^Sig(Ign|Blk)' /proc/self/status",
+    ]);
+    env.ok(&["wait", "sig", "--exit", "--timeout", "20s"]);
+    let screen = env.ok(&["capture", "sig"]);
+    for field in ["SigIgn:", "SigBlk:"] {
+        let line = screen
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in {screen}"));
+        let mask = line[field.len()..].trim();
+        assert!(mask.bytes().all(|b| b == b'0'), "{screen}");
+    }
+}
+
+#[test]
+fn sighup_ends_the_server_cleanly() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "h",
+        "--",
+        "sh",
+        "-c",
+        "echo h-up; exec sleep 1000",
+    ]);
+    env.ok(&["wait", "h", "--text", "h-up", "--timeout", "20s"]);
+    let pid = env.server_pid().expect("server pid");
+    // SAFETY: signalling our own test server.
+    unsafe {
+        libc::kill(pid, libc::SIGHUP);
+    }
+    eventually("server gone", || (!alive(pid)).then_some(()));
+    // A clean shutdown records how the session ended; a killed server leaves it `lost`.
+    let s = session_json(&env, "h");
+    assert_ne!(s["state"], "lost", "{s}");
+}

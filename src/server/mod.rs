@@ -312,6 +312,10 @@ async fn serve(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    // SIGHUP (a closed terminal, `kill -HUP`) ends the server cleanly like SIGTERM: sessions
+    // are ended and recorded, never left `lost`.
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -327,6 +331,7 @@ async fn serve(dir: &Path) -> Result<(), String> {
             _ = server.shutdown.notified() => break,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sighup.recv() => break,
         }
     }
     log::info("shutting down");
