@@ -203,3 +203,17 @@ fn sighup_ends_the_server_cleanly() {
     let s = session_json(&env, "h");
     assert_ne!(s["state"], "lost", "{s}");
 }
+
+#[test]
+fn deeply_nested_key_name_is_refused_and_the_server_lives() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "k", "--", "sleep", "1000"]);
+    let pid = env.server_pid().expect("server pid");
+    let key = format!("{}x", "M-".repeat(60_000));
+    let out = env.run(&["send", "k", "--keys", &key]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at most 32"), "{err}");
+    assert!(alive(pid), "the server died");
+    assert_eq!(session_json(&env, "k")["state"], "running");
+}
