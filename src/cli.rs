@@ -254,8 +254,14 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     }));
     if let Command::Server = command {
         let dir = crate::paths::runtime_dir();
-        crate::server::run(&dir).map_err(fail)?;
-        return Ok(0);
+        return match crate::server::run(&dir) {
+            Ok(()) => Ok(0),
+            Err(crate::server::NotStarted::Failed(e)) => Err(fail(e)),
+            Err(crate::server::NotStarted::Refused(e)) => Err(Failure {
+                code: crate::server::REFUSED_EXIT,
+                message: e,
+            }),
+        };
     }
     let rt = runtime()?;
     rt.block_on(async move {

@@ -217,3 +217,69 @@ fn deeply_nested_key_name_is_refused_and_the_server_lives() {
     assert!(alive(pid), "the server died");
     assert_eq!(session_json(&env, "k")["state"], "running");
 }
+
+#[test]
+fn a_second_server_for_the_same_state_dir_refuses_and_names_the_first() {
+    let a = Env::new();
+    a.ok(&[
+        "new",
+        "-d",
+        "live",
+        "--",
+        "sh",
+        "-c",
+        "echo live-up; exec sleep 1000",
+    ]);
+    a.ok(&["wait", "live", "--text", "live-up", "--timeout", "20s"]);
+    let pid = a.server_pid().expect("server pid");
+    // Another login: another runtime dir, the same state dir.
+    let b = Env::new();
+    let out = b
+        .cmd()
+        .env("LINGER_STATE_DIR", &a.state)
+        .args(["ls", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("pid {pid}")) && err.contains(common::path_str(&a.dir)),
+        "{err}"
+    );
+    // The first server's session is untouched, in memory and on disk.
+    assert_eq!(session_json(&a, "live")["state"], "running");
+    let record = std::fs::read_to_string(a.state.join("sessions/live/meta.json")).unwrap();
+    assert!(record.contains("\"running\""), "{record}");
+}
+
+fn running_server_is_reached_again(remove: impl Fn(&Env)) {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        "echo s-up; exec sleep 1000",
+    ]);
+    env.ok(&["wait", "s", "--text", "s-up", "--timeout", "20s"]);
+    let pid = env.server_pid().expect("server pid");
+    remove(&env);
+    // The next command finds no socket, starts a server that finds the first one alive, which
+    // is asked to listen again; the command then reaches it.
+    assert_eq!(session_json(&env, "s")["state"], "running");
+    assert_eq!(env.server_pid(), Some(pid));
+    assert!(alive(pid));
+}
+
+#[test]
+fn deleted_socket_does_not_leave_the_server_unreachable() {
+    running_server_is_reached_again(|env| std::fs::remove_file(env.socket()).unwrap());
+}
+
+#[test]
+fn deleted_runtime_dir_does_not_leave_the_server_unreachable() {
+    running_server_is_reached_again(|env| std::fs::remove_dir_all(&env.dir).unwrap());
+}

@@ -334,9 +334,14 @@ async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
         }
         // Our server may have lost the start race to another one (it exits when the lock is
         // taken); give the winner a moment before calling it a failure.
-        if failed_at.is_none() && matches!(child.try_wait(), Ok(Some(status)) if !status.success())
-        {
-            failed_at = Some(Instant::now());
+        match child.try_wait() {
+            Ok(Some(status)) if status.code() == Some(crate::server::REFUSED_EXIT) => {
+                return Err(Error(crate::server::ownership::refusal(&log_path)));
+            }
+            Ok(Some(status)) if !status.success() && failed_at.is_none() => {
+                failed_at = Some(Instant::now());
+            }
+            _ => {}
         }
         if failed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
             return Err(Error(format!(

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod dormant;
+pub mod ownership;
 pub mod session;
 
 use std::collections::HashMap;
@@ -10,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc};
 
 use crate::log;
+pub use ownership::{NotStarted, REFUSED_EXIT};
 use session::SessionCmd;
 
 /// Sessions by name. A session removes itself when it ends; the pid guards against removing a
@@ -235,64 +236,11 @@ impl Server {
     }
 }
 
-/// Runs the server in this process until `kill-server` or SIGTERM/SIGINT.
-pub fn run(dir: &Path) -> Result<(), String> {
+/// Runs the server in this process until `kill-server` or SIGTERM/SIGINT/SIGHUP.
+pub fn run(dir: &Path) -> Result<(), NotStarted> {
     crate::paths::ensure_private_dir(dir)?;
-    let lock = acquire_lock(dir)?;
+    let lock = ownership::lock_runtime_dir(dir)?;
     log::init(&crate::paths::log_path(dir));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let result = runtime.block_on(serve(dir));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    log::flush();
-    drop(lock);
-    result
-}
-
-fn acquire_lock(dir: &Path) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = crate::paths::lock_path(dir);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .map_err(|_| format!("a linger server is already running for {}", dir.display()))?;
-    Ok(file)
-}
-
-async fn serve(dir: &Path) -> Result<(), String> {
-    let socket = crate::paths::socket_path(dir);
-    // We hold the lock, so any socket file left here belongs to a dead server.
-    match std::fs::remove_file(&socket) {
-        Ok(()) => log::info("removed a stale socket from a previous server"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot remove stale socket {}: {e}",
-                socket.display()
-            ));
-        }
-    }
-    let listener = UnixListener::bind(&socket)
-        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
-    }
-    log::info(&format!(
-        "server {} listening on {}",
-        std::process::id(),
-        socket.display()
-    ));
-    let pid_file = crate::paths::pid_path(dir);
-    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let store = crate::state::state_dir().and_then(|d| match crate::state::prepare_state_dir(&d) {
         Ok(()) => Some(d),
         Err(e) => {
@@ -300,22 +248,51 @@ async fn serve(dir: &Path) -> Result<(), String> {
             None
         }
     });
+    let mut runtime_lock = Some(lock);
+    let state_lock = match &store {
+        Some(state) => Some(ownership::lock_state_dir(state, dir, &mut runtime_lock)?),
+        None => None,
+    };
+    let Some(lock) = runtime_lock else {
+        return Err(NotStarted::Failed("lost the runtime dir's lock".into()));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime_dir = ownership::RuntimeDir::new(dir, lock);
+    let result = runtime.block_on(serve(runtime_dir, store));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    log::flush();
+    drop(state_lock);
+    result.map_err(NotStarted::Failed)
+}
+
+async fn serve(
+    mut runtime_dir: ownership::RuntimeDir,
+    store: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut listener = runtime_dir.bind()?;
     let server = Arc::new(Server {
         registry: Registry::default(),
-        dir: dir.to_path_buf(),
+        dir: runtime_dir.dir.clone(),
         store,
         shutdown: Notify::new(),
         next_seq: Default::default(),
     });
     server.load_saved();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let signal = |kind: tokio::signal::unix::SignalKind, name: &str| {
+        tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+    };
+    use tokio::signal::unix::SignalKind;
+    let mut sigterm = signal(SignalKind::terminate(), "SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt(), "SIGINT")?;
     // SIGHUP (a closed terminal, `kill -HUP`) ends the server cleanly like SIGTERM: sessions
     // are ended and recorded, never left `lost`.
-    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let mut sighup = signal(SignalKind::hangup(), "SIGHUP")?;
+    // SIGUSR1: bind the socket again if it was deleted (see ownership.rs).
+    let mut sigusr1 = signal(SignalKind::user_defined1(), "SIGUSR1")?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -328,6 +305,11 @@ async fn serve(dir: &Path) -> Result<(), String> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            _ = sigusr1.recv() => {
+                if let Some(fresh) = runtime_dir.rebind() {
+                    listener = fresh;
+                }
+            }
             _ = server.shutdown.notified() => break,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -335,8 +317,7 @@ async fn serve(dir: &Path) -> Result<(), String> {
         }
     }
     log::info("shutting down");
-    let _ = std::fs::remove_file(&socket);
-    let _ = std::fs::remove_file(&pid_file);
+    runtime_dir.remove();
     for tx in server.registry.all() {
         let _ = tx.send(SessionCmd::Shutdown).await;
     }
