@@ -52,6 +52,9 @@ enum Command {
     /// Start a lost or exited session again, its earlier output kept above
     Revive {
         name: String,
+        /// Working directory instead of the saved one
+        #[arg(short = 'C', long = "cwd", value_name = "DIR")]
+        cwd: Option<String>,
         /// Program to run instead of the resume command or the original command
         #[arg(last = true)]
         command: Vec<String>,
@@ -288,11 +291,12 @@ fn run(cli: Cli) -> Result<i32, Failure> {
                 }
                 Ok(0)
             }
-            Command::Revive { name, command } => {
+            Command::Revive { name, cwd, command } => {
                 let client = existing_for(&name).await?;
                 let (rows, cols) = crate::client::attach::terminal_size();
                 let command = (!command.is_empty()).then_some(command);
-                client.revive(&name, command, rows, cols).await?;
+                let cwd = cwd.map(|dir| working_dir(&dir)).transpose()?;
+                client.revive_in(&name, command, cwd, rows, cols).await?;
                 Ok(0)
             }
             Command::Note { name, text } => {
@@ -358,16 +362,7 @@ fn spec(
 ) -> Result<SessionSpec, Failure> {
     crate::paths::validate_session_name(name).map_err(usage)?;
     let cwd = match cwd {
-        Some(dir) => {
-            let path = std::path::Path::new(&dir);
-            if !path.is_dir() {
-                return Err(fail(format!("directory {dir} does not exist")));
-            }
-            std::fs::canonicalize(path)
-                .map_err(|e| fail(format!("cannot use directory {dir}: {e}")))?
-                .to_string_lossy()
-                .into_owned()
-        }
+        Some(dir) => working_dir(&dir)?,
         None => std::env::current_dir()
             .map(|d| d.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "/".into()),
@@ -404,6 +399,32 @@ fn spec(
         cols,
         resume_command: None,
         log_limit: 0,
+    })
+}
+
+/// `-C DIR` as an absolute path, refused with the reason when it cannot be a working dir.
+fn working_dir(dir: &str) -> Result<String, Failure> {
+    let path = std::path::Path::new(dir);
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => fail(format!("directory {dir} does not exist")),
+        _ => fail(format!("cannot use directory {dir}: {e}")),
+    })?;
+    if !meta.is_dir() {
+        return Err(fail(format!("{dir} is not a directory")));
+    }
+    // A dir we cannot enter (no search permission) fails only when the program starts.
+    if rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_err() {
+        return Err(fail(format!(
+            "cannot use directory {dir}: permission denied (no search permission)"
+        )));
+    }
+    let absolute = std::fs::canonicalize(path)
+        .map_err(|e| fail(format!("cannot use directory {dir}: {e}")))?;
+    absolute.into_os_string().into_string().map_err(|p| {
+        fail(format!(
+            "directory {} is not valid UTF-8; linger needs a UTF-8 path",
+            std::path::Path::new(&p).display()
+        ))
     })
 }
 

@@ -144,6 +144,8 @@ pub enum Request {
         command: Option<Vec<String>>,
         rows: u16,
         cols: u16,
+        /// An absolute directory to start in instead of the saved one (`revive -C`).
+        cwd: Option<String>,
     },
     /// Forgets every lost session.
     KillLost,

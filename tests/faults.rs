@@ -283,3 +283,111 @@ fn deleted_socket_does_not_leave_the_server_unreachable() {
 fn deleted_runtime_dir_does_not_leave_the_server_unreachable() {
     running_server_is_reached_again(|env| std::fs::remove_dir_all(&env.dir).unwrap());
 }
+
+fn kill9_server(env: &Env) {
+    let pid = env.server_pid().expect("server pid");
+    // SAFETY: killing our own test server.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    eventually("server gone", || (!alive(pid)).then_some(()));
+}
+
+#[test]
+fn revive_keeps_the_previous_runs_last_screen() {
+    for sigkill in [false, true] {
+        let env = Env::new();
+        env.ok(&["new", "-d", "a", "--", "sh", "-c", "echo FIRST; exit 0"]);
+        env.ok(&["wait", "a", "--exit", "--timeout", "20s"]);
+        env.ok(&[
+            "revive",
+            "a",
+            "--",
+            "sh",
+            "-c",
+            "echo second; exec sleep 1000",
+        ]);
+        env.ok(&["wait", "a", "--text", "^second$", "--timeout", "20s"]);
+        let live = env.ok(&["capture", "a", "--all"]);
+        assert!(live.contains("FIRST"), "{live}");
+        if sigkill {
+            kill9_server(&env);
+        } else {
+            env.ok(&["kill-server"]);
+        }
+        let all = env.ok(&["capture", "a", "--all"]);
+        assert!(all.contains("FIRST"), "sigkill={sigkill}: {all}");
+    }
+}
+
+/// Edits a dormant session's saved record.
+fn edit_record(env: &Env, name: &str, edit: impl Fn(&mut serde_json::Value)) {
+    let path = env.state.join("sessions").join(name).join("meta.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut record);
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+}
+
+#[test]
+fn failed_revive_leaves_the_session_as_it_was() {
+    let env = Env::new();
+    let work = env.home.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let work_s = common::path_str(&work);
+    env.ok(&[
+        "new",
+        "-d",
+        "a",
+        "-C",
+        work_s,
+        "--",
+        "sh",
+        "-c",
+        "echo FIRST; exit 0",
+    ]);
+    env.ok(&["wait", "a", "--exit", "--timeout", "20s"]);
+    let refused = |args: &[&str], reason: &str| {
+        let out = env.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(reason) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert_eq!(session_json(&env, "a")["state"], "exited(0)", "{args:?}");
+        let screen = env.ok(&["capture", "a"]);
+        assert!(screen.contains("FIRST"), "{args:?}: {screen}");
+    };
+    // A session ended in this server, then the same from its files after a restart.
+    refused(&["revive", "a", "--", "/nonexistent/prog"], "not found");
+    env.ok(&["kill-server"]);
+    refused(&["revive", "a", "--", "/nonexistent/prog"], "not found");
+    std::fs::remove_dir(&work).unwrap();
+    refused(&["revive", "a"], "-C DIR");
+    env.ok(&["kill-server"]);
+    edit_record(&env, "a", |r| {
+        r["env"] = serde_json::json!([["BAD", "x\u{0}y"]])
+    });
+    refused(&["revive", "a", "-C", "/"], "environment");
+    env.ok(&["kill-server"]);
+    edit_record(&env, "a", |r| {
+        r["env"] = serde_json::json!([]);
+        r["command"] = serde_json::json!([]);
+    });
+    refused(&["revive", "a", "-C", "/"], "command is empty");
+    // And with a command and a directory given, it starts there.
+    env.ok(&[
+        "revive",
+        "a",
+        "-C",
+        "/",
+        "--",
+        "sh",
+        "-c",
+        "echo \"in $(pwd)\"; exec sleep 100",
+    ]);
+    env.ok(&["wait", "a", "--text", "^in /$", "--timeout", "20s"]);
+    let all = env.ok(&["capture", "a", "--all"]);
+    assert!(all.contains("FIRST"), "{all}");
+}

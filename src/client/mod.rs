@@ -216,11 +216,24 @@ impl Client {
         rows: u16,
         cols: u16,
     ) -> Result<()> {
+        self.revive_in(name, command, None, rows, cols).await
+    }
+
+    /// Like [`Client::revive`], in the absolute directory `cwd` instead of the saved one.
+    pub async fn revive_in(
+        &self,
+        name: &str,
+        command: Option<Vec<String>>,
+        cwd: Option<String>,
+        rows: u16,
+        cols: u16,
+    ) -> Result<()> {
         self.expect_ok(&Request::Revive {
             name: name.into(),
             command,
             rows,
             cols,
+            cwd,
         })
         .await
     }

@@ -192,7 +192,19 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             command,
             rows,
             cols,
-        } => match server.revive(&name, command, rows, cols).await {
+            cwd,
+        } => match server
+            .revive(
+                &name,
+                super::revive::ReviveRequest {
+                    command,
+                    cwd,
+                    rows,
+                    cols,
+                },
+            )
+            .await
+        {
             Ok(()) => Response::Ok,
             Err(e) => Response::Error(e),
         },

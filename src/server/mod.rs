@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod dormant;
 pub mod ownership;
+pub mod revive;
 pub mod session;
 
 use std::collections::HashMap;
@@ -131,57 +132,6 @@ impl Server {
         Ok(tx)
     }
 
-    /// Starts an ended or lost session again, with its earlier output above the new.
-    pub async fn revive(
-        &self,
-        name: &str,
-        command: Option<Vec<String>>,
-        rows: u16,
-        cols: u16,
-    ) -> Result<(), String> {
-        let tx = self
-            .registry
-            .get(name)
-            .ok_or_else(|| format!("no session named '{name}' (see `linger ls`)"))?;
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        tx.send(SessionCmd::TakeForRevive { reply })
-            .await
-            .map_err(|_| format!("session '{name}' went away"))?;
-        let (record, lines) = rx
-            .await
-            .map_err(|_| format!("session '{name}' went away"))??;
-        // The old actor leaves the registry as it ends; wait for that before taking the name.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.registry.get(name).is_some() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let command = command
-            .filter(|c| !c.is_empty())
-            .or_else(|| record.resume_command.clone())
-            .unwrap_or_else(|| record.command.clone());
-        let spec = crate::protocol::SessionSpec {
-            name: name.to_string(),
-            command,
-            cwd: record.cwd.clone(),
-            env: record.env.clone(),
-            scrollback: if record.scrollback == 0 {
-                10_000
-            } else {
-                record.scrollback
-            },
-            rows,
-            cols,
-            resume_command: record.resume_command.clone(),
-            log_limit: record.log_limit,
-        };
-        let earlier = session::Earlier {
-            lines,
-            notes: record.notes.clone(),
-            created_at: record.created_at,
-        };
-        self.start(spec, Some(earlier)).map(|_| ())
-    }
-
     /// Lists sessions saved on disk as dormant entries; ones still marked running are lost.
     fn load_saved(&self) {
         let Some(store) = self.store.as_deref() else {
@@ -217,22 +167,27 @@ impl Server {
                     record.name
                 ));
             }
-            let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
-            let seq = self
-                .next_seq
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let name = record.name.clone();
-            let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
-            self.registry.lock().insert(
-                name,
-                SessionEntry {
-                    tx,
-                    pid: 0,
-                    created_seq: seq,
-                },
-            );
-            tokio::spawn(dormant.run());
+            self.add_dormant(dir, record);
         }
+    }
+
+    /// Lists a session without a process, served from its files in `dir`.
+    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord) {
+        let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = record.name.clone();
+        let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
+        self.registry.lock().insert(
+            name,
+            SessionEntry {
+                tx,
+                pid: 0,
+                created_seq: seq,
+            },
+        );
+        tokio::spawn(dormant.run());
     }
 }
 
