@@ -533,16 +533,24 @@ fn age(now_ms: u64, then_ms: u64) -> String {
     }
 }
 
-fn rfc3339(ms: u64) -> String {
-    let time = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(time).to_string()
+/// Latest time RFC 3339 can write (9999-12-31T23:59:59.999Z), in unix milliseconds.
+const MAX_RFC3339_MS: u64 = 253_402_300_799_999;
+
+/// A timestamp for JSON; `None` (null) for one past year 9999, which only a damaged or
+/// hand-edited record can hold (humantime panics on those).
+fn rfc3339(ms: u64) -> Option<String> {
+    if ms > MAX_RFC3339_MS {
+        return None;
+    }
+    let time = std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
+    Some(humantime::format_rfc3339_millis(time).to_string())
 }
 
 fn session_json(s: &SessionInfo) -> serde_json::Value {
     let (exit_code, signal) = match s.state {
         SessionState::Exited(code) => (Some(code), None),
         SessionState::Killed(sig) => (None, Some(crate::signals::name(sig))),
-        SessionState::Running | SessionState::Lost => (None, None),
+        SessionState::Running | SessionState::Lost | SessionState::Broken => (None, None),
     };
     serde_json::json!({
         "name": s.name,
@@ -561,6 +569,7 @@ fn session_json(s: &SessionInfo) -> serde_json::Value {
         "notes": s.notes,
         "resume_command": s.resume_command,
         "persist_error": s.persist_error,
+        "broken_reason": (s.state == SessionState::Broken).then_some(&s.persist_error),
     })
 }
 

@@ -391,3 +391,81 @@ fn failed_revive_leaves_the_session_as_it_was() {
     let all = env.ok(&["capture", "a", "--all"]);
     assert!(all.contains("FIRST"), "{all}");
 }
+
+/// A state dir with a `sessions/` dir, as the server makes it (0700).
+fn sessions_dir(env: &Env) -> std::path::PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let sessions = env.state.join("sessions");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&sessions)
+        .unwrap();
+    sessions
+}
+
+#[test]
+fn bad_records_are_listed_as_broken_and_never_block_or_leak() {
+    let env = Env::new();
+    let sessions = sessions_dir(&env);
+    std::fs::create_dir(sessions.join("bad")).unwrap();
+    std::fs::write(sessions.join("bad/meta.json"), "{not json").unwrap();
+    std::fs::write(sessions.join("bad/output.log"), "OLD-OUTPUT\n").unwrap();
+    std::fs::create_dir(sessions.join("fifo")).unwrap();
+    let fifo = std::ffi::CString::new(common::path_str(&sessions.join("fifo/meta.json"))).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::fs::create_dir(sessions.join("future")).unwrap();
+    let record = serde_json::json!({
+        "name": "future", "command": ["true"], "cwd": "/", "env": [],
+        "created_at": 300_000_000_000_000u64, "state": "exited", "pid": 1,
+        "exit_code": 0, "signal": null, "resume_command": null, "notes": "",
+        "updated_at": 300_000_000_000_000u64, "scrollback": 100, "log_limit": 65536
+    });
+    std::fs::write(sessions.join("future/meta.json"), record.to_string()).unwrap();
+
+    let bad = session_json(&env, "bad");
+    assert_eq!(bad["state"], "broken", "{bad}");
+    assert!(
+        bad["broken_reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot parse"),
+        "{bad}"
+    );
+    let fifo = session_json(&env, "fifo");
+    assert_eq!(fifo["state"], "broken", "{fifo}");
+    assert!(
+        fifo["broken_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a regular file"),
+        "{fifo}"
+    );
+    let future = session_json(&env, "future");
+    assert!(future["created_at"].is_null(), "{future}");
+    assert!(env.ok(&["ls"]).contains("broken"));
+
+    let out = env.run(&["revive", "bad"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken"));
+    let out = env.run(&["new", "-d", "bad", "--", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a new session must not mix into a broken one"
+    );
+    env.ok(&["kill", "bad"]);
+    env.ok(&[
+        "new",
+        "-d",
+        "bad",
+        "--",
+        "sh",
+        "-c",
+        "echo NEW-OUTPUT; exec sleep 100",
+    ]);
+    env.ok(&["wait", "bad", "--text", "NEW-OUTPUT", "--timeout", "20s"]);
+    let all = env.ok(&["capture", "bad", "--all"]);
+    assert!(!all.contains("OLD-OUTPUT"), "{all}");
+}

@@ -132,53 +132,31 @@ impl Server {
         Ok(tx)
     }
 
-    /// Lists sessions saved on disk as dormant entries; ones still marked running are lost.
-    fn load_saved(&self) {
-        let Some(store) = self.store.as_deref() else {
-            return;
-        };
-        for (dir, record) in crate::state::load_all(store) {
-            let mut record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    log::warn(&format!("skipping a saved session: {e}"));
-                    continue;
+    /// Lists the sessions found on disk at start-up (see [`scan_saved`]).
+    fn load_saved(&self, saved: Vec<Saved>) {
+        for (dir, name, record) in saved {
+            match record {
+                Ok(record) => self.add_dormant(dir, record),
+                Err(reason) => {
+                    let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+                    let dormant = dormant::Dormant::broken(
+                        dir,
+                        name.clone(),
+                        reason,
+                        self.registry.clone(),
+                        rx,
+                    );
+                    self.register_dormant(name, tx);
+                    tokio::spawn(dormant.run());
                 }
-            };
-            if crate::paths::validate_session_name(&record.name).is_err()
-                || dir.file_name().is_none_or(|n| n != record.name.as_str())
-            {
-                log::warn(&format!(
-                    "skipping {}: its record names another session",
-                    dir.display()
-                ));
-                continue;
             }
-            if record.state == "running" {
-                record.state = "lost".into();
-                if let Err(e) = crate::state::write_record(&dir, &record) {
-                    log::warn(&format!(
-                        "cannot mark session {} lost on disk: {e}",
-                        record.name
-                    ));
-                }
-                log::info(&format!(
-                    "session {} was running when its server died: lost",
-                    record.name
-                ));
-            }
-            self.add_dormant(dir, record);
         }
     }
 
-    /// Lists a session without a process, served from its files in `dir`.
-    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord) {
-        let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+    fn register_dormant(&self, name: String, tx: mpsc::Sender<SessionCmd>) {
         let seq = self
             .next_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = record.name.clone();
-        let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
         self.registry.lock().insert(
             name,
             SessionEntry {
@@ -187,8 +165,72 @@ impl Server {
                 created_seq: seq,
             },
         );
+    }
+
+    /// Lists a session without a process, served from its files in `dir`.
+    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord) {
+        let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+        let name = record.name.clone();
+        let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
+        self.register_dormant(name, tx);
         tokio::spawn(dormant.run());
     }
+}
+
+/// A session found on disk: its dir, its name, and its record or why that cannot be read.
+type Saved = (PathBuf, String, Result<crate::state::SessionRecord, String>);
+
+/// Reads every saved session before the runtime starts (this is blocking disk work), and marks
+/// the ones that were running when their server died as lost. Unreadable records are kept
+/// with the reason, to be listed as broken; dirs whose names are not session names are skipped.
+fn scan_saved(store: &Path) -> Vec<Saved> {
+    let mut saved = Vec::new();
+    for (dir, record) in crate::state::load_all(store) {
+        let Some(name) = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| crate::paths::validate_session_name(n).is_ok())
+            .map(str::to_string)
+        else {
+            log::warn(&format!("skipping {}: not a session name", dir.display()));
+            continue;
+        };
+        let record = record.and_then(|r| {
+            if r.name == name {
+                Ok(r)
+            } else {
+                Err(format!("its record names another session ({:?})", r.name))
+            }
+        });
+        let record = match record {
+            Ok(mut record) => {
+                if record.state == "running" {
+                    mark_lost(&dir, &mut record);
+                }
+                Ok(record)
+            }
+            Err(e) => {
+                log::warn(&format!("session {name} is broken: {e}"));
+                Err(e)
+            }
+        };
+        saved.push((dir, name, record));
+    }
+    saved
+}
+
+fn mark_lost(dir: &Path, record: &mut crate::state::SessionRecord) {
+    record.state = "lost".into();
+    if let Err(e) = crate::state::write_record(dir, record) {
+        log::warn(&format!(
+            "cannot mark session {} lost on disk: {e}",
+            record.name
+        ));
+    }
+    log::info(&format!(
+        "session {} was running when its server died: lost",
+        record.name
+    ));
 }
 
 /// Runs the server in this process until `kill-server` or SIGTERM/SIGINT/SIGHUP.
@@ -217,7 +259,8 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let runtime_dir = ownership::RuntimeDir::new(dir, lock);
-    let result = runtime.block_on(serve(runtime_dir, store));
+    let saved = store.as_deref().map(scan_saved).unwrap_or_default();
+    let result = runtime.block_on(serve(runtime_dir, store, saved));
     runtime.shutdown_timeout(Duration::from_secs(1));
     log::flush();
     drop(state_lock);
@@ -227,6 +270,7 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
 async fn serve(
     mut runtime_dir: ownership::RuntimeDir,
     store: Option<PathBuf>,
+    saved: Vec<Saved>,
 ) -> Result<(), String> {
     let mut listener = runtime_dir.bind()?;
     let server = Arc::new(Server {
@@ -236,7 +280,7 @@ async fn serve(
         shutdown: Notify::new(),
         next_seq: Default::default(),
     });
-    server.load_saved();
+    server.load_saved(saved);
     let signal = |kind: tokio::signal::unix::SignalKind, name: &str| {
         tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
     };
