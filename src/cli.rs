@@ -308,6 +308,13 @@ fn run(cli: Cli) -> Result<i32, Failure> {
                     }
                     words => Some(words.join(" ")),
                 };
+                if let Some(t) = text.as_ref().filter(|t| t.len() > crate::state::MAX_NOTES) {
+                    return Err(fail(format!(
+                        "notes of {} bytes are too long (at most {}); keep the details in a file and note its path",
+                        t.len(),
+                        crate::state::MAX_NOTES
+                    )));
+                }
                 let notes = client.note(&name, text.clone()).await?;
                 if text.is_none() && !notes.is_empty() {
                     print!("{notes}");
@@ -361,6 +368,12 @@ fn spec(
     scrollback: usize,
 ) -> Result<SessionSpec, Failure> {
     crate::paths::validate_session_name(name).map_err(usage)?;
+    if scrollback > crate::state::MAX_SCROLLBACK {
+        return Err(usage(format!(
+            "--scrollback {scrollback} is too large (at most {} lines)",
+            crate::state::MAX_SCROLLBACK
+        )));
+    }
     let cwd = match cwd {
         Some(dir) => working_dir(&dir)?,
         None => std::env::current_dir()
@@ -730,6 +743,9 @@ fn parse_size(text: &str) -> Result<u64, Failure> {
         return Err(usage(format!(
             "log size {text} is too small (at least 64K)"
         )));
+    }
+    if bytes > crate::state::MAX_LOG_LIMIT {
+        return Err(usage(format!("log size {text} is too large (at most 1G)")));
     }
     Ok(bytes)
 }

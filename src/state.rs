@@ -10,6 +10,28 @@ use serde::{Deserialize, Serialize};
 /// Default bound on one session's output log (both generations together).
 pub const DEFAULT_LOG_LIMIT: u64 = 16 << 20;
 
+/// Largest `--log-size`: 1 GiB of disk per session.
+pub const MAX_LOG_LIMIT: u64 = 1 << 30;
+
+/// Largest `--scrollback`, in lines: the history ring's byte budget grows with it (512 bytes a
+/// line), so this holds one session's history under about 100 MiB of memory.
+pub const MAX_SCROLLBACK: usize = 200_000;
+
+/// Refuses a scrollback or log size over its bound, with a one-line reason.
+pub fn check_bounds(scrollback: usize, log_limit: u64) -> Result<(), String> {
+    if scrollback > MAX_SCROLLBACK {
+        return Err(format!(
+            "--scrollback {scrollback} is too large (at most {MAX_SCROLLBACK} lines)"
+        ));
+    }
+    if log_limit > MAX_LOG_LIMIT {
+        return Err(format!(
+            "--log-size {log_limit} bytes is too large (at most 1G)"
+        ));
+    }
+    Ok(())
+}
+
 /// The state dir: `LINGER_STATE_DIR`, else `$XDG_STATE_HOME/linger`, else
 /// `~/.local/state/linger`.
 pub fn state_dir() -> Option<PathBuf> {

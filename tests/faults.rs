@@ -469,3 +469,63 @@ fn bad_records_are_listed_as_broken_and_never_block_or_leak() {
     let all = env.ok(&["capture", "bad", "--all"]);
     assert!(!all.contains("OLD-OUTPUT"), "{all}");
 }
+
+#[test]
+fn sizes_past_their_bounds_are_refused_in_one_line() {
+    let env = Env::new();
+    for (args, reason) in [
+        (
+            vec!["new", "-d", "x", "--scrollback", "10000000", "--", "true"],
+            "at most 200000",
+        ),
+        (
+            vec!["new", "-d", "x", "--log-size", "2G", "--", "true"],
+            "at most 1G",
+        ),
+    ] {
+        let out = env.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(reason) && err.lines().count() == 1, "{err}");
+    }
+    env.ok(&["new", "-d", "n", "--", "sleep", "100"]);
+    let mut note = env.cmd();
+    note.args(["note", "n", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = note.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&vec![b'n'; 70 * 1024]).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too long"));
+}
+
+#[test]
+fn a_lost_sessions_capture_reads_a_bounded_tail_of_its_log() {
+    use std::io::Write;
+    let env = Env::new();
+    let dir = sessions_dir(&env).join("big");
+    std::fs::create_dir(&dir).unwrap();
+    let record = serde_json::json!({
+        "name": "big", "command": ["true"], "cwd": "/", "env": [],
+        "created_at": 1_700_000_000_000u64, "state": "lost", "pid": 1,
+        "exit_code": null, "signal": null, "resume_command": null, "notes": "",
+        "updated_at": 1_700_000_000_000u64, "scrollback": 100, "log_limit": 1u64 << 30
+    });
+    std::fs::write(dir.join("meta.json"), record.to_string()).unwrap();
+    // 40 MB of log: far more than is ever read back.
+    let mut log = std::io::BufWriter::new(std::fs::File::create(dir.join("output.log")).unwrap());
+    for i in 0..1_000_000 {
+        writeln!(log, "line {i:07} of a long saved history....").unwrap();
+    }
+    log.flush().unwrap();
+    drop(log);
+    let all = env.ok(&["capture", "big", "--all"]);
+    assert!(all.len() <= 16 << 20, "{} bytes read back", all.len());
+    assert!(all.contains("line 0999999 "), "the newest line is missing");
+    assert!(!all.contains("line 0000000 "), "the oldest line was read");
+}

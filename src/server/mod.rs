@@ -88,6 +88,7 @@ impl Server {
         earlier: Option<session::Earlier>,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
         crate::paths::validate_session_name(&spec.name)?;
+        crate::state::check_bounds(spec.scrollback, spec.log_limit)?;
         if spec.command.is_empty() {
             return Err("no command to run".into());
         }

@@ -102,15 +102,16 @@ fn spec_for(name: &str, record: &SessionRecord, req: ReviveRequest) -> SessionSp
         command,
         cwd: req.cwd.unwrap_or_else(|| record.cwd.clone()),
         env: record.env.clone(),
+        // A record may predate the bounds, or have been edited: hold it to them.
         scrollback: if record.scrollback == 0 {
             10_000
         } else {
-            record.scrollback
+            record.scrollback.min(crate::state::MAX_SCROLLBACK)
         },
         rows: req.rows,
         cols: req.cols,
         resume_command: record.resume_command.clone(),
-        log_limit: record.log_limit,
+        log_limit: record.log_limit.min(crate::state::MAX_LOG_LIMIT),
     }
 }
 
