@@ -1,8 +1,41 @@
 //! Key names for `send --keys` and the bytes a terminal would send for them.
 
+/// Longest key name accepted (`M-M-C-x` and friends are far shorter): names come from clients,
+/// so their length, and the work done per name, is bounded.
+pub const MAX_KEY_NAME: usize = 32;
+
 /// Encodes one key name (`Enter`, `C-c`, `M-x`, `S-Tab`, `F5`, `Up`, ...). Cursor keys follow
-/// the app's cursor-key mode (DECCKM) the way a real terminal's would.
+/// the app's cursor-key mode (DECCKM) the way a real terminal's would. `M-` prefixes are
+/// peeled in a loop, never by recursion, so no name can exhaust the stack.
 pub fn encode(key: &str, application_cursor: bool) -> Result<Vec<u8>, String> {
+    if key.len() > MAX_KEY_NAME {
+        let shown: String = key
+            .chars()
+            .take(20)
+            .flat_map(char::escape_default)
+            .collect();
+        return Err(format!(
+            "key name '{shown}...' is {} bytes long; key names are at most {MAX_KEY_NAME}",
+            key.len()
+        ));
+    }
+    let mut rest = key;
+    let mut out = Vec::new();
+    // `M-x` is ESC then x; `M-` alone (or `M-M-`) leaves a name that is not a key: the literal.
+    while let Some(after) = rest.strip_prefix("M-").filter(|a| !a.is_empty()) {
+        out.push(0x1b);
+        rest = after;
+    }
+    if out.is_empty() {
+        out.extend(encode_plain(rest, application_cursor)?);
+    } else {
+        out.extend(encode_plain(rest, application_cursor).or_else(|_| literal(rest))?);
+    }
+    Ok(out)
+}
+
+/// One key name without `M-` prefixes.
+fn encode_plain(key: &str, application_cursor: bool) -> Result<Vec<u8>, String> {
     let cursor = |c: u8| -> Vec<u8> {
         if application_cursor {
             vec![0x1b, b'O', c]
@@ -33,11 +66,6 @@ pub fn encode(key: &str, application_cursor: bool) -> Result<Vec<u8>, String> {
             }
             if let Some(rest) = key.strip_prefix("C-") {
                 return ctrl(rest).ok_or_else(|| format!("unknown key '{key}'"));
-            }
-            if let Some(rest) = key.strip_prefix("M-") {
-                let mut out = vec![0x1b];
-                out.extend(encode(rest, application_cursor).or_else(|_| literal(rest))?);
-                return Ok(out);
             }
             return Err(format!(
                 "unknown key '{key}' (try Enter, Tab, Esc, Space, BSpace, Up, Down, Left, Right, Home, End, PgUp, PgDn, F1-F12, C-x, M-x, S-Tab)"
@@ -115,5 +143,9 @@ mod tests {
         assert_eq!(encode("F5", false).unwrap(), b"\x1b[15~");
         assert!(encode("Bogus", false).is_err());
         assert!(encode("F13", false).is_err());
+        assert_eq!(encode("M-M-x", false).unwrap(), b"\x1b\x1bx");
+        assert_eq!(encode("M-Up", false).unwrap(), b"\x1b\x1b[A");
+        assert_eq!(encode("M--", false).unwrap(), b"\x1b-");
+        assert!(encode(&"M-".repeat(60_000), false).is_err());
     }
 }

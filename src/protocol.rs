@@ -151,6 +151,8 @@ pub enum Request {
         command: Option<Vec<String>>,
         rows: u16,
         cols: u16,
+        /// An absolute directory to start in instead of the saved one (`revive -C`).
+        cwd: Option<String>,
     },
     /// Forgets every lost session.
     KillLost,
@@ -177,6 +179,9 @@ pub enum SessionState {
     Killed(i32),
     /// Its server died while it ran; its record and output survive on disk.
     Lost,
+    /// Its saved record cannot be read; `SessionInfo::persist_error` says why. It can only be
+    /// captured (what output survives) and killed (forgotten).
+    Broken,
 }
 
 impl SessionState {
@@ -185,7 +190,7 @@ impl SessionState {
         match self {
             SessionState::Exited(code) => Some(*code),
             SessionState::Killed(sig) => Some(128 + sig),
-            SessionState::Running | SessionState::Lost => None,
+            SessionState::Running | SessionState::Lost | SessionState::Broken => None,
         }
     }
 
@@ -195,6 +200,7 @@ impl SessionState {
             SessionState::Exited(code) => format!("exited({code})"),
             SessionState::Killed(sig) => format!("killed({})", crate::signals::name(*sig)),
             SessionState::Lost => "lost".into(),
+            SessionState::Broken => "broken".into(),
         }
     }
 }

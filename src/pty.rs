@@ -75,8 +75,7 @@ pub fn spawn(opts: SpawnOptions<'_>) -> std::io::Result<Spawned> {
         cmd.pre_exec(|| {
             rustix::process::setsid()?;
             rustix::process::ioctl_tiocsctty(std::io::stdin())?;
-            // The server ignores SIGPIPE; the child should get the default back.
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            reset_signals();
             close_inherited_fds();
             Ok(())
         });
@@ -88,6 +87,59 @@ pub fn spawn(opts: SpawnOptions<'_>) -> std::io::Result<Spawned> {
     drop(cmd);
     Ok(Spawned { master, child })
 }
+
+/// Gives the child every signal's default disposition and an empty signal mask, as tmux does:
+/// an exec keeps ignored signals and the mask, so without this a program would ignore SIGHUP
+/// whenever the server was started under `nohup`, and SIGPIPE always (Rust ignores it).
+/// Only async-signal-safe calls; failures (SIGKILL, SIGSTOP, libc-reserved numbers) are
+/// expected and ignored.
+pub fn reset_signals() {
+    // SAFETY: signal(2) and sigprocmask(2) on this (forked, single-threaded) process only.
+    unsafe {
+        for sig in 1..=libc::SIGRTMAX() {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        reset_reserved_signals();
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// glibc refuses to touch signals 32 and 33 (its own), but an ignored one is still inherited:
+/// reset them through the system call itself.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+unsafe fn reset_reserved_signals() {
+    /// The kernel's `struct sigaction` on these architectures.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 32..libc::SIGRTMIN() {
+        // SAFETY: rt_sigaction(2) with a valid struct and the kernel's sigset size (8 bytes).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn reset_reserved_signals() {}
 
 /// Marks every fd above stderr close-on-exec, so a program started by linger inherits only its
 /// terminal: not the server's sockets, nor whatever the process that started the server had

@@ -10,6 +10,28 @@ use serde::{Deserialize, Serialize};
 /// Default bound on one session's output log (both generations together).
 pub const DEFAULT_LOG_LIMIT: u64 = 16 << 20;
 
+/// Largest `--log-size`: 1 GiB of disk per session.
+pub const MAX_LOG_LIMIT: u64 = 1 << 30;
+
+/// Largest `--scrollback`, in lines: the history ring's byte budget grows with it (512 bytes a
+/// line), so this holds one session's history under about 100 MiB of memory.
+pub const MAX_SCROLLBACK: usize = 200_000;
+
+/// Refuses a scrollback or log size over its bound, with a one-line reason.
+pub fn check_bounds(scrollback: usize, log_limit: u64) -> Result<(), String> {
+    if scrollback > MAX_SCROLLBACK {
+        return Err(format!(
+            "--scrollback {scrollback} is too large (at most {MAX_SCROLLBACK} lines)"
+        ));
+    }
+    if log_limit > MAX_LOG_LIMIT {
+        return Err(format!(
+            "--log-size {log_limit} bytes is too large (at most 1G)"
+        ));
+    }
+    Ok(())
+}
+
 /// The state dir: `LINGER_STATE_DIR`, else `$XDG_STATE_HOME/linger`, else
 /// `~/.local/state/linger`.
 pub fn state_dir() -> Option<PathBuf> {
@@ -91,9 +113,58 @@ pub fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
     write_atomic(&dir.join("meta.json"), &json, true)
 }
 
+/// Largest record read back: notes are at most [`MAX_NOTES`], the rest is small.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// Longest notes a session keeps (`linger note`); longer ones are refused.
+pub const MAX_NOTES: usize = 64 * 1024;
+
+/// Most of a session's saved output read back for a session without a process (capture,
+/// attach, revive): the newest bytes of its output log, whatever `--log-size` allowed.
+pub const MAX_OUTPUT_READ: u64 = 16 << 20;
+
+/// Most of a saved screen read back (500 rows of 1000 cells with colours fit easily).
+const MAX_SCREEN_READ: u64 = 4 << 20;
+
+/// Opens `path` for reading only if it is a regular file, so a FIFO or a device put in its
+/// place never blocks the server (the open itself cannot block: `O_NONBLOCK`).
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// The last `max` bytes of a regular file, and whether that is all of it.
+fn read_tail(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = open_regular(path)?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(max);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok((bytes, start == 0))
+}
+
 pub fn read_record(dir: &Path) -> Result<SessionRecord, String> {
     let path = dir.join("meta.json");
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (bytes, whole) = read_tail(&path, MAX_RECORD_BYTES + 1)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !whole || bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(format!(
+            "{} is larger than {} bytes",
+            path.display(),
+            MAX_RECORD_BYTES
+        ));
+    }
     serde_json::from_slice(&bytes).map_err(|e| format!("cannot parse {}: {e}", path.display()))
 }
 
@@ -127,17 +198,27 @@ fn screen_path(dir: &Path) -> PathBuf {
     dir.join("screen.txt")
 }
 
-/// The saved history lines (oldest first) and the last screen.
+/// The saved history lines (oldest first, the newest [`MAX_OUTPUT_READ`] bytes of them) and
+/// the last screen. Blocking: call it from a blocking thread.
 pub fn read_output(dir: &Path) -> (Vec<String>, Vec<String>) {
-    let mut history = Vec::new();
-    for path in [old_log_path(dir), log_path(dir)] {
-        if let Ok(bytes) = std::fs::read(&path) {
-            let text = String::from_utf8_lossy(&bytes);
-            history.extend(text.lines().map(str::to_string));
-        }
+    let (newer, whole) = read_tail(&log_path(dir), MAX_OUTPUT_READ).unwrap_or((Vec::new(), true));
+    let (mut bytes, mut cut) = (newer, !whole);
+    let room = MAX_OUTPUT_READ - bytes.len() as u64;
+    if !cut && room > 0 {
+        let (mut older, whole) = read_tail(&old_log_path(dir), room).unwrap_or((Vec::new(), true));
+        older.extend_from_slice(&bytes);
+        bytes = older;
+        cut = !whole;
     }
-    let screen = std::fs::read(screen_path(dir))
-        .map(|b| {
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if cut {
+        // The read started mid-line: drop the partial first line.
+        let start = text.find('\n').map_or(text.len(), |i| i + 1);
+        text.drain(..start);
+    }
+    let history = text.lines().map(str::to_string).collect();
+    let screen = read_tail(&screen_path(dir), MAX_SCREEN_READ)
+        .map(|(b, _)| {
             String::from_utf8_lossy(&b)
                 .lines()
                 .map(str::to_string)

@@ -255,15 +255,29 @@ fn unusable_state_dir_leaves_sessions_working_with_a_warning() {
     let s = session(&list, "mem");
     assert_eq!(s["state"], "running");
     assert!(s["persist_error"].is_string(), "{s}");
-    assert!(env.log().contains("WARN"), "{}", env.log());
+    // The log has a writer thread of its own: the line lands shortly after.
+    common::eventually("a warning in the log", || {
+        env.log().contains("WARN").then_some(())
+    });
 }
 
-#[test]
-fn output_log_stays_under_its_bound() {
+/// Floods `bytes` of output into a session with a `limit` log and checks the log on disk stays
+/// under it while keeping recent output.
+fn flood_log(bytes: u64, limit: &str, limit_bytes: u64) {
     let env = Env::new();
+    let script = format!(
+        "yes 'a line of output that keeps coming' | head -c {bytes}; echo BIG-DONE; exec sleep 1000"
+    );
     env.ok(&[
-        "new", "-d", "big", "--log-size", "1M", "--", "sh", "-c",
-        "yes 'a line of output that keeps coming' | head -c 50000000; echo BIG-DONE; exec sleep 1000",
+        "new",
+        "-d",
+        "big",
+        "--log-size",
+        limit,
+        "--",
+        "sh",
+        "-c",
+        &script,
     ]);
     env.ok(&["wait", "big", "--text", "BIG-DONE", "--timeout", "240s"]);
     common::eventually("log flushed", || {
@@ -278,8 +292,22 @@ fn output_log_stays_under_its_bound() {
                 .unwrap_or(0)
         })
         .sum();
-    assert!(total <= 1 << 20, "log is {total} bytes");
-    assert!(total > 256 * 1024, "log kept recent output: {total} bytes");
+    assert!(total <= limit_bytes, "log is {total} bytes");
+    assert!(
+        total > limit_bytes / 4,
+        "log kept recent output: {total} bytes"
+    );
+}
+
+#[test]
+fn output_log_stays_under_its_bound() {
+    flood_log(1_000_000, "64K", 64 * 1024);
+}
+
+#[test]
+#[ignore = "50 MB flood, 60-70 s in a debug build: run with `cargo test -- --ignored` (CI does)"]
+fn output_log_stays_under_its_bound_in_a_50mb_flood() {
+    flood_log(50_000_000, "1M", 1 << 20);
 }
 
 #[test]

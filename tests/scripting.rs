@@ -284,6 +284,9 @@ fn many_concurrent_waiters_on_many_sessions() {
 #[test]
 fn library_client_drives_a_session() {
     let env = Env::new();
+    // `connect_with` would start a server with this process's environment, i.e. the user's real
+    // state dir: start it through the sandboxed CLI first, so the library only connects.
+    env.ok(&["ls"]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

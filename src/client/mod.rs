@@ -294,11 +294,24 @@ impl Client {
         rows: u16,
         cols: u16,
     ) -> Result<()> {
+        self.revive_in(name, command, None, rows, cols).await
+    }
+
+    /// Like [`Client::revive`], in the absolute directory `cwd` instead of the saved one.
+    pub async fn revive_in(
+        &self,
+        name: &str,
+        command: Option<Vec<String>>,
+        cwd: Option<String>,
+        rows: u16,
+        cols: u16,
+    ) -> Result<()> {
         self.expect_ok(&Request::Revive {
             name: name.into(),
             command,
             rows,
             cols,
+            cwd,
         })
         .await
     }
@@ -413,9 +426,14 @@ async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
         }
         // Our server may have lost the start race to another one (it exits when the lock is
         // taken); give the winner a moment before calling it a failure.
-        if failed_at.is_none() && matches!(child.try_wait(), Ok(Some(status)) if !status.success())
-        {
-            failed_at = Some(Instant::now());
+        match child.try_wait() {
+            Ok(Some(status)) if status.code() == Some(crate::server::REFUSED_EXIT) => {
+                return Err(Error(crate::server::ownership::refusal(&log_path)));
+            }
+            Ok(Some(status)) if !status.success() && failed_at.is_none() => {
+                failed_at = Some(Instant::now());
+            }
+            _ => {}
         }
         if failed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
             return Err(Error(format!(

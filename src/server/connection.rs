@@ -202,15 +202,32 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             })
             .await
         }
-        Request::Note { name, text } => {
-            ask(server, &name, |reply| SessionCmd::Note { text, reply }).await
-        }
+        Request::Note { name, text } => match text {
+            Some(t) if t.len() > crate::state::MAX_NOTES => Response::Error(format!(
+                "notes of {} bytes are too long (at most {})",
+                t.len(),
+                crate::state::MAX_NOTES
+            )),
+            text => ask(server, &name, |reply| SessionCmd::Note { text, reply }).await,
+        },
         Request::Revive {
             name,
             command,
             rows,
             cols,
-        } => match server.revive(&name, command, rows, cols).await {
+            cwd,
+        } => match server
+            .revive(
+                &name,
+                super::revive::ReviveRequest {
+                    command,
+                    cwd,
+                    rows,
+                    cols,
+                },
+            )
+            .await
+        {
             Ok(()) => Response::Ok,
             Err(e) => Response::Error(e),
         },

@@ -19,6 +19,8 @@ pub struct Dormant {
     registry: Registry,
     rx: mpsc::Receiver<SessionCmd>,
     last_seen: u64,
+    /// Why its record could not be read; `record` then holds only the name.
+    broken: Option<String>,
 }
 
 impl Dormant {
@@ -35,10 +37,33 @@ impl Dormant {
             registry,
             rx,
             last_seen,
+            broken: None,
+        }
+    }
+
+    /// A session whose record is unreadable: listed as `broken` with the reason, so it is
+    /// neither lost silently nor mixed into a new session of the same name.
+    pub fn broken(
+        dir: PathBuf,
+        name: String,
+        reason: String,
+        registry: Registry,
+        rx: mpsc::Receiver<SessionCmd>,
+    ) -> Dormant {
+        let record = SessionRecord {
+            name,
+            ..SessionRecord::default()
+        };
+        Dormant {
+            broken: Some(reason),
+            ..Dormant::new(dir, record, registry, rx)
         }
     }
 
     fn state(&self) -> SessionState {
+        if self.broken.is_some() {
+            return SessionState::Broken;
+        }
         match (
             self.record.state.as_str(),
             self.record.exit_code,
@@ -60,7 +85,7 @@ impl Dormant {
     pub async fn run(mut self) {
         while let Some(cmd) = self.rx.recv().await {
             match cmd {
-                SessionCmd::Attach { reply, .. } => self.attach(reply),
+                SessionCmd::Attach { reply, .. } => self.attach(reply).await,
                 SessionCmd::Info(reply) => {
                     let _ = reply.send(self.info());
                 }
@@ -70,7 +95,8 @@ impl Dormant {
                     ansi,
                     reply,
                 } => {
-                    let _ = reply.send(Response::Capture(self.capture(history, from_line, ansi)));
+                    let capture = self.capture(history, from_line, ansi).await;
+                    let _ = reply.send(Response::Capture(capture));
                 }
                 SessionCmd::Send(super::commands::SendText { reply, .. })
                 | SessionCmd::SendKeys { reply, .. } => {
@@ -97,25 +123,46 @@ impl Dormant {
                     let _ = reply.send(response);
                 }
                 SessionCmd::Note { text, reply } => {
+                    if self.broken.is_some() {
+                        let _ = reply.send(Response::Error(format!(
+                            "session {} is broken; `linger kill {}` forgets it",
+                            self.record.name, self.record.name
+                        )));
+                        continue;
+                    }
                     if let Some(text) = text {
-                        self.record.notes = text;
-                        if let Err(e) = crate::state::write_record(&self.dir, &self.record) {
-                            let _ =
-                                reply.send(Response::Error(format!("cannot save the notes: {e}")));
-                            continue;
+                        let mut record = self.record.clone();
+                        record.notes = text;
+                        let dir = self.dir.clone();
+                        let written = tokio::task::spawn_blocking(move || {
+                            crate::state::write_record(&dir, &record).map(|()| record)
+                        })
+                        .await
+                        .map_err(std::io::Error::other)
+                        .and_then(|r| r);
+                        match written {
+                            Ok(record) => self.record = record,
+                            Err(e) => {
+                                let _ = reply
+                                    .send(Response::Error(format!("cannot save the notes: {e}")));
+                                continue;
+                            }
                         }
                     }
                     let _ = reply.send(Response::Notes(self.record.notes.clone()));
                 }
                 SessionCmd::Kill { reply, .. } => {
-                    self.forget();
-                    let _ = reply.send(Response::Ok);
+                    let response = match self.forget().await {
+                        Ok(()) => Response::Ok,
+                        Err(e) => Response::Error(e),
+                    };
+                    let _ = reply.send(response);
                     return;
                 }
                 SessionCmd::ForgetIfLost { reply } => {
                     let lost = self.state() == SessionState::Lost;
-                    if lost {
-                        self.forget();
+                    if lost && let Err(e) = self.forget().await {
+                        crate::log::warn(&e);
                     }
                     let _ = reply.send(lost);
                     if lost {
@@ -123,7 +170,15 @@ impl Dormant {
                     }
                 }
                 SessionCmd::TakeForRevive { reply } => {
-                    let (mut lines, screen) = crate::state::read_output(&self.dir);
+                    if let Some(reason) = &self.broken {
+                        let name = &self.record.name;
+                        let _ = reply.send(Err(format!(
+                            "cannot revive '{name}': its saved record is broken ({reason}); \
+                             `linger kill {name}` forgets it"
+                        )));
+                        continue;
+                    }
+                    let (mut lines, screen) = self.read_output().await;
                     lines.extend(without_trailing_blanks(screen));
                     self.registry.remove(&self.record.name, 0);
                     let _ = reply.send(Ok((self.record.clone(), lines)));
@@ -139,9 +194,26 @@ impl Dormant {
         }
     }
 
-    fn forget(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+    /// Deletes the session's files and unlists it. When the files cannot be deleted it is
+    /// unlisted all the same (as asked), and the error says it will be back after a restart.
+    async fn forget(&mut self) -> Result<(), String> {
         self.registry.remove(&self.record.name, 0);
+        let dir = self.dir.clone();
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        removed.map_err(|e| {
+            format!(
+                "forgot session {} but could not delete {} ({e}); it will be listed again when \
+                 the server restarts: delete that directory yourself",
+                self.record.name,
+                self.dir.display()
+            )
+        })
     }
 
     fn info(&self) -> SessionInfo {
@@ -158,13 +230,21 @@ impl Dormant {
             cols: 0,
             notes: self.record.notes.clone(),
             resume_command: self.record.resume_command.clone(),
-            persist_error: None,
+            persist_error: self.broken.clone(),
         }
     }
 
+    /// The saved output, read on a blocking thread (it may be large, and on a slow disk).
+    async fn read_output(&self) -> (Vec<String>, Vec<String>) {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || crate::state::read_output(&dir))
+            .await
+            .unwrap_or_default()
+    }
+
     /// A read-only replay of what was saved, then the notes and how to revive.
-    fn attach(&self, reply: oneshot::Sender<ClientLink>) {
-        let (history, screen) = crate::state::read_output(&self.dir);
+    async fn attach(&self, reply: oneshot::Sender<ClientLink>) {
+        let (history, screen) = self.read_output().await;
         let mut out = String::from("\x1b[!p\x1b[m");
         for line in history.iter().chain(screen.iter()) {
             out.push_str(line);
@@ -182,8 +262,8 @@ impl Dormant {
         });
     }
 
-    fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
-        let (lines, screen) = crate::state::read_output(&self.dir);
+    async fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
+        let (lines, screen) = self.read_output().await;
         let next_line = lines.len() as u64;
         let numbered = lines
             .iter()

@@ -5,6 +5,8 @@ pub mod commands;
 pub mod connection;
 pub mod dormant;
 pub mod outbox;
+pub mod ownership;
+pub mod revive;
 pub mod session;
 pub mod transcript;
 
@@ -13,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc};
 
 use crate::log;
 use commands::SessionCmd;
+pub use ownership::{NotStarted, REFUSED_EXIT};
 
 /// Sessions by name. A session removes itself when it ends; the pid guards against removing a
 /// newer session that reused the name.
@@ -89,6 +91,7 @@ impl Server {
         earlier: Option<session::Earlier>,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
         crate::paths::validate_session_name(&spec.name)?;
+        crate::state::check_bounds(spec.scrollback, spec.log_limit)?;
         if spec.command.is_empty() {
             return Err("no command to run".into());
         }
@@ -133,167 +136,112 @@ impl Server {
         Ok(tx)
     }
 
-    /// Starts an ended or lost session again, with its earlier output above the new.
-    pub async fn revive(
-        &self,
-        name: &str,
-        command: Option<Vec<String>>,
-        rows: u16,
-        cols: u16,
-    ) -> Result<(), String> {
-        let tx = self
-            .registry
-            .get(name)
-            .ok_or_else(|| format!("no session named '{name}' (see `linger ls`)"))?;
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        tx.send(SessionCmd::TakeForRevive { reply })
-            .await
-            .map_err(|_| format!("session '{name}' went away"))?;
-        let (record, lines) = rx
-            .await
-            .map_err(|_| format!("session '{name}' went away"))??;
-        // The old actor leaves the registry as it ends; wait for that before taking the name.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.registry.get(name).is_some() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    /// Lists the sessions found on disk at start-up (see [`scan_saved`]).
+    fn load_saved(&self, saved: Vec<Saved>) {
+        for (dir, name, record) in saved {
+            match record {
+                Ok(record) => self.add_dormant(dir, record),
+                Err(reason) => {
+                    let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+                    let dormant = dormant::Dormant::broken(
+                        dir,
+                        name.clone(),
+                        reason,
+                        self.registry.clone(),
+                        rx,
+                    );
+                    self.register_dormant(name, tx);
+                    tokio::spawn(dormant.run());
+                }
+            }
         }
-        let command = command
-            .filter(|c| !c.is_empty())
-            .or_else(|| record.resume_command.clone())
-            .unwrap_or_else(|| record.command.clone());
-        let spec = crate::protocol::SessionSpec {
-            name: name.to_string(),
-            command,
-            cwd: record.cwd.clone(),
-            env: record.env.clone(),
-            scrollback: if record.scrollback == 0 {
-                10_000
-            } else {
-                record.scrollback
+    }
+
+    fn register_dormant(&self, name: String, tx: mpsc::Sender<SessionCmd>) {
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.registry.lock().insert(
+            name,
+            SessionEntry {
+                tx,
+                pid: 0,
+                created_seq: seq,
             },
-            rows,
-            cols,
-            resume_command: record.resume_command.clone(),
-            log_limit: record.log_limit,
-        };
-        let earlier = session::Earlier {
-            lines,
-            notes: record.notes.clone(),
-            created_at: record.created_at,
-        };
-        self.start(spec, Some(earlier)).map(|_| ())
+        );
     }
 
-    /// Lists sessions saved on disk as dormant entries; ones still marked running are lost.
-    fn load_saved(&self) {
-        let Some(store) = self.store.as_deref() else {
-            return;
+    /// Lists a session without a process, served from its files in `dir`.
+    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord) {
+        let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+        let name = record.name.clone();
+        let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
+        self.register_dormant(name, tx);
+        tokio::spawn(dormant.run());
+    }
+}
+
+/// A session found on disk: its dir, its name, and its record or why that cannot be read.
+type Saved = (PathBuf, String, Result<crate::state::SessionRecord, String>);
+
+/// Reads every saved session before the runtime starts (this is blocking disk work), and marks
+/// the ones that were running when their server died as lost. Unreadable records are kept
+/// with the reason, to be listed as broken; dirs whose names are not session names are skipped.
+fn scan_saved(store: &Path) -> Vec<Saved> {
+    let mut saved = Vec::new();
+    for (dir, record) in crate::state::load_all(store) {
+        let Some(name) = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| crate::paths::validate_session_name(n).is_ok())
+            .map(str::to_string)
+        else {
+            log::warn(&format!("skipping {}: not a session name", dir.display()));
+            continue;
         };
-        for (dir, record) in crate::state::load_all(store) {
-            let mut record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    log::warn(&format!("skipping a saved session: {e}"));
-                    continue;
-                }
-            };
-            if crate::paths::validate_session_name(&record.name).is_err()
-                || dir.file_name().is_none_or(|n| n != record.name.as_str())
-            {
-                log::warn(&format!(
-                    "skipping {}: its record names another session",
-                    dir.display()
-                ));
-                continue;
+        let record = record.and_then(|r| {
+            if r.name == name {
+                Ok(r)
+            } else {
+                Err(format!("its record names another session ({:?})", r.name))
             }
-            if record.state == "running" {
-                record.state = "lost".into();
-                if let Err(e) = crate::state::write_record(&dir, &record) {
-                    log::warn(&format!(
-                        "cannot mark session {} lost on disk: {e}",
-                        record.name
-                    ));
+        });
+        let record = match record {
+            Ok(mut record) => {
+                if record.state == "running" {
+                    mark_lost(&dir, &mut record);
                 }
-                log::info(&format!(
-                    "session {} was running when its server died: lost",
-                    record.name
-                ));
+                Ok(record)
             }
-            let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
-            let seq = self
-                .next_seq
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let name = record.name.clone();
-            let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
-            self.registry.lock().insert(
-                name,
-                SessionEntry {
-                    tx,
-                    pid: 0,
-                    created_seq: seq,
-                },
-            );
-            tokio::spawn(dormant.run());
-        }
+            Err(e) => {
+                log::warn(&format!("session {name} is broken: {e}"));
+                Err(e)
+            }
+        };
+        saved.push((dir, name, record));
     }
+    saved
 }
 
-/// Runs the server in this process until `kill-server` or SIGTERM/SIGINT.
-pub fn run(dir: &Path) -> Result<(), String> {
-    crate::paths::ensure_private_dir(dir)?;
-    let lock = acquire_lock(dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let result = runtime.block_on(serve(dir));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    drop(lock);
-    result
-}
-
-fn acquire_lock(dir: &Path) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = crate::paths::lock_path(dir);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .map_err(|_| format!("a linger server is already running for {}", dir.display()))?;
-    Ok(file)
-}
-
-async fn serve(dir: &Path) -> Result<(), String> {
-    let socket = crate::paths::socket_path(dir);
-    // We hold the lock, so any socket file left here belongs to a dead server.
-    match std::fs::remove_file(&socket) {
-        Ok(()) => log::info("removed a stale socket from a previous server"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot remove stale socket {}: {e}",
-                socket.display()
-            ));
-        }
-    }
-    let listener = UnixListener::bind(&socket)
-        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
+fn mark_lost(dir: &Path, record: &mut crate::state::SessionRecord) {
+    record.state = "lost".into();
+    if let Err(e) = crate::state::write_record(dir, record) {
+        log::warn(&format!(
+            "cannot mark session {} lost on disk: {e}",
+            record.name
+        ));
     }
     log::info(&format!(
-        "server {} listening on {}",
-        std::process::id(),
-        socket.display()
+        "session {} was running when its server died: lost",
+        record.name
     ));
-    let pid_file = crate::paths::pid_path(dir);
-    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+}
+
+/// Runs the server in this process until `kill-server` or SIGTERM/SIGINT/SIGHUP.
+pub fn run(dir: &Path) -> Result<(), NotStarted> {
+    crate::paths::ensure_private_dir(dir)?;
+    let lock = ownership::lock_runtime_dir(dir)?;
+    log::init(&crate::paths::log_path(dir));
     let store = crate::state::state_dir().and_then(|d| match crate::state::prepare_state_dir(&d) {
         Ok(()) => Some(d),
         Err(e) => {
@@ -301,18 +249,53 @@ async fn serve(dir: &Path) -> Result<(), String> {
             None
         }
     });
+    let mut runtime_lock = Some(lock);
+    let state_lock = match &store {
+        Some(state) => Some(ownership::lock_state_dir(state, dir, &mut runtime_lock)?),
+        None => None,
+    };
+    let Some(lock) = runtime_lock else {
+        return Err(NotStarted::Failed("lost the runtime dir's lock".into()));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime_dir = ownership::RuntimeDir::new(dir, lock);
+    let saved = store.as_deref().map(scan_saved).unwrap_or_default();
+    let result = runtime.block_on(serve(runtime_dir, store, saved));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    log::flush();
+    drop(state_lock);
+    result.map_err(NotStarted::Failed)
+}
+
+async fn serve(
+    mut runtime_dir: ownership::RuntimeDir,
+    store: Option<PathBuf>,
+    saved: Vec<Saved>,
+) -> Result<(), String> {
+    let mut listener = runtime_dir.bind()?;
     let server = Arc::new(Server {
         registry: Registry::default(),
-        dir: dir.to_path_buf(),
+        dir: runtime_dir.dir.clone(),
         store,
         shutdown: Notify::new(),
         next_seq: Default::default(),
     });
-    server.load_saved();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    server.load_saved(saved);
+    let signal = |kind: tokio::signal::unix::SignalKind, name: &str| {
+        tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+    };
+    use tokio::signal::unix::SignalKind;
+    let mut sigterm = signal(SignalKind::terminate(), "SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt(), "SIGINT")?;
+    // SIGHUP (a closed terminal, `kill -HUP`) ends the server cleanly like SIGTERM: sessions
+    // are ended and recorded, never left `lost`.
+    let mut sighup = signal(SignalKind::hangup(), "SIGHUP")?;
+    // SIGUSR1: bind the socket again if it was deleted (see ownership.rs).
+    let mut sigusr1 = signal(SignalKind::user_defined1(), "SIGUSR1")?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -325,14 +308,19 @@ async fn serve(dir: &Path) -> Result<(), String> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            _ = sigusr1.recv() => {
+                if let Some(fresh) = runtime_dir.rebind() {
+                    listener = fresh;
+                }
+            }
             _ = server.shutdown.notified() => break,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sighup.recv() => break,
         }
     }
     log::info("shutting down");
-    let _ = std::fs::remove_file(&socket);
-    let _ = std::fs::remove_file(&pid_file);
+    runtime_dir.remove();
     for tx in server.registry.all() {
         let _ = tx.send(SessionCmd::Shutdown).await;
     }

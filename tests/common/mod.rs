@@ -368,6 +368,16 @@ pub fn nz(n: u16) -> std::num::NonZeroU16 {
     std::num::NonZeroU16::new(n).expect("non-zero size")
 }
 
+/// True when running as root. Otherwise prints why the calling test is skipped, so a skipped
+/// root-only test shows up in the output instead of passing silently.
+pub fn root_or_skip(test: &str, why: &str) -> bool {
+    if rustix::process::getuid().as_raw() == 0 {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: {why} (run the tests as root to include it)");
+    false
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

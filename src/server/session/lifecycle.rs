@@ -118,7 +118,9 @@ impl Session {
                 format!("[{} killed by {}]", self.name, crate::signals::name(*sig))
             }
             SessionState::Exited(code) => format!("[{} exited with {code}]", self.name),
-            SessionState::Running | SessionState::Lost => format!("[{} is running]", self.name),
+            SessionState::Running | SessionState::Lost | SessionState::Broken => {
+                format!("[{} is running]", self.name)
+            }
         }
     }
 
@@ -155,7 +157,9 @@ impl Session {
         let (state, code, signal) = match self.state {
             SessionState::Killed(sig) => ("killed", None, Some(sig)),
             SessionState::Exited(code) => ("exited", Some(code), None),
-            SessionState::Running | SessionState::Lost => ("running", None, None),
+            SessionState::Running | SessionState::Lost | SessionState::Broken => {
+                ("running", None, None)
+            }
         };
         self.record.state = state.into();
         self.record.exit_code = code;

@@ -1,0 +1,113 @@
+//! `ls`: the session table and its JSON form.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::Failure;
+use crate::client::Client;
+use crate::protocol::{SessionInfo, SessionState};
+
+fn age(now_ms: u64, then_ms: u64) -> String {
+    let secs = now_ms.saturating_sub(then_ms) / 1000;
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+/// Latest time RFC 3339 can write (9999-12-31T23:59:59.999Z), in unix milliseconds.
+const MAX_RFC3339_MS: u64 = 253_402_300_799_999;
+
+/// A timestamp for JSON; `None` (null) for one past year 9999, which only a damaged or
+/// hand-edited record can hold (humantime panics on those).
+fn rfc3339(ms: u64) -> Option<String> {
+    if ms > MAX_RFC3339_MS {
+        return None;
+    }
+    let time = std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
+    Some(humantime::format_rfc3339_millis(time).to_string())
+}
+
+fn session_json(s: &SessionInfo) -> serde_json::Value {
+    let (exit_code, signal) = match s.state {
+        SessionState::Exited(code) => (Some(code), None),
+        SessionState::Killed(sig) => (None, Some(crate::signals::name(sig))),
+        SessionState::Running | SessionState::Lost | SessionState::Broken => (None, None),
+    };
+    serde_json::json!({
+        "name": s.name,
+        "state": s.state.label(),
+        "pid": s.pid,
+        "command": s.command,
+        "cwd": s.cwd,
+        "clients": s.clients,
+        "created_at": rfc3339(s.created_at),
+        "last_output_at": rfc3339(s.last_output_at),
+        "exit_code": exit_code,
+        "signal": signal,
+        "rows": s.rows,
+        "cols": s.cols,
+        "last_seen_at": (s.state == SessionState::Lost).then(|| rfc3339(s.last_output_at)),
+        "notes": s.notes,
+        "resume_command": s.resume_command,
+        "persist_error": s.persist_error,
+        "broken_reason": (s.state == SessionState::Broken).then_some(&s.persist_error),
+    })
+}
+
+pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
+    // Starting the server here is what turns sessions of a dead server into `lost` ones.
+    let sessions = Client::connect().await?.list().await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<_> = sessions.iter().map(session_json).collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(list));
+        return Ok(0);
+    }
+    if sessions.is_empty() {
+        return Ok(0);
+    }
+    let now = crate::server::session::unix_millis();
+    let rows: Vec<[String; 7]> = sessions
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                s.state.label(),
+                s.pid.to_string(),
+                s.clients.to_string(),
+                age(now, s.created_at),
+                age(now, s.last_output_at),
+                s.command.join(" "),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME", "STATE", "PID", "CLIENTS", "CREATED", "IDLE", "COMMAND",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let print = |out: &mut dyn Write, cells: &[&str]| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    };
+    print(&mut out, &header);
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        print(&mut out, &cells);
+    }
+    Ok(0)
+}

@@ -1,0 +1,106 @@
+//! Commands that manage sessions and the server: kill, revive, note, detach, kill-server,
+//! and the hidden connection test aid.
+
+use std::time::Duration;
+
+use super::create::working_dir;
+use super::send::read_stdin;
+use super::{Failure, existing_for, fail, usage};
+use crate::client::Client;
+
+pub(crate) async fn kill(
+    name: Option<String>,
+    signal: Option<String>,
+    lost: bool,
+) -> Result<i32, Failure> {
+    let signal = signal
+        .map(|s| crate::signals::parse(&s))
+        .transpose()
+        .map_err(usage)?;
+    match name {
+        Some(name) if !lost => {
+            existing_for(&name).await?.kill(&name, signal).await?;
+        }
+        _ => {
+            let forgotten = Client::connect().await?.kill_lost().await?;
+            println!(
+                "forgot {forgotten} lost session{}",
+                if forgotten == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) async fn revive(
+    name: String,
+    cwd: Option<String>,
+    command: Vec<String>,
+) -> Result<i32, Failure> {
+    let client = existing_for(&name).await?;
+    let (rows, cols) = crate::client::attach::terminal_size();
+    let command = (!command.is_empty()).then_some(command);
+    let cwd = cwd.map(|dir| working_dir(&dir)).transpose()?;
+    client.revive_in(&name, command, cwd, rows, cols).await?;
+    Ok(0)
+}
+
+pub(crate) async fn note(name: String, text: Vec<String>) -> Result<i32, Failure> {
+    let client = existing_for(&name).await?;
+    let text = match text.as_slice() {
+        [] => None,
+        [dash] if dash == "-" => Some(String::from_utf8_lossy(&read_stdin()?).into_owned()),
+        words => Some(words.join(" ")),
+    };
+    if let Some(t) = text.as_ref().filter(|t| t.len() > crate::state::MAX_NOTES) {
+        return Err(fail(format!(
+            "notes of {} bytes are too long (at most {}); keep the details in a file and note its path",
+            t.len(),
+            crate::state::MAX_NOTES
+        )));
+    }
+    let notes = client.note(&name, text.clone()).await?;
+    if text.is_none() && !notes.is_empty() {
+        print!("{notes}");
+        if !notes.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) async fn detach(name: String) -> Result<i32, Failure> {
+    existing_for(&name).await?.detach(&name).await?;
+    Ok(0)
+}
+
+pub(crate) async fn kill_server() -> Result<i32, Failure> {
+    match Client::existing().await? {
+        Some(client) => {
+            client.kill_server().await?;
+            Ok(0)
+        }
+        None => Err(fail("no server is running")),
+    }
+}
+
+pub(crate) async fn debug_connect(socket: &std::path::Path) -> Result<i32, Failure> {
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| fail(format!("cannot connect to {}: {e}", socket.display())))?;
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::protocol::read_frame::<_, crate::protocol::Hello>(&mut stream),
+    )
+    .await
+    {
+        Ok(Ok(hello)) => {
+            println!("hello protocol {}", hello.protocol);
+            Ok(0)
+        }
+        _ => {
+            println!("refused");
+            Ok(3)
+        }
+    }
+}

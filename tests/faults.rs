@@ -1,0 +1,531 @@
+//! Faults from issue 10: full or closed log streams, hostile input, ignored signals, two servers
+//! on one state dir, bad records, failed revives. Each test goes through the real binary.
+
+mod common;
+
+use std::process::{Child, Stdio};
+
+use common::{Env, eventually};
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Runs `linger server` in the foreground with the given stdout and stderr.
+fn foreground_server(env: &Env, out: Stdio, err: Stdio) -> Child {
+    let child = env
+        .cmd()
+        .arg("server")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start linger server");
+    eventually("server socket", || env.socket().exists().then_some(()));
+    child
+}
+
+fn log_sizes(env: &Env) -> (u64, u64) {
+    let size = |f: &str| {
+        std::fs::metadata(env.dir.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    (size("server.log"), size("server.log.1"))
+}
+
+#[test]
+fn server_log_rotates_within_its_bound() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .env("LINGER_TEST_LOG_LIMIT", "4096")
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Every session logs a start and an end line with its own name: distinct lines, no
+    // repeats to fold, so only rotation can keep the log small.
+    for i in 0..40 {
+        let name = format!("session-with-a-long-name-{i}");
+        env.ok(&["new", "-d", &name, "--", "sleep", "100"]);
+        env.ok(&["kill", &name, "--signal", "KILL"]);
+    }
+    env.ok(&["ls"]);
+    let (current, old) = log_sizes(&env);
+    assert!(current <= 4096 && old <= 4096, "{current} + {old} bytes");
+    assert!(old > 0, "the log was never rotated");
+}
+
+#[test]
+fn repeated_warnings_are_written_once() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    env.ok(&["ls"]);
+    // Each connection announces a frame of 4 GiB: the server drops it with a warning.
+    for _ in 0..3000 {
+        let mut s = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
+        let _ = s.write_all(&u32::MAX.to_be_bytes());
+        // Until the server hangs up, so that it reads the frame instead of finding us gone.
+        let _ = s.read_to_end(&mut Vec::new());
+    }
+    env.ok(&["kill-server"]);
+    let log = env.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("dropped a client"))
+        .count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "{warnings} warnings:\n{}",
+        &log[..log.len().min(2000)]
+    );
+}
+
+#[test]
+fn server_survives_a_full_or_closed_stderr() {
+    for how in ["/dev/full", "broken pipe"] {
+        let env = Env::new();
+        let mut server = if how == "/dev/full" {
+            let full = || {
+                Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/full")
+                        .unwrap(),
+                )
+            };
+            foreground_server(&env, full(), full())
+        } else {
+            let mut child = foreground_server(&env, Stdio::piped(), Stdio::piped());
+            drop(child.stdout.take());
+            drop(child.stderr.take());
+            child
+        };
+        let pid = server.id() as i32;
+        // Each of these logs lines the server cannot write.
+        env.ok(&[
+            "new",
+            "-d",
+            "a",
+            "--",
+            "sh",
+            "-c",
+            "echo up-and-running; exec sleep 100",
+        ]);
+        env.ok(&["wait", "a", "--text", "up-and-running", "--timeout", "20s"]);
+        env.ok(&["kill", "a"]);
+        assert!(alive(pid), "{how}: server died");
+        assert_eq!(
+            env.server_pid(),
+            Some(pid),
+            "{how}: another server took over"
+        );
+        env.ok(&["kill-server"]);
+        let status = eventually("server exit", || server.try_wait().unwrap());
+        assert!(status.success(), "{how}: server ended with {status}");
+    }
+}
+
+/// `ls --json` entry of one session.
+fn session_json(env: &Env, name: &str) -> serde_json::Value {
+    let list: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "--json"])).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no session {name} in {list}"))
+}
+
+#[test]
+fn session_programs_start_with_default_signals_and_an_empty_mask() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let mut starter = env.cmd();
+    starter.arg("ls");
+    // SAFETY: signal(2) and sigprocmask(2) between fork and exec, as `nohup` would do.
+    unsafe {
+        starter.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    // This `ls` starts the server, which inherits the ignored signals and the mask.
+    assert!(starter.output().unwrap().status.success());
+    env.ok(&[
+        "new",
+        "-d",
+        "sig",
+        "--",
+        "sh",
+        "-c",
+        "exec grep -E '^Sig(Ign|Blk)' /proc/self/status",
+    ]);
+    env.ok(&["wait", "sig", "--exit", "--timeout", "20s"]);
+    let screen = env.ok(&["capture", "sig"]);
+    for field in ["SigIgn:", "SigBlk:"] {
+        let line = screen
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in {screen}"));
+        let mask = line[field.len()..].trim();
+        assert!(mask.bytes().all(|b| b == b'0'), "{screen}");
+    }
+}
+
+#[test]
+fn sighup_ends_the_server_cleanly() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "h",
+        "--",
+        "sh",
+        "-c",
+        "echo h-up; exec sleep 1000",
+    ]);
+    env.ok(&["wait", "h", "--text", "h-up", "--timeout", "20s"]);
+    let pid = env.server_pid().expect("server pid");
+    // SAFETY: signalling our own test server.
+    unsafe {
+        libc::kill(pid, libc::SIGHUP);
+    }
+    eventually("server gone", || (!alive(pid)).then_some(()));
+    // A clean shutdown records how the session ended; a killed server leaves it `lost`.
+    let s = session_json(&env, "h");
+    assert_ne!(s["state"], "lost", "{s}");
+}
+
+#[test]
+fn deeply_nested_key_name_is_refused_and_the_server_lives() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "k", "--", "sleep", "1000"]);
+    let pid = env.server_pid().expect("server pid");
+    let key = format!("{}x", "M-".repeat(60_000));
+    let out = env.run(&["send", "k", "--keys", &key]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at most 32"), "{err}");
+    assert!(alive(pid), "the server died");
+    assert_eq!(session_json(&env, "k")["state"], "running");
+}
+
+#[test]
+fn a_second_server_for_the_same_state_dir_refuses_and_names_the_first() {
+    let a = Env::new();
+    a.ok(&[
+        "new",
+        "-d",
+        "live",
+        "--",
+        "sh",
+        "-c",
+        "echo live-up; exec sleep 1000",
+    ]);
+    a.ok(&["wait", "live", "--text", "live-up", "--timeout", "20s"]);
+    let pid = a.server_pid().expect("server pid");
+    // Another login: another runtime dir, the same state dir.
+    let b = Env::new();
+    let out = b
+        .cmd()
+        .env("LINGER_STATE_DIR", &a.state)
+        .args(["ls", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("pid {pid}")) && err.contains(common::path_str(&a.dir)),
+        "{err}"
+    );
+    // The first server's session is untouched, in memory and on disk.
+    assert_eq!(session_json(&a, "live")["state"], "running");
+    let record = std::fs::read_to_string(a.state.join("sessions/live/meta.json")).unwrap();
+    assert!(record.contains("\"running\""), "{record}");
+}
+
+fn running_server_is_reached_again(remove: impl Fn(&Env)) {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        "echo s-up; exec sleep 1000",
+    ]);
+    env.ok(&["wait", "s", "--text", "s-up", "--timeout", "20s"]);
+    let pid = env.server_pid().expect("server pid");
+    remove(&env);
+    // The next command finds no socket, starts a server that finds the first one alive, which
+    // is asked to listen again; the command then reaches it.
+    assert_eq!(session_json(&env, "s")["state"], "running");
+    assert_eq!(env.server_pid(), Some(pid));
+    assert!(alive(pid));
+}
+
+#[test]
+fn deleted_socket_does_not_leave_the_server_unreachable() {
+    running_server_is_reached_again(|env| std::fs::remove_file(env.socket()).unwrap());
+}
+
+#[test]
+fn deleted_runtime_dir_does_not_leave_the_server_unreachable() {
+    running_server_is_reached_again(|env| std::fs::remove_dir_all(&env.dir).unwrap());
+}
+
+fn kill9_server(env: &Env) {
+    let pid = env.server_pid().expect("server pid");
+    // SAFETY: killing our own test server.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    eventually("server gone", || (!alive(pid)).then_some(()));
+}
+
+#[test]
+fn revive_keeps_the_previous_runs_last_screen() {
+    for sigkill in [false, true] {
+        let env = Env::new();
+        env.ok(&["new", "-d", "a", "--", "sh", "-c", "echo FIRST; exit 0"]);
+        env.ok(&["wait", "a", "--exit", "--timeout", "20s"]);
+        env.ok(&[
+            "revive",
+            "a",
+            "--",
+            "sh",
+            "-c",
+            "echo second; exec sleep 1000",
+        ]);
+        env.ok(&["wait", "a", "--text", "^second$", "--timeout", "20s"]);
+        let live = env.ok(&["capture", "a", "--all"]);
+        assert!(live.contains("FIRST"), "{live}");
+        if sigkill {
+            kill9_server(&env);
+        } else {
+            env.ok(&["kill-server"]);
+        }
+        let all = env.ok(&["capture", "a", "--all"]);
+        assert!(all.contains("FIRST"), "sigkill={sigkill}: {all}");
+    }
+}
+
+/// Edits a dormant session's saved record.
+fn edit_record(env: &Env, name: &str, edit: impl Fn(&mut serde_json::Value)) {
+    let path = env.state.join("sessions").join(name).join("meta.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut record);
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+}
+
+#[test]
+fn failed_revive_leaves_the_session_as_it_was() {
+    let env = Env::new();
+    let work = env.home.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let work_s = common::path_str(&work);
+    env.ok(&[
+        "new",
+        "-d",
+        "a",
+        "-C",
+        work_s,
+        "--",
+        "sh",
+        "-c",
+        "echo FIRST; exit 0",
+    ]);
+    env.ok(&["wait", "a", "--exit", "--timeout", "20s"]);
+    let refused = |args: &[&str], reason: &str| {
+        let out = env.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(reason) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert_eq!(session_json(&env, "a")["state"], "exited(0)", "{args:?}");
+        let screen = env.ok(&["capture", "a"]);
+        assert!(screen.contains("FIRST"), "{args:?}: {screen}");
+    };
+    // A session ended in this server, then the same from its files after a restart.
+    refused(&["revive", "a", "--", "/nonexistent/prog"], "not found");
+    env.ok(&["kill-server"]);
+    refused(&["revive", "a", "--", "/nonexistent/prog"], "not found");
+    std::fs::remove_dir(&work).unwrap();
+    refused(&["revive", "a"], "-C DIR");
+    env.ok(&["kill-server"]);
+    edit_record(&env, "a", |r| {
+        r["env"] = serde_json::json!([["BAD", "x\u{0}y"]])
+    });
+    refused(&["revive", "a", "-C", "/"], "environment");
+    env.ok(&["kill-server"]);
+    edit_record(&env, "a", |r| {
+        r["env"] = serde_json::json!([]);
+        r["command"] = serde_json::json!([]);
+    });
+    refused(&["revive", "a", "-C", "/"], "command is empty");
+    // And with a command and a directory given, it starts there.
+    env.ok(&[
+        "revive",
+        "a",
+        "-C",
+        "/",
+        "--",
+        "sh",
+        "-c",
+        "echo \"in $(pwd)\"; exec sleep 100",
+    ]);
+    env.ok(&["wait", "a", "--text", "^in /$", "--timeout", "20s"]);
+    let all = env.ok(&["capture", "a", "--all"]);
+    assert!(all.contains("FIRST"), "{all}");
+}
+
+/// A state dir with a `sessions/` dir, as the server makes it (0700).
+fn sessions_dir(env: &Env) -> std::path::PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let sessions = env.state.join("sessions");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&sessions)
+        .unwrap();
+    sessions
+}
+
+#[test]
+fn bad_records_are_listed_as_broken_and_never_block_or_leak() {
+    let env = Env::new();
+    let sessions = sessions_dir(&env);
+    std::fs::create_dir(sessions.join("bad")).unwrap();
+    std::fs::write(sessions.join("bad/meta.json"), "{not json").unwrap();
+    std::fs::write(sessions.join("bad/output.log"), "OLD-OUTPUT\n").unwrap();
+    std::fs::create_dir(sessions.join("fifo")).unwrap();
+    let fifo = std::ffi::CString::new(common::path_str(&sessions.join("fifo/meta.json"))).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::fs::create_dir(sessions.join("future")).unwrap();
+    let record = serde_json::json!({
+        "name": "future", "command": ["true"], "cwd": "/", "env": [],
+        "created_at": 300_000_000_000_000u64, "state": "exited", "pid": 1,
+        "exit_code": 0, "signal": null, "resume_command": null, "notes": "",
+        "updated_at": 300_000_000_000_000u64, "scrollback": 100, "log_limit": 65536
+    });
+    std::fs::write(sessions.join("future/meta.json"), record.to_string()).unwrap();
+
+    let bad = session_json(&env, "bad");
+    assert_eq!(bad["state"], "broken", "{bad}");
+    assert!(
+        bad["broken_reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot parse"),
+        "{bad}"
+    );
+    let fifo = session_json(&env, "fifo");
+    assert_eq!(fifo["state"], "broken", "{fifo}");
+    assert!(
+        fifo["broken_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a regular file"),
+        "{fifo}"
+    );
+    let future = session_json(&env, "future");
+    assert!(future["created_at"].is_null(), "{future}");
+    assert!(env.ok(&["ls"]).contains("broken"));
+
+    let out = env.run(&["revive", "bad"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken"));
+    let out = env.run(&["new", "-d", "bad", "--", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a new session must not mix into a broken one"
+    );
+    env.ok(&["kill", "bad"]);
+    env.ok(&[
+        "new",
+        "-d",
+        "bad",
+        "--",
+        "sh",
+        "-c",
+        "echo NEW-OUTPUT; exec sleep 100",
+    ]);
+    env.ok(&["wait", "bad", "--text", "NEW-OUTPUT", "--timeout", "20s"]);
+    let all = env.ok(&["capture", "bad", "--all"]);
+    assert!(!all.contains("OLD-OUTPUT"), "{all}");
+}
+
+#[test]
+fn sizes_past_their_bounds_are_refused_in_one_line() {
+    let env = Env::new();
+    for (args, reason) in [
+        (
+            vec!["new", "-d", "x", "--scrollback", "10000000", "--", "true"],
+            "at most 200000",
+        ),
+        (
+            vec!["new", "-d", "x", "--log-size", "2G", "--", "true"],
+            "at most 1G",
+        ),
+    ] {
+        let out = env.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(reason) && err.lines().count() == 1, "{err}");
+    }
+    env.ok(&["new", "-d", "n", "--", "sleep", "100"]);
+    let mut note = env.cmd();
+    note.args(["note", "n", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = note.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&vec![b'n'; 70 * 1024]).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too long"));
+}
+
+#[test]
+fn a_lost_sessions_capture_reads_a_bounded_tail_of_its_log() {
+    use std::io::Write;
+    let env = Env::new();
+    let dir = sessions_dir(&env).join("big");
+    std::fs::create_dir(&dir).unwrap();
+    let record = serde_json::json!({
+        "name": "big", "command": ["true"], "cwd": "/", "env": [],
+        "created_at": 1_700_000_000_000u64, "state": "lost", "pid": 1,
+        "exit_code": null, "signal": null, "resume_command": null, "notes": "",
+        "updated_at": 1_700_000_000_000u64, "scrollback": 100, "log_limit": 1u64 << 30
+    });
+    std::fs::write(dir.join("meta.json"), record.to_string()).unwrap();
+    // 40 MB of log: far more than is ever read back.
+    let mut log = std::io::BufWriter::new(std::fs::File::create(dir.join("output.log")).unwrap());
+    for i in 0..1_000_000 {
+        writeln!(log, "line {i:07} of a long saved history....").unwrap();
+    }
+    log.flush().unwrap();
+    drop(log);
+    let all = env.ok(&["capture", "big", "--all"]);
+    assert!(all.len() <= 16 << 20, "{} bytes read back", all.len());
+    assert!(all.contains("line 0999999 "), "the newest line is missing");
+    assert!(!all.contains("line 0000000 "), "the oldest line was read");
+}
