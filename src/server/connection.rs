@@ -299,7 +299,7 @@ async fn send(
         return no_session(name);
     };
     let (chunks_tx, chunks) = mpsc::channel(SEND_CHUNKS_IN_FLIGHT);
-    let (reply, answer) = oneshot::channel();
+    let (reply, mut answer) = oneshot::channel();
     let text = SendText {
         chunks,
         len: request.len,
@@ -321,15 +321,20 @@ async fn send(
             };
             left -= data.len() as u64;
             if chunks_tx.send(data).await.is_err() {
+                // The session gave up on this send; its answer says why.
                 return;
             }
         }
         std::future::pending::<()>().await
     };
     tokio::select! {
-        answer = answer => answer.unwrap_or_else(|_| no_session(name)),
-        () = forward => Response::Error("the client stopped sending its text".into()),
+        biased;
+        answer = &mut answer => return answer.unwrap_or_else(|_| no_session(name)),
+        () = forward => {}
     }
+    // Either way the session answers: the channel's end tells it the text stopped.
+    drop(chunks_tx);
+    answer.await.unwrap_or_else(|_| no_session(name))
 }
 
 #[allow(clippy::too_many_arguments)]

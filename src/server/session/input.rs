@@ -35,8 +35,12 @@ enum Stage {
         enter_at: Instant,
         look_from: Option<Instant>,
     },
-    /// The last bytes (the Enter or the paste end) are on their way.
-    Finishing,
+    /// The last bytes (the Enter or the paste end) are on their way; once written, the next
+    /// send waits until the program has read them, so two sends never share one read.
+    Finishing {
+        settle_by: Instant,
+        look_from: Option<Instant>,
+    },
 }
 
 struct Job {
@@ -132,8 +136,11 @@ impl Input {
             if job.bracketed {
                 self.out.extend(PASTE_END);
             }
-            let job = self.jobs.pop_front();
-            drop(job);
+            if let Some(job) = self.jobs.pop_front() {
+                let _ = job.text.reply.send(Response::Error(
+                    "the client stopped sending its text".into(),
+                ));
+            }
             return;
         };
         job.received += chunk.len() as u64;
@@ -172,7 +179,10 @@ impl Input {
                             look_from: None,
                         }
                     } else {
-                        Stage::Finishing
+                        Stage::Finishing {
+                            settle_by: now + ENTER_WAIT,
+                            look_from: None,
+                        }
                     };
                     continue;
                 }
@@ -183,14 +193,23 @@ impl Input {
                     let look_from = *look_from.get_or_insert(now + READ_POLL);
                     if now >= enter_at || (now >= look_from && unread() == Some(0)) {
                         self.out.push_back(b'\r');
-                        job.stage = Stage::Finishing;
+                        job.stage = Stage::Finishing {
+                            settle_by: now + ENTER_WAIT,
+                            look_from: None,
+                        };
                     }
                 }
-                Stage::Finishing if self.out.is_empty() => {
-                    if let Some(job) = self.jobs.pop_front() {
-                        let _ = job.text.reply.send(Response::Ok);
+                Stage::Finishing {
+                    settle_by,
+                    ref mut look_from,
+                } if self.out.is_empty() => {
+                    let look_from = *look_from.get_or_insert(now + READ_POLL);
+                    if now >= settle_by || (now >= look_from && unread() == Some(0)) {
+                        if let Some(job) = self.jobs.pop_front() {
+                            let _ = job.text.reply.send(Response::Ok);
+                        }
+                        continue;
                     }
-                    continue;
                 }
                 _ => {}
             }
@@ -220,19 +239,29 @@ impl Input {
     pub fn deadline(&self) -> Option<Instant> {
         let job = self.jobs.front()?;
         match job.stage {
-            Stage::AwaitingRead { .. } if self.out.is_empty() => {
+            Stage::AwaitingRead { .. } | Stage::Finishing { .. } if self.out.is_empty() => {
                 Some((Instant::now() + READ_POLL).min(job.deadline))
             }
             _ => Some(job.deadline),
         }
     }
 
-    /// The program is gone: fail every send and forget typed keys.
+    /// The program is gone: a send whose every byte was written succeeded (the program read
+    /// it and ended, as `read x; exit` does); the others fail. Typed keys are forgotten.
     pub fn fail_all(&mut self, why: &str) {
         self.typed.clear();
+        let written = self
+            .jobs
+            .front()
+            .is_some_and(|j| matches!(j.stage, Stage::Finishing { .. }) && self.out.is_empty());
         self.out.clear();
-        for job in self.jobs.drain(..) {
-            let _ = job.text.reply.send(Response::Error(why.to_string()));
+        for (i, job) in self.jobs.drain(..).enumerate() {
+            let answer = if i == 0 && written {
+                Response::Ok
+            } else {
+                Response::Error(why.to_string())
+            };
+            let _ = job.text.reply.send(answer);
         }
     }
 }

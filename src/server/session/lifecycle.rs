@@ -12,8 +12,9 @@ use crate::state::SessionRecord;
 
 /// After SIGTERM (or another signal) from `kill`, how long before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// After the child exits, how long to wait for the rest of its output (EOF on the master).
-const EXIT_DRAIN: Duration = Duration::from_millis(500);
+/// After the child exits, how long output may pause before the rest is given up on (a
+/// grandchild may hold the terminal open, so EOF may never come); any output restarts it.
+pub(super) const EXIT_DRAIN: Duration = Duration::from_millis(500);
 
 /// The record a new (or revived) session starts with.
 pub(super) fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>) -> SessionRecord {

@@ -34,6 +34,9 @@ const TRIM_AFTER_OUTPUT: Duration = Duration::from_secs(1);
 /// Bytes read from the pty before forwarding, to batch small reads under load. The buffer is
 /// reused once every client has written the previous batch, so reads do not allocate.
 const READ_BATCH: usize = 64 * 1024;
+/// Commands handled after each event at most, besides the one the event may be: enough to
+/// empty the queue under any realistic load while still bounding one turn.
+const COMMANDS_PER_TURN: usize = 256;
 /// How often input waiting for room in the pty is retried besides the readiness wake-up.
 const INPUT_RETRY: Duration = Duration::from_millis(10);
 
@@ -180,6 +183,14 @@ impl Session {
             let event = self.next_event().await;
             let flooding = matches!(event, Event::Output(_));
             self.on_event(event);
+            // Each loop turn handles one event, and under a flood each turn parses a batch of
+            // output; commands (attach, input, ls, capture) must not wait for many such turns.
+            for _ in 0..COMMANDS_PER_TURN {
+                match self.rx.try_recv() {
+                    Ok(cmd) => self.on_command(cmd),
+                    Err(_) => break,
+                }
+            }
             if self.should_end() {
                 break;
             }
@@ -269,6 +280,11 @@ impl Session {
 
     fn on_output(&mut self, chunk: Bytes) {
         self.last_output = Instant::now();
+        if self.exit_deadline.is_some() {
+            // The program has exited but its output is still coming: every client must end
+            // on the final screen, so keep reading.
+            self.exit_deadline = Some(self.last_output + lifecycle::EXIT_DRAIN);
+        }
         self.last_output_at = unix_millis();
         let forwarded = self.filter.filter(chunk.clone());
         if !forwarded.is_empty() {
