@@ -214,22 +214,10 @@ impl Dormant {
     /// unlisted all the same (as asked), and the error says it will be back after a restart.
     async fn forget(&mut self) -> Result<(), String> {
         self.registry.remove(&self.record.name, 0);
-        let dir = self.dir.clone();
-        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r);
-        removed.map_err(|e| {
-            format!(
-                "forgot session {} but could not delete {} ({e}); it will be listed again when \
-                 the server restarts: delete that directory yourself",
-                self.record.name,
-                self.dir.display()
-            )
-        })
+        let (name, dir) = (self.record.name.clone(), self.dir.clone());
+        tokio::task::spawn_blocking(move || crate::state::remove_session_dir(&name, &dir))
+            .await
+            .map_err(|e| format!("cannot delete the session's files: {e}"))?
     }
 
     fn info(&self) -> SessionInfo {

@@ -243,6 +243,7 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         Ok(()) => Some(d),
         Err(e) => {
             log::warn(&format!("sessions will not be saved: {e}"));
+            crate::state::set_unsaved_reason(format!("sessions are not saved: {e}"));
             None
         }
     });

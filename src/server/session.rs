@@ -209,7 +209,7 @@ impl Persist {
             screen_dirty: false,
         };
         let Some(dir) = persist.dir.clone() else {
-            persist.error = Some("no state dir (set LINGER_STATE_DIR or HOME)".into());
+            persist.error = Some(crate::state::unsaved_reason());
             return persist;
         };
         let opened = crate::state::write_record(&dir, record)
@@ -267,11 +267,16 @@ impl Persist {
         }
     }
 
-    /// Forgets the session on disk (after `kill`).
-    fn remove(&mut self) {
+    /// Forgets the session on disk (after `kill`); an error tells `kill` it will be back.
+    fn remove(&mut self, name: &str) -> Response {
         self.log = None;
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
+        match self
+            .dir
+            .take()
+            .map(|d| crate::state::remove_session_dir(name, &d))
+        {
+            Some(Err(e)) => Response::Error(e),
+            _ => Response::Ok,
         }
     }
 }
@@ -451,16 +456,17 @@ impl Session {
                 break;
             }
         }
+        let mut answer = Response::Ok;
         if self.handed_over {
             // The revived session owns the files now.
         } else if self.kill_replies.is_empty() {
             self.persist.flush(&self.name, &mut self.model);
         } else {
-            self.persist.remove();
+            answer = self.persist.remove(&self.name);
         }
         self.registry.remove(&self.name, self.pid);
         for reply in self.kill_replies.drain(..) {
-            let _ = reply.send(Response::Ok);
+            let _ = reply.send(answer.clone());
         }
         log::info(&format!("session {} forgotten", self.name));
     }
