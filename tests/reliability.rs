@@ -445,8 +445,10 @@ fn idle_connections_cost_little_and_are_dropped() {
     let idle: Vec<UnixStream> = (0..n)
         .map(|_| UnixStream::connect(env.socket()).expect("connect"))
         .collect();
+    // `fd_start` may still count the connection of the `new` above, which the server closes
+    // a moment later (under load, after the count): allow for that one.
     within(Duration::from_secs(20), "all connections accepted", || {
-        (fd_count(pid) >= fd_start + n).then_some(())
+        (fd_count(pid) + 1 >= fd_start + n).then_some(())
     });
     let accepted = opened.elapsed();
     let rss_open = rss_kib(pid);
