@@ -8,9 +8,13 @@ use std::process::{Child, Stdio};
 
 use common::{Env, eventually};
 
+/// Whether a process runs; an exited server waiting to be reaped (by whatever adopted it)
+/// counts as gone.
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name in parentheses, which may itself contain spaces.
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    matches!(state, Some(s) if s != 'Z' && s != 'X')
 }
 
 /// Runs `linger server` in the foreground with the given stdout and stderr.

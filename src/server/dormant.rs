@@ -142,7 +142,11 @@ impl Dormant {
                 }
             }
             SessionCmd::TakeForRevive { reply } => return self.take_for_revive(reply).await,
-            SessionCmd::Shutdown => return ControlFlow::Break(()),
+            SessionCmd::Shutdown => {
+                // The server waits for every session to leave before it exits.
+                self.registry.remove(&self.record.name, 0);
+                return ControlFlow::Break(());
+            }
             SessionCmd::Input { .. }
             | SessionCmd::Resize { .. }
             | SessionCmd::Leave { .. }
