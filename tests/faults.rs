@@ -13,7 +13,9 @@ use common::{Env, eventually};
 fn alive(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The state follows the command name in parentheses, which may itself contain spaces.
-    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
     matches!(state, Some(s) if s != 'Z' && s != 'X')
 }
 

@@ -26,13 +26,15 @@ pub struct Dormant {
 }
 
 impl Dormant {
+    /// `last_seen`: when its files were last written ([`crate::state::last_written`], read by
+    /// the caller off the async workers).
     pub fn new(
         dir: PathBuf,
         record: SessionRecord,
+        last_seen: u64,
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
     ) -> Dormant {
-        let last_seen = crate::state::last_written(&dir);
         Dormant {
             dir,
             record,
@@ -49,6 +51,7 @@ impl Dormant {
         dir: PathBuf,
         name: String,
         reason: String,
+        last_seen: u64,
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
     ) -> Dormant {
@@ -58,7 +61,7 @@ impl Dormant {
         };
         Dormant {
             broken: Some(reason),
-            ..Dormant::new(dir, record, registry, rx)
+            ..Dormant::new(dir, record, last_seen, registry, rx)
         }
     }
 

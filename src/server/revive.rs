@@ -87,7 +87,11 @@ impl Server {
             ));
             return;
         };
-        self.add_dormant(dir, record);
+        let seen_in = dir.clone();
+        let last_seen = tokio::task::spawn_blocking(move || crate::state::last_written(&seen_in))
+            .await
+            .unwrap_or(0);
+        self.add_dormant(dir, record, last_seen);
     }
 }
 
