@@ -268,9 +268,16 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         }
     });
     let mut runtime_lock = Some(lock);
-    let state_lock = match &store {
-        Some(state) => Some(ownership::lock_state_dir(state, dir, &mut runtime_lock)?),
-        None => None,
+    let state_lock = match store
+        .as_deref()
+        .map(|state| ownership::lock_state_dir(state, dir, &mut runtime_lock))
+        .transpose()
+    {
+        Ok(lock) => lock,
+        Err(e) => {
+            log::flush();
+            return Err(e);
+        }
     };
     let Some(lock) = runtime_lock else {
         return Err(NotStarted::Failed("lost the runtime dir's lock".into()));
