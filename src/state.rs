@@ -182,6 +182,20 @@ fn read_tail(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
     Ok((bytes, start == 0))
 }
 
+/// A small file (an owner or pid file) as text, if it is a regular file: never blocks on a
+/// FIFO and reads at most 4 KiB.
+pub fn read_small(path: &Path) -> Option<String> {
+    let (bytes, _) = read_tail(path, 4096).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The saved screen file's bytes (at most 4 MiB), if it is a regular file.
+pub fn read_screen(dir: &Path) -> Option<Vec<u8>> {
+    read_tail(&screen_path(dir), MAX_SCREEN_READ)
+        .ok()
+        .map(|(b, _)| b)
+}
+
 pub fn read_record(dir: &Path) -> Result<SessionRecord, String> {
     let path = dir.join("meta.json");
     let (bytes, whole) = read_tail(&path, MAX_RECORD_BYTES + 1)

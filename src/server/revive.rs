@@ -217,7 +217,7 @@ impl Folded {
 fn fold_screen_into_log(dir: &Path) -> Option<Folded> {
     use std::io::Write;
     let screen = dir.join("screen.txt");
-    let screen_bytes = std::fs::read(&screen).ok()?;
+    let screen_bytes = crate::state::read_screen(dir)?;
     let rows: Vec<String> = String::from_utf8_lossy(&screen_bytes)
         .lines()
         .map(str::to_string)
