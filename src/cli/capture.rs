@@ -1,9 +1,7 @@
 //! `capture`: a session's screen and history on stdout.
 
-use std::io::Write;
-
 use super::args::CaptureArgs;
-use super::{Failure, existing_for};
+use super::{Failure, existing_for, print_out};
 
 pub(crate) async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
     let client = existing_for(&args.name).await?;
@@ -15,7 +13,6 @@ pub(crate) async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
     let cap = client
         .capture(&args.name, history, args.from_line, args.ansi)
         .await?;
-    let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
             "name": cap.name,
@@ -28,14 +25,14 @@ pub(crate) async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
             "screen": cap.screen,
             "next_line": cap.next_line,
         });
-        let _ = writeln!(out, "{value}");
+        print_out(&format!("{value}\n"))?;
         return Ok(0);
     }
-    for line in &cap.history {
-        let _ = writeln!(out, "{}", line.text);
+    let mut text = String::new();
+    for line in cap.history.iter().map(|l| &l.text).chain(&cap.screen) {
+        text.push_str(line);
+        text.push('\n');
     }
-    for line in &cap.screen {
-        let _ = writeln!(out, "{line}");
-    }
+    print_out(&text)?;
     Ok(0)
 }

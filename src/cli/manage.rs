@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::create::working_dir;
 use super::send::read_stdin;
-use super::{Failure, existing_for, fail, usage};
+use super::{Failure, existing_for, fail, print_out, usage};
 use crate::client::Client;
 
 pub(crate) async fn kill(
@@ -23,10 +23,10 @@ pub(crate) async fn kill(
         }
         _ => {
             let forgotten = Client::connect().await?.kill_lost().await?;
-            println!(
-                "forgot {forgotten} lost session{}",
+            print_out(&format!(
+                "forgot {forgotten} lost session{}\n",
                 if forgotten == 1 { "" } else { "s" }
-            );
+            ))?;
         }
     }
     Ok(0)
@@ -61,10 +61,8 @@ pub(crate) async fn note(name: String, text: Vec<String>) -> Result<i32, Failure
     }
     let notes = client.note(&name, text.clone()).await?;
     if text.is_none() && !notes.is_empty() {
-        print!("{notes}");
-        if !notes.ends_with('\n') {
-            println!();
-        }
+        let end = if notes.ends_with('\n') { "" } else { "\n" };
+        print_out(&format!("{notes}{end}"))?;
     }
     Ok(0)
 }
@@ -95,11 +93,11 @@ pub(crate) async fn debug_connect(socket: &std::path::Path) -> Result<i32, Failu
     .await
     {
         Ok(Ok(hello)) => {
-            println!("hello protocol {}", hello.protocol);
+            print_out(&format!("hello protocol {}\n", hello.protocol))?;
             Ok(0)
         }
         _ => {
-            println!("refused");
+            print_out("refused\n")?;
             Ok(3)
         }
     }

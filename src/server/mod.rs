@@ -138,15 +138,22 @@ impl Server {
 
     /// Lists the sessions found on disk at start-up (see [`scan_saved`]).
     fn load_saved(&self, saved: Vec<Saved>) {
-        for (dir, name, record) in saved {
+        for Saved {
+            dir,
+            name,
+            record,
+            last_seen,
+        } in saved
+        {
             match record {
-                Ok(record) => self.add_dormant(dir, record),
+                Ok(record) => self.add_dormant(dir, record, last_seen),
                 Err(reason) => {
                     let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
                     let dormant = dormant::Dormant::broken(
                         dir,
                         name.clone(),
                         reason,
+                        last_seen,
                         self.registry.clone(),
                         rx,
                     );
@@ -172,17 +179,24 @@ impl Server {
     }
 
     /// Lists a session without a process, served from its files in `dir`.
-    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord) {
+    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord, last_seen: u64) {
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = record.name.clone();
-        let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
+        let dormant = dormant::Dormant::new(dir, record, last_seen, self.registry.clone(), rx);
         self.register_dormant(name, tx);
         tokio::spawn(dormant.run());
     }
 }
 
-/// A session found on disk: its dir, its name, and its record or why that cannot be read.
-type Saved = (PathBuf, String, Result<crate::state::SessionRecord, String>);
+/// A session found on disk.
+struct Saved {
+    dir: PathBuf,
+    name: String,
+    /// Its record, or why that cannot be read.
+    record: Result<crate::state::SessionRecord, String>,
+    /// When its files were last written (unix ms).
+    last_seen: u64,
+}
 
 /// Reads every saved session before the runtime starts (this is blocking disk work), and marks
 /// the ones that were running when their server died as lost. Unreadable records are kept
@@ -218,7 +232,13 @@ fn scan_saved(store: &Path) -> Vec<Saved> {
                 Err(e)
             }
         };
-        saved.push((dir, name, record));
+        let last_seen = crate::state::last_written(&dir);
+        saved.push(Saved {
+            dir,
+            name,
+            record,
+            last_seen,
+        });
     }
     saved
 }
@@ -246,13 +266,21 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         Ok(()) => Some(d),
         Err(e) => {
             log::warn(&format!("sessions will not be saved: {e}"));
+            crate::state::set_unsaved_reason(format!("sessions are not saved: {e}"));
             None
         }
     });
     let mut runtime_lock = Some(lock);
-    let state_lock = match &store {
-        Some(state) => Some(ownership::lock_state_dir(state, dir, &mut runtime_lock)?),
-        None => None,
+    let state_lock = match store
+        .as_deref()
+        .map(|state| ownership::lock_state_dir(state, dir, &mut runtime_lock))
+        .transpose()
+    {
+        Ok(lock) => lock,
+        Err(e) => {
+            log::flush();
+            return Err(e);
+        }
     };
     let Some(lock) = runtime_lock else {
         return Err(NotStarted::Failed("lost the runtime dir's lock".into()));
@@ -276,10 +304,13 @@ async fn serve(
     store: Option<PathBuf>,
     saved: Vec<Saved>,
 ) -> Result<(), String> {
+    let dir = runtime_dir.dir.clone();
     let mut listener = runtime_dir.bind()?;
+    // Shared with the blocking thread that binds again after SIGUSR1.
+    let runtime_dir = Arc::new(std::sync::Mutex::new(runtime_dir));
     let server = Arc::new(Server {
         registry: Registry::default(),
-        dir: runtime_dir.dir.clone(),
+        dir: dir.clone(),
         store,
         shutdown: Notify::new(),
         next_seq: Default::default(),
@@ -309,8 +340,16 @@ async fn serve(
                 }
             },
             _ = sigusr1.recv() => {
-                if let Some(fresh) = runtime_dir.rebind() {
-                    listener = fresh;
+                // Disk work (mkdir, lock, bind) goes to a blocking thread.
+                let dir = runtime_dir.clone();
+                let rebound = tokio::task::spawn_blocking(move || {
+                    dir.lock().unwrap_or_else(|p| p.into_inner()).rebind()
+                })
+                .await;
+                match rebound {
+                    Ok(Some(fresh)) => listener = fresh,
+                    Ok(None) => {}
+                    Err(e) => log::warn(&format!("cannot listen again: {e}")),
                 }
             }
             _ = server.shutdown.notified() => break,
@@ -320,7 +359,10 @@ async fn serve(
         }
     }
     log::info("shutting down");
-    runtime_dir.remove();
+    runtime_dir
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove();
     for tx in server.registry.all() {
         let _ = tx.send(SessionCmd::Shutdown).await;
     }

@@ -201,16 +201,17 @@ impl Session {
 
     /// After the loop: save or delete what is on disk, leave the registry, answer `kill`.
     pub(super) fn end(mut self) {
+        let mut answer = Response::Ok;
         if self.handed_over {
             // The revived session owns the files now.
         } else if self.kill_replies.is_empty() {
             self.persist.flush(&self.name, &mut self.model);
         } else {
-            self.persist.remove();
+            answer = self.persist.remove(&self.name);
         }
         self.registry.remove(&self.name, self.pid);
         for reply in self.kill_replies.drain(..) {
-            let _ = reply.send(Response::Ok);
+            let _ = reply.send(answer.clone());
         }
         log::info(&format!("session {} forgotten", self.name));
     }

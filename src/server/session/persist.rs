@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::log;
 use crate::model::Model;
+use crate::protocol::Response;
 use crate::state::SessionRecord;
 
 /// How often, at most, output reaches the disk; a SIGKILLed server loses at most this much.
@@ -30,7 +31,7 @@ impl Persist {
             screen_dirty: false,
         };
         let Some(dir) = persist.dir.clone() else {
-            persist.error = Some("no state dir (set LINGER_STATE_DIR or HOME)".into());
+            persist.error = Some(crate::state::unsaved_reason());
             return persist;
         };
         let opened = crate::state::write_record(&dir, record)
@@ -88,11 +89,16 @@ impl Persist {
         }
     }
 
-    /// Forgets the session on disk (after `kill`).
-    pub fn remove(&mut self) {
+    /// Forgets the session on disk (after `kill`); an error tells `kill` it will be back.
+    pub fn remove(&mut self, name: &str) -> Response {
         self.log = None;
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
+        match self
+            .dir
+            .take()
+            .map(|d| crate::state::remove_session_dir(name, &d))
+        {
+            Some(Err(e)) => Response::Error(e),
+            _ => Response::Ok,
         }
     }
 }
