@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -29,6 +29,10 @@ pub fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
 
 /// Output larger than this is split over several frames so no frame nears [`MAX_FRAME`].
 pub const OUTPUT_CHUNK: usize = 256 * 1024;
+
+/// `send` streams its text in [`Request::SendData`] frames of at most this many bytes, so any
+/// amount of text fits the frame limit and the server holds at most a few chunks per sender.
+pub const SEND_CHUNK: usize = 64 * 1024;
 
 /// Sent first by both sides. Its shape must never change, so that mismatched versions can
 /// still read each other's version and say so.
@@ -105,14 +109,17 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
+    /// Types `len` bytes of text, which follow in [`Request::SendData`] frames on the same
+    /// connection. The one reply comes once every byte was written to the pty (and the Enter,
+    /// if asked), or when `timeout_ms` passed first.
     Send {
         name: String,
-        #[serde(with = "serde_bytes")]
-        text: Vec<u8>,
+        len: u64,
         /// Send as a bracketed paste when the app asked for it.
         paste: bool,
         /// Follow with a separate Enter once the text was written.
         enter: bool,
+        timeout_ms: u64,
     },
     /// Named keys (`Enter`, `C-c`, `Up`, ...), encoded by the server for the app's key modes.
     SendKeys {
@@ -149,6 +156,8 @@ pub enum Request {
     },
     /// Forgets every lost session.
     KillLost,
+    /// A piece of a `Send`'s text.
+    SendData(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -306,11 +315,20 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
 /// Index of `Response::Output` in postcard's encoding (variants are numbered in order).
 const OUTPUT_VARIANT: u8 = 3;
 
-/// Encodes `Response::Output(data)` as one frame with a single copy of `data`: the hot path of
-/// every attached client. A unit test pins it to postcard's own encoding.
+/// Encodes `Response::Output(data)` as one frame with a single copy of `data`. A unit test
+/// pins it to postcard's own encoding.
 pub fn encode_output(data: &[u8]) -> Vec<u8> {
+    let mut out = output_header(data.len());
+    out.reserve_exact(data.len());
+    out.extend_from_slice(data);
+    out
+}
+
+/// The bytes that precede `len` bytes of output in a `Response::Output` frame, so the hot path
+/// of every attached client writes the output itself without copying it.
+pub fn output_header(len: usize) -> Vec<u8> {
     let mut len_varint = [0u8; 10];
-    let mut n = data.len();
+    let mut n = len;
     let mut used = 0;
     loop {
         let byte = (n & 0x7f) as u8;
@@ -323,13 +341,72 @@ pub fn encode_output(data: &[u8]) -> Vec<u8> {
         len_varint[used] = byte | 0x80;
         used += 1;
     }
-    let body_len = 1 + used + data.len();
-    let mut out = Vec::with_capacity(4 + body_len);
+    let body_len = 1 + used + len;
+    let mut out = Vec::with_capacity(4 + 1 + used);
     out.extend_from_slice(&(body_len as u32).to_be_bytes());
     out.push(OUTPUT_VARIANT);
     out.extend_from_slice(&len_varint[..used]);
-    out.extend_from_slice(data);
     out
+}
+
+/// Splits a byte stream into frame bodies. Used through `tokio_util`'s `FramedRead`, whose
+/// buffer lives outside any `select!`, so a read that loses a race keeps what it already read
+/// (reading frames with `read_exact` inside `select!` dropped half-read frames). Unlike
+/// `LengthDelimitedCodec` it never reserves a whole announced frame ahead: memory grows only
+/// with the bytes that actually arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameCodec {
+    limit: usize,
+}
+
+impl FrameCodec {
+    /// Frames from a client: at most [`MAX_FRAME`].
+    pub fn requests() -> FrameCodec {
+        FrameCodec { limit: MAX_FRAME }
+    }
+
+    /// Frames from the server: at most [`MAX_RESPONSE_FRAME`].
+    pub fn responses() -> FrameCodec {
+        FrameCodec {
+            limit: MAX_RESPONSE_FRAME,
+        }
+    }
+}
+
+impl tokio_util::codec::Decoder for FrameCodec {
+    type Item = bytes::BytesMut;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut bytes::BytesMut) -> Result<Option<Self::Item>, FrameError> {
+        let Some(header) = src.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > self.limit {
+            return Err(FrameError::TooLarge(len));
+        }
+        if src.len() < 4 + len {
+            return Ok(None);
+        }
+        let mut frame = src.split_to(4 + len);
+        let _ = frame.split_to(4);
+        Ok(Some(frame))
+    }
+}
+
+/// Reads frames from `R` cancellation-safely.
+pub type FrameReader<R> = tokio_util::codec::FramedRead<R, FrameCodec>;
+
+/// The next frame decoded as `T`; an orderly end of the stream is `UnexpectedEof`.
+pub async fn next_message<R: AsyncRead + Unpin, T: for<'a> Deserialize<'a>>(
+    frames: &mut FrameReader<R>,
+) -> Result<T, FrameError> {
+    use tokio_stream::StreamExt;
+    match frames.next().await {
+        Some(Ok(body)) => decode(&body),
+        Some(Err(e)) => Err(e),
+        None => Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+    }
 }
 
 /// Decodes a frame body (without the length prefix).

@@ -24,14 +24,16 @@ fn message_frame() -> impl Strategy<Value = Vec<u8>> {
         text.clone().prop_map(|t| encode(&Request::Input(t))),
         (any::<u16>(), any::<u16>())
             .prop_map(|(rows, cols)| encode(&Request::Resize { rows, cols })),
-        (text.clone(), any::<bool>(), any::<bool>()).prop_map(|(t, paste, enter)| {
+        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(len, paste, enter)| {
             encode(&Request::Send {
                 name: "s".into(),
-                text: t,
+                len,
                 paste,
                 enter,
+                timeout_ms: 1000,
             })
         }),
+        text.clone().prop_map(|t| encode(&Request::SendData(t))),
         "[a-z.|*]{0,12}".prop_map(|regex| encode(&Request::Wait {
             name: "w".into(),
             condition: WaitCondition::Text {

@@ -123,6 +123,10 @@ pub struct SendArgs {
     /// Arguments are key names (Enter, C-c, Up, F1, ...)
     #[arg(long)]
     pub keys: bool,
+    /// How long the program may go without taking any of the text before send fails,
+    /// saying how much it took (e.g. 30s, 5m)
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub timeout: String,
     /// Text (joined with spaces), or - for stdin
     pub text: Vec<String>,
 }

@@ -188,7 +188,9 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
     match ending {
         Ending::Detached => {
             // The session's screen is still up and the cursor may sit mid-line: start afresh.
-            let _ = writeln!(out, "\r\n[detached from {name}]");
+            // The program's leftover rows (an inline UI's status line) may sit below the
+            // cursor: start on a fresh line and clear what is below it.
+            let _ = writeln!(out, "\r\n\x1b[J[detached from {name}]");
             Ok(0)
         }
         Ending::Exited(message) => {

@@ -17,6 +17,7 @@ pub(crate) fn read_stdin() -> Result<Vec<u8>, Failure> {
 const LONG_TEXT: usize = 200;
 
 pub(crate) async fn send(args: SendArgs) -> Result<i32, Failure> {
+    let timeout = super::parse::duration(&args.timeout, "--timeout")?;
     let client = existing_for(&args.name).await?;
     if args.keys {
         let keys: Vec<String> = args
@@ -32,7 +33,9 @@ pub(crate) async fn send(args: SendArgs) -> Result<i32, Failure> {
             client.send_keys(&args.name, &keys).await?;
         }
         if args.enter {
-            client.send(&args.name, b"", false, true).await?;
+            client
+                .send_within(&args.name, b"", false, true, timeout)
+                .await?;
         }
         return Ok(0);
     }
@@ -45,6 +48,8 @@ pub(crate) async fn send(args: SendArgs) -> Result<i32, Failure> {
         return Err(usage("nothing to send: give TEXT, - for stdin, or --enter"));
     }
     let paste = text.contains(&b'\n') || text.len() > LONG_TEXT;
-    client.send(&args.name, &text, paste, args.enter).await?;
+    client
+        .send_within(&args.name, &text, paste, args.enter, timeout)
+        .await?;
     Ok(0)
 }

@@ -1,16 +1,17 @@
 //! The attach loop: the user's terminal in raw mode, keyboard to the session, output to the
 //! screen, until detach, exit, or the terminal goes away.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Instant;
 
+use tokio::net::unix::OwnedReadHalf;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::chord::{Action, ChordMatcher, DetachKey};
 use super::rawmode::RawMode;
 use super::{Client, Error, Result};
-use crate::protocol::{self, Request, Response, SessionSpec};
+use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
 
 pub struct AttachOptions {
     pub name: String,
@@ -57,7 +58,9 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     protocol::write_frame(&mut stream, &request)
         .await
         .map_err(|e| Error(format!("lost the server: {e}")))?;
-    match protocol::read_response(&mut stream).await {
+    let (rd, wr) = stream.into_split();
+    let mut frames = FrameReader::new(rd, FrameCodec::responses());
+    match protocol::next_message::<_, Response>(&mut frames).await {
         Ok(Response::Ok) => {}
         Ok(Response::Error(e)) => return Err(Error(e)),
         Ok(other) => {
@@ -68,7 +71,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         Err(e) => return Err(Error(format!("lost the server: {e}"))),
     }
     let raw = RawMode::enable()?;
-    let ending = run(stream, opts.read_only, opts.detach_key).await;
+    let ending = run(frames, wr, opts.read_only, opts.detach_key).await;
     drop(raw);
     Ok(ending)
 }
@@ -99,9 +102,37 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
     rx
 }
 
-async fn run(stream: tokio::net::UnixStream, read_only: bool, key: DetachKey) -> Ending {
-    let (mut rd, mut wr) = stream.into_split();
+/// Output chunks on their way to the terminal; while the terminal does not take them (flow
+/// control, a stalled ssh), the client stops reading from the server and the server drops
+/// this client's backlog.
+const SCREEN_QUEUE: usize = 4;
+
+/// Writes output to the terminal on a plain thread, so a terminal that blocks never stops the
+/// attach loop from seeing signals, keys or the end. `done` fires once all of it was written.
+fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>) {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SCREEN_QUEUE);
+    let (done_tx, done) = oneshot::channel();
+    std::thread::spawn(move || {
+        let mut ok = true;
+        while let Some(data) = rx.blocking_recv() {
+            if ok && super::rawmode::write_all_stdout(&data).is_err() {
+                // The terminal is gone; keep draining so the loop notices through its reads.
+                ok = false;
+            }
+        }
+        let _ = done_tx.send(ok);
+    });
+    (tx, done)
+}
+
+async fn run(
+    mut frames: FrameReader<OwnedReadHalf>,
+    mut wr: tokio::net::unix::OwnedWriteHalf,
+    read_only: bool,
+    key: DetachKey,
+) -> Ending {
     let mut keyboard = spawn_stdin_reader();
+    let (screen, screen_done) = spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
     let (Ok(mut winch), Ok(mut hup), Ok(mut term)) = (
         signal(SignalKind::window_change()),
@@ -110,26 +141,28 @@ async fn run(stream: tokio::net::UnixStream, read_only: bool, key: DetachKey) ->
     ) else {
         return Ending::ConnectionLost;
     };
-    let mut stdout = std::io::stdout().lock();
-    let mut frame = Vec::new();
-    loop {
+    let mut unwritten: Option<Vec<u8>> = None;
+    let ending = loop {
         let deadline = matcher.deadline();
+        // Every branch is cancellation-safe: the frame reader keeps partial frames in its own
+        // buffer, output waiting for the terminal stays in `unwritten`, channel receives and
+        // reservations lose nothing, and frames to the server are written only in the bodies.
         let actions = tokio::select! {
-            received = protocol::read_frame_limited(&mut rd, &mut frame, protocol::MAX_RESPONSE_FRAME) => {
-                if received.is_err() {
-                    return Ending::ConnectionLost;
+            received = protocol::next_message::<_, Response>(&mut frames), if unwritten.is_none() => {
+                match received {
+                    Ok(Response::Output(data)) => unwritten = Some(data),
+                    Ok(Response::Exited(message)) => break Ending::Exited(message),
+                    Ok(Response::Detached) => break Ending::Detached,
+                    _ => break Ending::ConnectionLost,
                 }
-                match protocol::decode::<Response>(&frame) {
-                    Ok(Response::Output(data)) => {
-                        if stdout.write_all(&data).and_then(|_| stdout.flush()).is_err() {
-                            return Ending::TerminalGone;
-                        }
-                        continue;
-                    }
-                    Ok(Response::Exited(message)) => return Ending::Exited(message),
-                    Ok(Response::Detached) => return Ending::Detached,
-                    _ => return Ending::ConnectionLost,
+                continue;
+            }
+            permit = screen.reserve(), if unwritten.is_some() => {
+                match (permit, unwritten.take()) {
+                    (Ok(permit), Some(data)) => permit.send(data),
+                    _ => break Ending::TerminalGone,
                 }
+                continue;
             }
             input = keyboard.recv() => match input {
                 Some(Some(bytes)) => matcher.feed(&bytes, Instant::now()),
@@ -140,30 +173,66 @@ async fn run(stream: tokio::net::UnixStream, read_only: bool, key: DetachKey) ->
                 if !read_only {
                     let (rows, cols) = terminal_size();
                     if protocol::write_frame(&mut wr, &Request::Resize { rows, cols }).await.is_err() {
-                        return Ending::ConnectionLost;
+                        break Ending::ConnectionLost;
                     }
                 }
                 continue;
             }
+            // The terminal is going away: do not wait for output it may never take.
             _ = hup.recv() => return Ending::TerminalGone,
             _ = term.recv() => return Ending::TerminalGone,
         };
-        for action in actions {
-            match action {
-                Action::Detach => return Ending::Detached,
-                Action::Forward(bytes) => {
-                    if read_only {
-                        continue;
-                    }
-                    if protocol::write_frame(&mut wr, &Request::Input(bytes))
-                        .await
-                        .is_err()
-                    {
-                        return Ending::ConnectionLost;
-                    }
+        if let Some(ending) = send_keys(&mut wr, actions, read_only).await {
+            break ending;
+        }
+    };
+    finish_screen(screen, screen_done, unwritten, &mut hup, &mut term).await;
+    ending
+}
+
+/// Sends what the chord matcher let through; `Some` when the attachment should end.
+async fn send_keys(
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+    actions: Vec<Action>,
+    read_only: bool,
+) -> Option<Ending> {
+    for action in actions {
+        match action {
+            Action::Detach => return Some(Ending::Detached),
+            Action::Forward(_) if read_only => {}
+            Action::Forward(bytes) => {
+                if protocol::write_frame(wr, &Request::Input(bytes))
+                    .await
+                    .is_err()
+                {
+                    return Some(Ending::ConnectionLost);
                 }
             }
         }
+    }
+    None
+}
+
+/// Lets the terminal show the last output (the final screen of an exited program) before the
+/// notice, unless the terminal is going away.
+async fn finish_screen(
+    screen: mpsc::Sender<Vec<u8>>,
+    done: oneshot::Receiver<bool>,
+    unwritten: Option<Vec<u8>>,
+    hup: &mut tokio::signal::unix::Signal,
+    term: &mut tokio::signal::unix::Signal,
+) {
+    let flush = async {
+        if let Some(data) = unwritten {
+            let _ = screen.send(data).await;
+        }
+        drop(screen);
+        let _ = done.await;
+    };
+    tokio::select! {
+        () = flush => {}
+        _ = hup.recv() => {}
+        _ = term.recv() => {}
     }
 }
 

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 
 /// How long after one chord a second one counts as "send it to the app" instead of detaching.
 pub const DOUBLE_PRESS: Duration = Duration::from_millis(300);
-/// How long a possible escape-sequence prefix is held back waiting for the rest.
+/// How long a lone ESC or an escape-sequence prefix that cannot become the chord is held back
+/// waiting for the rest: short, so that Esc stays responsive.
 pub const SPLIT_WAIT: Duration = Duration::from_millis(30);
+/// How long a prefix that may still become the chord (`ESC [ 9 2 ;`...) is held back: over ssh
+/// the two halves of one key commonly arrive 50-200 ms apart.
+pub const CHORD_SPLIT_WAIT: Duration = Duration::from_millis(500);
 
 /// The control key that detaches: its raw byte and the key's Unicode codepoint.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,7 +72,8 @@ pub enum Action {
 pub struct ChordMatcher {
     key: DetachKey,
     held: Vec<u8>,
-    held_since: Option<Instant>,
+    /// When the held prefix is given up on and forwarded as it is.
+    held_until: Option<Instant>,
     armed_at: Option<Instant>,
     in_paste: bool,
 }
@@ -105,7 +110,7 @@ impl ChordMatcher {
         ChordMatcher {
             key,
             held: Vec::new(),
-            held_since: None,
+            held_until: None,
             armed_at: None,
             in_paste: false,
         }
@@ -145,11 +150,46 @@ impl ChordMatcher {
         }
     }
 
+    /// Whether an unfinished CSI sequence may still turn out to be the chord in one of its
+    /// encodings (`ESC [ CODE ; MODS u` or `ESC [ 27 ; MODS ; CODE ~`).
+    fn could_become_chord(&self, partial: &[u8]) -> bool {
+        let Some(params) = partial.strip_prefix(b"\x1b[") else {
+            return false;
+        };
+        if params.is_empty() {
+            return true;
+        }
+        if !params
+            .iter()
+            .all(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
+        {
+            return false;
+        }
+        let first = params
+            .split(|b| *b == b';' || *b == b':')
+            .next()
+            .unwrap_or_default();
+        let complete = params.len() > first.len();
+        [
+            self.key.codepoint.to_string(),
+            u32::from(self.key.byte).to_string(),
+            "27".to_string(),
+        ]
+        .iter()
+        .any(|code| {
+            if complete {
+                code.as_bytes() == first
+            } else {
+                code.as_bytes().starts_with(first)
+            }
+        })
+    }
+
     /// Processes keyboard input; returns what to do, in order.
     pub fn feed(&mut self, input: &[u8], now: Instant) -> Vec<Action> {
         let mut data = std::mem::take(&mut self.held);
         data.extend_from_slice(input);
-        self.held_since = None;
+        self.held_until = None;
         let mut actions = Vec::new();
         let mut plain = Vec::new();
         let mut i = 0;
@@ -159,7 +199,12 @@ impl ChordMatcher {
                 match csi_length(&data[i..]) {
                     Seq::Incomplete => {
                         self.held = data[i..].to_vec();
-                        self.held_since = Some(now);
+                        let wait = if self.could_become_chord(&self.held) {
+                            CHORD_SPLIT_WAIT
+                        } else {
+                            SPLIT_WAIT
+                        };
+                        self.held_until = Some(now + wait);
                         break;
                     }
                     Seq::Complete(len) => {
@@ -222,7 +267,7 @@ impl ChordMatcher {
 
     /// When the caller should call [`ChordMatcher::tick`] next.
     pub fn deadline(&self) -> Option<Instant> {
-        let held = self.held_since.map(|t| t + SPLIT_WAIT);
+        let held = self.held_until;
         let armed = self.armed_at.map(|t| t + DOUBLE_PRESS);
         match (held, armed) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -233,8 +278,8 @@ impl ChordMatcher {
     /// Time passed: flush a held prefix that never completed, detach after a lone chord.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
-        if self.held_since.is_some_and(|t| now >= t + SPLIT_WAIT) {
-            self.held_since = None;
+        if self.held_until.is_some_and(|t| now >= t) {
+            self.held_until = None;
             let held = std::mem::take(&mut self.held);
             if self.armed_at.take().is_some() {
                 actions.push(Action::Detach);
@@ -285,6 +330,25 @@ mod tests {
             run(&[b"ab\x1b[27;5", b";92~"]),
             vec![Action::Forward(b"ab".to_vec()), Action::Detach]
         );
+    }
+
+    #[test]
+    fn a_chord_split_over_ssh_still_detaches_and_esc_stays_quick() {
+        let mut m = ChordMatcher::new(DetachKey::default());
+        let t0 = Instant::now();
+        assert!(m.feed(b"\x1b[92;", t0).is_empty());
+        assert_eq!(m.deadline(), Some(t0 + CHORD_SPLIT_WAIT));
+        let later = t0 + Duration::from_millis(200);
+        assert!(m.tick(later).is_empty(), "held 200 ms later");
+        assert!(m.feed(b"5u", later).is_empty());
+        assert_eq!(m.tick(later + DOUBLE_PRESS), vec![Action::Detach]);
+        // A lone Esc and a modified arrow's prefix are held only briefly.
+        let mut m = ChordMatcher::new(DetachKey::default());
+        assert!(m.feed(b"\x1b", t0).is_empty());
+        assert_eq!(m.deadline(), Some(t0 + SPLIT_WAIT));
+        let mut m = ChordMatcher::new(DetachKey::default());
+        assert!(m.feed(b"\x1b[1;5", t0).is_empty());
+        assert_eq!(m.deadline(), Some(t0 + SPLIT_WAIT));
     }
 
     #[test]

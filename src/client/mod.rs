@@ -36,6 +36,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// How long to wait for a server we just started to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection and the version handshake may take: a stopped or wedged server
+/// gets one clear error instead of a hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request may wait for its reply (not `wait`, `attach` or `send`, which have
+/// their own limits).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `send` waits by default for the program to take its text.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Outcome of `wait`.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,8 +79,13 @@ impl Client {
         let client = Client {
             dir: dir.to_path_buf(),
         };
-        if client.open().await.is_err() {
+        // Nobody listening: start a server. Someone listening who does not answer is a stuck
+        // server, which a second one cannot replace: say so.
+        let path = crate::paths::socket_path(dir);
+        if UnixStream::connect(&path).await.is_err() {
             start_server(dir, server_bin).await?;
+        } else {
+            client.open().await?;
         }
         Ok(client)
     }
@@ -101,8 +114,22 @@ impl Client {
         &self.dir
     }
 
-    /// Opens a connection and completes the version handshake.
+    /// Opens a connection and completes the version handshake, within [`CONNECT_TIMEOUT`].
     pub async fn open(&self) -> Result<UnixStream> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.open_unbounded()).await {
+            Ok(opened) => opened,
+            Err(_) => Err(Error(format!(
+                "the server in {} did not answer within {}s; it may be stopped or stuck \
+                 (see {}; `linger kill-server` or kill the pid in {})",
+                self.dir.display(),
+                CONNECT_TIMEOUT.as_secs(),
+                crate::paths::log_path(&self.dir).display(),
+                crate::paths::pid_path(&self.dir).display(),
+            ))),
+        }
+    }
+
+    async fn open_unbounded(&self) -> Result<UnixStream> {
         let path = crate::paths::socket_path(&self.dir);
         let mut stream = UnixStream::connect(&path)
             .await
@@ -120,8 +147,20 @@ impl Client {
         Ok(stream)
     }
 
-    /// Sends one request and reads its one response.
+    /// Sends one request and reads its one response, within [`REQUEST_TIMEOUT`].
     pub async fn request(&self, request: &Request) -> Result<Response> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.request_unbounded(request)).await {
+            Ok(response) => response,
+            Err(_) => Err(Error(format!(
+                "the server did not answer within {}s; it may be stuck (see {})",
+                REQUEST_TIMEOUT.as_secs(),
+                crate::paths::log_path(&self.dir).display()
+            ))),
+        }
+    }
+
+    /// Sends one request and reads its one response, however long that takes.
+    async fn request_unbounded(&self, request: &Request) -> Result<Response> {
         let mut stream = self.open().await?;
         protocol::write_frame(&mut stream, request)
             .await
@@ -184,15 +223,54 @@ impl Client {
     }
 
     /// Writes text as input; as a bracketed paste when `paste` and the app enabled it; with
-    /// `enter`, a separate Enter once the app has read the text.
+    /// `enter`, a separate Enter once the app has read the text. Returns once every byte was
+    /// written to the program's terminal; fails if the program did not take it all within
+    /// [`SEND_TIMEOUT`].
     pub async fn send(&self, name: &str, text: &[u8], paste: bool, enter: bool) -> Result<()> {
-        self.expect_ok(&Request::Send {
+        self.send_within(name, text, paste, enter, SEND_TIMEOUT)
+            .await
+    }
+
+    /// [`Client::send`] with a timeout of the caller's choosing.
+    pub async fn send_within(
+        &self,
+        name: &str,
+        text: &[u8],
+        paste: bool,
+        enter: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        let request = Request::Send {
             name: name.into(),
-            text: text.to_vec(),
+            len: text.len() as u64,
             paste,
             enter,
-        })
-        .await
+            timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        };
+        let stream = self.open().await?;
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = rd;
+        let writing = async {
+            protocol::write_frame(&mut wr, &request).await?;
+            for chunk in text.chunks(protocol::SEND_CHUNK) {
+                protocol::write_frame(&mut wr, &Request::SendData(chunk.to_vec())).await?;
+            }
+            std::future::pending::<std::io::Result<()>>().await
+        };
+        // The server may answer before taking all the text (an error, a timeout): read the
+        // reply while writing, and after a failed write.
+        let reading = protocol::read_response(&mut rd);
+        tokio::pin!(reading);
+        let response = tokio::select! {
+            response = &mut reading => response,
+            _ = writing => reading.await,
+        };
+        match response {
+            Ok(Response::Ok) => Ok(()),
+            Ok(Response::Error(e)) => Err(Error(e)),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => Err(Error(format!("lost the server: {e}"))),
+        }
     }
 
     /// Sets the notes when `text` is given; returns the session's notes.
@@ -286,7 +364,8 @@ impl Client {
             condition,
             timeout_ms: timeout.map(|t| t.as_millis() as u64),
         };
-        match self.request(&request).await? {
+        // A wait takes as long as it takes; its own timeout is the server's to keep.
+        match self.request_unbounded(&request).await? {
             Response::WaitDone { line, exit_code } => Ok(WaitOutcome::Done { line, exit_code }),
             Response::WaitTimeout => Ok(WaitOutcome::TimedOut),
             other => Err(unexpected(other)),

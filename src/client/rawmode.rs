@@ -1,7 +1,11 @@
 //! Raw mode for the user's terminal, undone on every way out: drop, panic or signal.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long the reset may take to reach a terminal that does not take output (flow control,
+/// a dead ssh) before the client gives up on it and exits anyway.
+const RESET_WRITE_WAIT: Duration = Duration::from_millis(300);
 
 /// Turns off what apps leave on: alternate screen, mouse modes, bracketed paste, focus events,
 /// kitty keyboard flags, scroll region, hidden cursor, key modes, attributes.
@@ -23,12 +27,31 @@ impl RawMode {
     }
 }
 
-/// Puts the terminal back; safe to call more than once.
+/// Writes to the terminal through the raw fd: never through std's `Stdout`, whose lock a
+/// blocked writer would hold, and never panicking.
+pub fn write_all_stdout(mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(rustix::stdio::stdout(), data) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Puts the terminal back; safe to call more than once. The mode reset is written from a
+/// thread of its own and waited for briefly, so a blocked terminal cannot keep the client
+/// from exiting; cooked mode comes back either way.
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
-        let mut out = std::io::stdout();
-        let _ = out.write_all(TERMINAL_RESET);
-        let _ = out.flush();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = write_all_stdout(TERMINAL_RESET);
+            let _ = tx.send(());
+        });
+        let _ = rx.recv_timeout(RESET_WRITE_WAIT);
         let _ = crossterm::terminal::disable_raw_mode();
     }
 }

@@ -2,84 +2,29 @@
 //! stream).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Server;
-use super::session::{ClientLink, Control, SessionCmd};
+use super::commands::{ClientLink, SendText, SessionCmd};
+use super::outbox::{Control, Outgoing};
 use crate::log;
-use crate::protocol::{self, Hello, Request, Response};
+use crate::protocol::{self, FrameCodec, FrameReader, Hello, Request, Response};
 
 /// A client must say hello and its request within this; idle sockets are not kept.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn handle(stream: UnixStream, server: Arc<Server>) {
-    let me = rustix::process::getuid().as_raw();
-    match stream.peer_cred() {
-        Ok(cred) if cred.uid() == me => {}
-        Ok(cred) => {
-            log::warn(&format!(
-                "refused a connection from uid {} (server runs as uid {me})",
-                cred.uid()
-            ));
-            return;
-        }
-        Err(e) => {
-            log::warn(&format!(
-                "refused a connection without peer credentials: {e}"
-            ));
-            return;
-        }
-    }
-    let (mut rd, mut wr) = stream.into_split();
-    if protocol::write_frame(&mut wr, &Hello::ours())
-        .await
-        .is_err()
-    {
+    if !peer_is_us(&stream) {
         return;
     }
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let hello: Hello = protocol::read_frame(&mut rd).await?;
-        Ok::<_, protocol::FrameError>(hello)
-    })
-    .await;
-    let hello = match first {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(e)) => {
-            if !e.is_eof() {
-                log::warn(&format!("dropped a client during handshake: {e}"));
-            }
-            return;
-        }
-        Err(_) => return,
-    };
-    if hello.protocol != protocol::protocol_version() {
-        let msg = protocol::mismatch_message(&hello, &Hello::ours());
-        let _ = protocol::write_frame(&mut wr, &Response::Error(msg)).await;
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = FrameReader::new(rd, FrameCodec::requests());
+    let Some(request) = handshake(&mut rd, &mut wr).await else {
         return;
-    }
-    let request = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        protocol::read_frame::<_, Request>(&mut rd),
-    )
-    .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            if !e.is_eof() {
-                log::warn(&format!("dropped a client: {e}"));
-                let _ =
-                    protocol::write_frame(&mut wr, &Response::Error(format!("bad request: {e}")))
-                        .await;
-            }
-            return;
-        }
-        Err(_) => return,
     };
     let response = match request {
         Request::Attach {
@@ -96,9 +41,94 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
             condition,
             timeout_ms,
         } => wait(&server, &mut rd, &name, condition, timeout_ms).await,
+        Request::Send {
+            name,
+            len,
+            paste,
+            enter,
+            timeout_ms,
+        } => {
+            let text = SendRequest {
+                len,
+                paste,
+                enter,
+                timeout: Duration::from_millis(timeout_ms),
+            };
+            send(&server, &mut rd, &name, text).await
+        }
         other => dispatch(&server, other).await,
     };
     let _ = protocol::write_frame(&mut wr, &response).await;
+}
+
+/// Only the server's own user may talk to it.
+fn peer_is_us(stream: &UnixStream) -> bool {
+    let me = rustix::process::getuid().as_raw();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me => {}
+        Ok(cred) => {
+            log::warn(&format!(
+                "refused a connection from uid {} (server runs as uid {me})",
+                cred.uid()
+            ));
+            return false;
+        }
+        Err(e) => {
+            log::warn(&format!(
+                "refused a connection without peer credentials: {e}"
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+/// Exchanges hellos and reads the one request, each within [`HANDSHAKE_TIMEOUT`]; `None` when
+/// the client left, was refused or was too slow.
+async fn handshake(
+    rd: &mut FrameReader<OwnedReadHalf>,
+    wr: &mut OwnedWriteHalf,
+) -> Option<Request> {
+    if protocol::write_frame(wr, &Hello::ours()).await.is_err() {
+        return None;
+    }
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let hello: Hello = protocol::next_message(rd).await?;
+        Ok::<_, protocol::FrameError>(hello)
+    })
+    .await;
+    let hello = match first {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(e)) => {
+            if !e.is_eof() {
+                log::warn(&format!("dropped a client during handshake: {e}"));
+            }
+            return None;
+        }
+        Err(_) => return None,
+    };
+    if hello.protocol != protocol::protocol_version() {
+        let msg = protocol::mismatch_message(&hello, &Hello::ours());
+        let _ = protocol::write_frame(wr, &Response::Error(msg)).await;
+        return None;
+    }
+    let request =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, protocol::next_message::<_, Request>(rd))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                if !e.is_eof() {
+                    log::warn(&format!("dropped a client: {e}"));
+                    let _ =
+                        protocol::write_frame(wr, &Response::Error(format!("bad request: {e}")))
+                            .await;
+                }
+                return None;
+            }
+            Err(_) => return None,
+        };
+    Some(request)
 }
 
 fn no_session(name: &str) -> Response {
@@ -121,20 +151,22 @@ async fn ask(
     rx.await.unwrap_or_else(|_| no_session(name))
 }
 
+async fn list(server: &Server) -> Response {
+    let mut sessions = Vec::new();
+    for tx in server.registry.all() {
+        let (reply, rx) = oneshot::channel();
+        if tx.send(SessionCmd::Info(reply)).await.is_ok()
+            && let Ok(info) = rx.await
+        {
+            sessions.push(info);
+        }
+    }
+    Response::Sessions(sessions)
+}
+
 async fn dispatch(server: &Server, request: Request) -> Response {
     match request {
-        Request::List => {
-            let mut sessions = Vec::new();
-            for tx in server.registry.all() {
-                let (reply, rx) = oneshot::channel();
-                if tx.send(SessionCmd::Info(reply)).await.is_ok()
-                    && let Ok(info) = rx.await
-                {
-                    sessions.push(info);
-                }
-            }
-            Response::Sessions(sessions)
-        }
+        Request::List => list(server).await,
         Request::Create(spec) => match server.create(spec) {
             Ok(_) => Response::Ok,
             Err(e) => Response::Error(e),
@@ -152,20 +184,6 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         Request::KillServer => {
             server.shutdown.notify_one();
             Response::Ok
-        }
-        Request::Send {
-            name,
-            text,
-            paste,
-            enter,
-        } => {
-            ask(server, &name, |reply| SessionCmd::Send {
-                data: text,
-                paste,
-                enter,
-                reply,
-            })
-            .await
         }
         Request::SendKeys { name, keys } => {
             ask(server, &name, |reply| SessionCmd::SendKeys { keys, reply }).await
@@ -227,16 +245,17 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         Request::Input(_) | Request::Resize { .. } => {
             Response::Error("input and resize are only valid while attached".into())
         }
-        Request::Attach { .. } | Request::Wait { .. } => {
+        Request::Attach { .. } | Request::Wait { .. } | Request::Send { .. } => {
             Response::Error("unexpected request".into())
         }
+        Request::SendData(_) => Response::Error("text without a send request".into()),
     }
 }
 
 /// Waits for a condition; gives up on timeout or when the client goes away.
 async fn wait(
     server: &Server,
-    rd: &mut OwnedReadHalf,
+    rd: &mut FrameReader<OwnedReadHalf>,
     name: &str,
     condition: protocol::WaitCondition,
     timeout_ms: Option<u64>,
@@ -248,19 +267,80 @@ async fn wait(
             None => std::future::pending().await,
         }
     };
-    let mut probe = [0u8; 1];
     tokio::select! {
         response = waiting => response,
         _ = timeout => Response::WaitTimeout,
-        // Any byte or EOF from a waiting client means it has gone.
-        _ = rd.read(&mut probe) => Response::Error("client went away".into()),
+        // Anything, or EOF, from a waiting client means it has gone.
+        _ = protocol::next_message::<_, Request>(rd) => Response::Error("client went away".into()),
     }
+}
+
+/// What a `send` asked for; its text follows on the connection.
+struct SendRequest {
+    len: u64,
+    paste: bool,
+    enter: bool,
+    timeout: Duration,
+}
+
+/// Chunks of one send's text in flight between its connection and the session: with
+/// [`protocol::SEND_CHUNK`]-sized chunks, at most this many times that per sender.
+const SEND_CHUNKS_IN_FLIGHT: usize = 2;
+
+/// Streams a send's text from the client to the session as the program takes it, and answers
+/// once the session has written it all (or gave up).
+async fn send(
+    server: &Server,
+    rd: &mut FrameReader<OwnedReadHalf>,
+    name: &str,
+    request: SendRequest,
+) -> Response {
+    let Some(session) = server.registry.get(name) else {
+        return no_session(name);
+    };
+    let (chunks_tx, chunks) = mpsc::channel(SEND_CHUNKS_IN_FLIGHT);
+    let (reply, mut answer) = oneshot::channel();
+    let text = SendText {
+        chunks,
+        len: request.len,
+        paste: request.paste,
+        enter: request.enter,
+        timeout: request.timeout,
+        reply,
+    };
+    if session.send(SessionCmd::Send(text)).await.is_err() {
+        return no_session(name);
+    }
+    let forward = async {
+        let mut left = request.len;
+        while left > 0 {
+            let data = match protocol::next_message::<_, Request>(rd).await {
+                Ok(Request::SendData(data)) if data.len() as u64 <= left => data,
+                // A client that leaves or misbehaves mid-send: the session closes the paste.
+                _ => return,
+            };
+            left -= data.len() as u64;
+            if chunks_tx.send(data).await.is_err() {
+                // The session gave up on this send; its answer says why.
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        biased;
+        answer = &mut answer => return answer.unwrap_or_else(|_| no_session(name)),
+        () = forward => {}
+    }
+    // Either way the session answers: the channel's end tells it the text stopped.
+    drop(chunks_tx);
+    answer.await.unwrap_or_else(|_| no_session(name))
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn attach(
     server: Arc<Server>,
-    mut rd: OwnedReadHalf,
+    mut rd: FrameReader<OwnedReadHalf>,
     mut wr: OwnedWriteHalf,
     name: String,
     read_only: bool,
@@ -289,20 +369,17 @@ async fn attach(
         },
     };
     let (reply, link_rx) = oneshot::channel();
-    if tx
-        .send(SessionCmd::Attach {
-            read_only,
-            rows,
-            cols,
-            reply,
-        })
-        .await
-        .is_err()
-    {
-        let _ = protocol::write_frame(&mut wr, &no_session(&name)).await;
-        return;
-    }
-    let Ok(link) = link_rx.await else {
+    let attach = SessionCmd::Attach {
+        read_only,
+        rows,
+        cols,
+        reply,
+    };
+    let link = match tx.send(attach).await {
+        Ok(()) => link_rx.await.ok(),
+        Err(_) => None,
+    };
+    let Some(link) = link else {
         let _ = protocol::write_frame(&mut wr, &no_session(&name)).await;
         return;
     };
@@ -312,83 +389,65 @@ async fn attach(
     }
     let id = link.id;
     let mut writer = tokio::spawn(write_to_client(wr, link, tx.clone()));
-    let mut buf = Vec::new();
     loop {
-        tokio::select! {
+        // Both branches are cancellation-safe: the frame reader keeps a partly read frame in
+        // its own buffer, and a finished writer is simply observed.
+        let cmd = tokio::select! {
             _ = &mut writer => break,
-            frame = protocol::read_frame_into(&mut rd, &mut buf) => {
-                if frame.is_err() {
-                    break;
-                }
-                let cmd = match protocol::decode::<Request>(&buf) {
-                    Ok(Request::Input(data)) => SessionCmd::Input { client: id, data },
-                    Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
-                    _ => break,
-                };
-                if tx.send(cmd).await.is_err() {
-                    break;
-                }
-            }
+            request = protocol::next_message::<_, Request>(&mut rd) => match request {
+                Ok(Request::Input(data)) => SessionCmd::Input { client: id, data },
+                Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
+                _ => break,
+            },
+        };
+        if tx.send(cmd).await.is_err() {
+            break;
         }
     }
     writer.abort();
     let _ = tx.send(SessionCmd::Leave { client: id }).await;
 }
 
-/// Streams a client's queue to its socket. When the session marked it lagging, what is still
-/// queued is stale: drop it and ask the session for a fresh screen instead.
+/// Writes a client's queue to its socket until the attachment ends. When the client fell
+/// behind, its backlog is already gone: ask the session for a fresh screen.
 async fn write_to_client(
     mut wr: OwnedWriteHalf,
-    mut link: ClientLink,
+    link: ClientLink,
     session: mpsc::Sender<SessionCmd>,
 ) {
-    let mut control = None;
     loop {
-        tokio::select! {
-            biased;
-            data = link.output.recv() => {
-                // The session dropped our queue: whatever it has to say is in `control`.
-                let Some(data) = data else { break };
+        match link.outbox.next().await {
+            Outgoing::Output(data) => {
                 if write_output(&mut wr, &data).await.is_err() {
                     return;
                 }
-                if link.lagging.load(Ordering::Acquire) {
-                    while link.output.try_recv().is_ok() {}
-                    if session.send(SessionCmd::Resync { client: link.id }).await.is_err() {
-                        return;
-                    }
+            }
+            Outgoing::Resync => {
+                if session
+                    .send(SessionCmd::Resync { client: link.id })
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
             }
-            received = &mut link.control => {
-                control = Some(received);
-                break;
-            }
-        }
-    }
-    // Output queued before the control message still goes first, unless it is stale.
-    if !link.lagging.load(Ordering::Acquire) {
-        while let Ok(data) = link.output.try_recv() {
-            if write_output(&mut wr, &data).await.is_err() {
+            Outgoing::End(control) => {
+                let response = match control {
+                    Control::Exited(message) => Response::Exited(message),
+                    Control::Detached => Response::Detached,
+                };
+                let _ = protocol::write_frame(&mut wr, &response).await;
                 return;
             }
         }
     }
-    let control = match control {
-        Some(received) => received,
-        None => link.control.await,
-    };
-    let response = match control {
-        Ok(Control::Exited(message)) => Response::Exited(message),
-        Ok(Control::Detached) => Response::Detached,
-        Err(_) => return,
-    };
-    let _ = protocol::write_frame(&mut wr, &response).await;
 }
 
 async fn write_output(wr: &mut OwnedWriteHalf, data: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
-        wr.write_all(&protocol::encode_output(chunk)).await?;
+        wr.write_all(&protocol::output_header(chunk.len())).await?;
+        wr.write_all(chunk).await?;
     }
     Ok(())
 }

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Registry;
-use super::session::{ClientLink, Control, SessionCmd, select_history, strip_sgr};
+use super::commands::{ClientLink, SessionCmd};
+use super::outbox::{Control, Outbox};
+use super::transcript::{notes_block, select_history, strip_sgr, without_trailing_blanks};
 use crate::protocol::{Capture, Response, SessionInfo, SessionState, WaitCondition};
 use crate::state::SessionRecord;
 
@@ -112,7 +114,8 @@ impl Dormant {
                 let capture = self.capture(history, from_line, ansi).await;
                 let _ = reply.send(Response::Capture(capture));
             }
-            SessionCmd::Send { reply, .. } | SessionCmd::SendKeys { reply, .. } => {
+            SessionCmd::Send(super::commands::SendText { reply, .. })
+            | SessionCmd::SendKeys { reply, .. } => {
                 let _ = reply.send(Response::Error(format!(
                     "session {} is not running ({}); revive it with `linger revive {}`",
                     self.record.name,
@@ -264,14 +267,11 @@ impl Dormant {
         if !self.record.notes.is_empty() {
             out.push_str(&notes_block(&self.record.notes));
         }
-        let (tx, rx) = mpsc::channel(1);
-        let _ = tx.try_send(Bytes::from(out));
-        let (control_tx, control_rx) = oneshot::channel();
-        let _ = control_tx.send(Control::Exited(self.not_running()));
+        let outbox = Outbox::default();
+        outbox.push_screen(Bytes::from(out));
+        outbox.end(Control::Exited(self.not_running()));
         let _ = reply.send(ClientLink {
-            output: rx,
-            control: control_rx,
-            lagging: Default::default(),
+            outbox: std::sync::Arc::new(outbox),
             id: 0,
         });
     }
@@ -308,22 +308,4 @@ impl Dormant {
             next_line,
         }
     }
-}
-
-/// Notes shown to a user who attaches: the continuation doc kept with the session.
-pub fn notes_block(notes: &str) -> String {
-    let mut out = String::from("\r\n\x1b[7m[notes]\x1b[m\r\n");
-    for line in notes.lines() {
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out
-}
-
-/// Screen rows as history lines: the blank rows below the last output carry nothing.
-pub fn without_trailing_blanks(mut rows: Vec<String>) -> Vec<String> {
-    while rows.last().is_some_and(|r| strip_sgr(r).trim().is_empty()) {
-        rows.pop();
-    }
-    rows
 }

@@ -1,11 +1,14 @@
 //! The per-user server: owns the runtime dir's lock and socket, the session registry, and
 //! accepts connections until told to stop.
 
+pub mod commands;
 pub mod connection;
 pub mod dormant;
+pub mod outbox;
 pub mod ownership;
 pub mod revive;
 pub mod session;
+pub mod transcript;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +18,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use crate::log;
+use commands::SessionCmd;
 pub use ownership::{NotStarted, REFUSED_EXIT};
-use session::SessionCmd;
 
 /// Sessions by name. A session removes itself when it ends; the pid guards against removing a
 /// newer session that reused the name.

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Server;
-use super::session::{self, SessionCmd};
+use super::commands::SessionCmd;
+use super::session;
 use crate::protocol::SessionSpec;
 use crate::state::SessionRecord;
 
@@ -222,7 +223,7 @@ fn fold_screen_into_log(dir: &Path) -> Option<Folded> {
         .lines()
         .map(str::to_string)
         .collect();
-    let rows = super::dormant::without_trailing_blanks(rows);
+    let rows = super::transcript::without_trailing_blanks(rows);
     let log = dir.join("output.log");
     let mut file = std::fs::OpenOptions::new()
         .append(true)

@@ -128,6 +128,7 @@ impl Drop for Env {
 struct Shared {
     output: Mutex<Output_>,
     changed: Condvar,
+    paused: std::sync::atomic::AtomicBool,
 }
 
 /// Everything the terminal received, and its screen model kept up to date as it arrives.
@@ -170,6 +171,7 @@ impl Term {
                 parser: vt100::Parser::new(nz(rows), nz(cols), 0),
             }),
             changed: Condvar::new(),
+            paused: Default::default(),
         });
         let reader_fd = master.clone();
         let reader_shared = shared.clone();
@@ -177,6 +179,18 @@ impl Term {
             let mut file = std::fs::File::from(reader_fd.try_clone().expect("dup"));
             let mut buf = [0u8; 65536];
             loop {
+                while reader_shared
+                    .paused
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    let guard = reader_shared
+                        .output
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let _ = reader_shared
+                        .changed
+                        .wait_timeout(guard, Duration::from_millis(20));
+                }
                 match file.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
@@ -203,6 +217,20 @@ impl Term {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Whether the process on this terminal is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops (or resumes) reading the terminal, like a terminal that takes no output (a
+    /// stalled ssh): the program's writes block once the pty's buffer is full.
+    pub fn pause_reading(&self, paused: bool) {
+        self.shared
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+        self.shared.changed.notify_all();
     }
 
     pub fn write(&self, bytes: &[u8]) {

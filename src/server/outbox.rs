@@ -1,0 +1,202 @@
+//! One attached client's output queue: bounded per client and across the server, and what it
+//! does at the bound (drop the backlog, resync from the model when the client catches up).
+//!
+//! The session pushes without ever waiting; the client's writer task pops and writes to the
+//! socket. A client that stops reading (a stalled ssh, a suspended terminal) costs at most
+//! [`CLIENT_QUEUE_BYTES`] here, whatever the program prints, and all clients together at most
+//! [`TOTAL_QUEUE_BYTES`]; past either bound the backlog is dropped at once (freeing its memory)
+//! and the client gets a fresh screen instead when it drains its socket.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// Bytes of output one client may have queued before its backlog is dropped.
+pub const CLIENT_QUEUE_BYTES: usize = 1 << 20;
+/// Bytes of output all clients of this server together may have queued.
+pub const TOTAL_QUEUE_BYTES: usize = 32 << 20;
+
+static TOTAL_QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// What the session tells a client besides output; it is sent once, after queued output.
+#[derive(Debug, Clone)]
+pub enum Control {
+    Exited(String),
+    Detached,
+}
+
+/// An item for the client's writer.
+#[derive(Debug)]
+pub enum Outgoing {
+    Output(Bytes),
+    /// Ends the attachment after everything queued before it.
+    End(Control),
+    /// The client fell behind and its backlog was dropped: ask the session for a fresh screen.
+    Resync,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Bytes>,
+    bytes: usize,
+    /// The backlog was dropped; output is discarded until the session sends a fresh screen.
+    lagging: bool,
+    /// The writer asked for that fresh screen already.
+    resync_asked: bool,
+    end: Option<Control>,
+}
+
+#[derive(Default)]
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Every critical section is a few field updates that cannot panic halfway.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues live output; past a bound, drops the backlog and marks the client lagging.
+    pub fn push_output(&self, data: &Bytes) {
+        let mut q = self.lock();
+        if q.lagging || q.end.is_some() {
+            return;
+        }
+        let over_client = q.bytes + data.len() > CLIENT_QUEUE_BYTES;
+        let over_total = TOTAL_QUEUED.load(Ordering::Relaxed) + data.len() > TOTAL_QUEUE_BYTES;
+        if (over_client || over_total) && !q.items.is_empty() {
+            clear(&mut q);
+            q.lagging = true;
+        } else {
+            add(&mut q, data.clone());
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// Queues a full screen (an attach's replay or a resync), which is never dropped, and ends
+    /// any lagging: output after it continues from that screen.
+    pub fn push_screen(&self, screen: Bytes) {
+        let mut q = self.lock();
+        if q.end.is_some() {
+            return;
+        }
+        clear(&mut q);
+        q.lagging = false;
+        q.resync_asked = false;
+        add(&mut q, screen);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// Whether the client dropped its backlog and waits for a fresh screen.
+    pub fn is_lagging(&self) -> bool {
+        self.lock().lagging
+    }
+
+    /// Ends the attachment once what is queued is written.
+    pub fn end(&self, control: Control) {
+        let mut q = self.lock();
+        q.end.get_or_insert(control);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// The next thing to write, waiting for one.
+    pub async fn next(&self) -> Outgoing {
+        loop {
+            {
+                let mut q = self.lock();
+                if let Some(data) = q.items.pop_front() {
+                    q.bytes -= data.len();
+                    TOTAL_QUEUED.fetch_sub(data.len(), Ordering::Relaxed);
+                    return Outgoing::Output(data);
+                }
+                if let Some(control) = q.end.take() {
+                    return Outgoing::End(control);
+                }
+                if q.lagging && !q.resync_asked {
+                    q.resync_asked = true;
+                    return Outgoing::Resync;
+                }
+            }
+            // A push between the unlock and here leaves a permit, so nothing is missed.
+            self.ready.notified().await;
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        clear(&mut self.lock());
+    }
+}
+
+fn add(q: &mut Queue, data: Bytes) {
+    q.bytes += data.len();
+    TOTAL_QUEUED.fetch_add(data.len(), Ordering::Relaxed);
+    q.items.push_back(data);
+}
+
+fn clear(q: &mut Queue) {
+    TOTAL_QUEUED.fetch_sub(q.bytes, Ordering::Relaxed);
+    q.bytes = 0;
+    q.items.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_stalled_client_keeps_at_most_its_bound_then_resyncs() {
+        let outbox = Outbox::default();
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..1000 {
+            outbox.push_output(&chunk);
+        }
+        assert!(outbox.lock().bytes <= CLIENT_QUEUE_BYTES);
+        assert!(outbox.is_lagging() || outbox.lock().bytes <= CLIENT_QUEUE_BYTES);
+        // Whatever was kept drains first, then the writer asks for a fresh screen, once.
+        let outcome = block_on(async {
+            let mut outputs = 0;
+            loop {
+                match outbox.next().await {
+                    Outgoing::Output(_) => outputs += 1,
+                    Outgoing::Resync => break outputs,
+                    Outgoing::End(_) => panic!("no end was queued"),
+                }
+            }
+        });
+        assert!(outcome <= CLIENT_QUEUE_BYTES / chunk.len());
+        outbox.push_output(&chunk);
+        assert_eq!(
+            outbox.lock().bytes,
+            0,
+            "output is dropped until the fresh screen"
+        );
+        outbox.push_screen(Bytes::from_static(b"screen"));
+        outbox.push_output(&chunk);
+        outbox.end(Control::Detached);
+        block_on(async {
+            assert!(matches!(outbox.next().await, Outgoing::Output(d) if d == "screen"));
+            assert!(matches!(outbox.next().await, Outgoing::Output(d) if d.len() == chunk.len()));
+            assert!(matches!(
+                outbox.next().await,
+                Outgoing::End(Control::Detached)
+            ));
+        });
+    }
+}

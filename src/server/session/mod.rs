@@ -1,0 +1,442 @@
+//! One session actor: owns the pty, the child, the model and the attached clients, and runs
+//! the loop that serves them. Output is forwarded to clients first, then fed to the model;
+//! nothing a client does can block it.
+
+mod clients;
+mod input;
+mod lifecycle;
+mod persist;
+mod requests;
+mod waiters;
+
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::sleep_until;
+
+use crate::log;
+use crate::model::Model;
+use crate::protocol::{Response, SessionSpec, SessionState};
+use crate::query_filter::QueryFilter;
+use crate::server::Registry;
+use crate::server::commands::SessionCmd;
+use crate::state::SessionRecord;
+use clients::Clients;
+use input::Input;
+use persist::Persist;
+use waiters::Waiters;
+
+/// Quiet time after output before freed memory is returned to the system: once per burst.
+const TRIM_AFTER_OUTPUT: Duration = Duration::from_secs(1);
+/// Bytes read from the pty before forwarding, to batch small reads under load. The buffer is
+/// reused once every client has written the previous batch, so reads do not allocate.
+const READ_BATCH: usize = 64 * 1024;
+/// Commands handled after each event at most, besides the one the event may be: enough to
+/// empty the queue under any realistic load while still bounding one turn.
+const COMMANDS_PER_TURN: usize = 256;
+/// How often input waiting for room in the pty is retried besides the readiness wake-up.
+const INPUT_RETRY: Duration = Duration::from_millis(10);
+
+pub struct Session {
+    name: String,
+    spec: SessionSpec,
+    master: AsyncFd<OwnedFd>,
+    child: tokio::process::Child,
+    pid: u32,
+    model: Model,
+    filter: QueryFilter,
+    clients: Clients,
+    input: Input,
+    read_buf: BytesMut,
+    state: SessionState,
+    child_running: bool,
+    output_open: bool,
+    exit_deadline: Option<Instant>,
+    kill_deadline: Option<Instant>,
+    kill_replies: Vec<oneshot::Sender<Response>>,
+    /// The server is shutting down: end once the child has.
+    ending: bool,
+    /// Revive took this session's record and output: end without touching the disk.
+    handed_over: bool,
+    waiters: Waiters,
+    last_output_at: u64,
+    last_output: Instant,
+    /// When to return freed memory to the system; set by output, so it fires once it stops.
+    trim_at: Option<Instant>,
+    registry: Registry,
+    rx: mpsc::Receiver<SessionCmd>,
+    record: SessionRecord,
+    persist: Persist,
+}
+
+/// A revived session's past: its earlier output and what its record kept.
+pub struct Earlier {
+    pub lines: Vec<String>,
+    pub notes: String,
+    pub created_at: u64,
+}
+
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+enum Event {
+    Output(Bytes),
+    OutputEnded,
+    Wrote,
+    Command(SessionCmd),
+    SendChunk(Option<Vec<u8>>),
+    ChildExited(std::io::Result<std::process::ExitStatus>),
+    ExitDrained,
+    KillEscalation,
+    IdleCheck,
+    InputCheck,
+    Flush,
+    Trim,
+    CommandsClosed,
+}
+
+impl Session {
+    /// Spawns the child and returns the actor, ready to `run`.
+    pub fn spawn(
+        spec: SessionSpec,
+        registry: Registry,
+        rx: mpsc::Receiver<SessionCmd>,
+        runtime_dir: &std::path::Path,
+        store: Option<&std::path::Path>,
+        earlier: Option<Earlier>,
+    ) -> std::io::Result<Session> {
+        let mut spec = spec;
+        (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
+        let spawned = crate::pty::spawn(crate::pty::SpawnOptions {
+            command: &spec.command,
+            cwd: &spec.cwd,
+            env: session_env(&spec, runtime_dir),
+            env_remove: vec!["TMUX", "TMUX_PANE"],
+            rows: spec.rows,
+            cols: spec.cols,
+        })?;
+        let pid = spawned.child.id().unwrap_or(0);
+        // SAFETY: the fd is a freshly opened pty master that only this AsyncFd will own.
+        let master = unsafe { AsyncFd::register(spawned.master) }.map_err(|e| e.into_parts().1)?;
+        let mut model = match &earlier {
+            Some(e) => {
+                Model::with_earlier_lines(spec.rows, spec.cols, spec.scrollback, e.lines.clone())
+            }
+            None => Model::new(spec.rows, spec.cols, spec.scrollback),
+        };
+        let record = lifecycle::new_record(&spec, pid, earlier.as_ref());
+        let mut persist = Persist::new(
+            store.map(|s| crate::state::session_dir(s, &spec.name)),
+            &record,
+        );
+        if persist.log.is_some() {
+            model.collect_fresh_lines();
+        }
+        if earlier.is_some() {
+            let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            model.push_history_line(format!(
+                "\x1b[7m── {} revived at {when} ──\x1b[m",
+                spec.name
+            ));
+            persist.mark_dirty();
+        }
+        Ok(Session {
+            name: spec.name.clone(),
+            model,
+            record,
+            persist,
+            spec,
+            master,
+            child: spawned.child,
+            pid,
+            filter: QueryFilter::default(),
+            clients: Clients::default(),
+            input: Input::default(),
+            read_buf: BytesMut::new(),
+            state: SessionState::Running,
+            child_running: true,
+            output_open: true,
+            exit_deadline: None,
+            kill_deadline: None,
+            kill_replies: Vec::new(),
+            ending: false,
+            handed_over: false,
+            waiters: Waiters::default(),
+            last_output_at: unix_millis(),
+            last_output: Instant::now(),
+            trim_at: None,
+            registry,
+            rx,
+        })
+    }
+
+    pub async fn run(mut self) {
+        log::info(&format!("session {} started (pid {})", self.name, self.pid));
+        loop {
+            let event = self.next_event().await;
+            let flooding = matches!(event, Event::Output(_));
+            self.on_event(event);
+            // Each loop turn handles one event, and under a flood each turn parses a batch of
+            // output; commands (attach, input, ls, capture) must not wait for many such turns.
+            for _ in 0..COMMANDS_PER_TURN {
+                match self.rx.try_recv() {
+                    Ok(cmd) => self.on_command(cmd),
+                    Err(_) => break,
+                }
+            }
+            if self.should_end() {
+                break;
+            }
+            self.input
+                .advance(self.model.bracketed_paste(), || unread_input(&self.master));
+            if flooding {
+                // A flooding program keeps the pty always readable, so this task would run on
+                // and on; tasks it woke (a wait's reply, a client writer) sit in this worker's
+                // LIFO slot, which other workers cannot take. Let them run.
+                tokio::task::yield_now().await;
+            }
+        }
+        self.end();
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Output(chunk) => self.on_output(chunk),
+            Event::OutputEnded => self.on_output_ended(),
+            Event::Wrote | Event::InputCheck => {}
+            Event::Command(cmd) => self.on_command(cmd),
+            Event::SendChunk(chunk) => self.input.on_chunk(chunk),
+            Event::ChildExited(status) => self.on_child_exit(status),
+            Event::ExitDrained => self.finish(),
+            Event::KillEscalation => {
+                self.kill_deadline = None;
+                self.signal_group(libc::SIGKILL);
+            }
+            Event::IdleCheck => self.waiters.check_idle(self.last_output.elapsed()),
+            Event::Flush => self.persist.flush(&self.name, &mut self.model),
+            Event::Trim => {
+                self.trim_at = None;
+                release_freed_memory();
+            }
+            Event::CommandsClosed => self.handed_over = true,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    async fn next_event(&mut self) -> Event {
+        // Pending input is written first, whatever else is ready: under a flood the output
+        // branch is always ready and the pty's write readiness is not reliably reported.
+        if self.output_open && self.input.next_write().is_some() {
+            let _ = write_input(self.master.get_ref(), &mut self.input);
+        }
+        let idle_deadline = self.waiters.idle_deadline(self.last_output);
+        let input_deadline = self.input.deadline();
+        let has_input = self.input.next_write().is_some();
+        let wants_chunk = self.input.wants_chunk();
+        // Every branch is cancellation-safe: readiness guards and channel receives lose nothing
+        // when another branch wins, and reads and writes happen only after a branch won.
+        tokio::select! {
+            guard = self.master.readable(), if self.output_open => match guard {
+                Ok(guard) => read_batch(guard, &mut self.read_buf),
+                Err(_) => Event::OutputEnded,
+            },
+            guard = self.master.writable(), if has_input && self.output_open => {
+                if let Ok(mut guard) = guard {
+                    let _ = guard.try_io(|fd| write_input(fd.get_ref(), &mut self.input));
+                }
+                Event::Wrote
+            }
+            // A pty master does not always report room for input again once its line
+            // discipline was stalled by full output (echo needs room too): retry on a timer
+            // while input waits, instead of waiting for a wake-up that may not come.
+            _ = tokio::time::sleep(INPUT_RETRY), if has_input && self.output_open => {
+                let _ = write_input(self.master.get_ref(), &mut self.input);
+                Event::Wrote
+            }
+            chunk = self.input.next_chunk(), if wants_chunk => Event::SendChunk(chunk),
+            cmd = self.rx.recv() => match cmd {
+                Some(cmd) => Event::Command(cmd),
+                None => Event::CommandsClosed,
+            },
+            status = self.child.wait(), if self.child_running => Event::ChildExited(status),
+            _ = sleep_until_opt(self.exit_deadline), if self.exit_deadline.is_some() => Event::ExitDrained,
+            _ = sleep_until_opt(self.kill_deadline), if self.kill_deadline.is_some() => Event::KillEscalation,
+            _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => Event::IdleCheck,
+            _ = sleep_until_opt(input_deadline), if input_deadline.is_some() => Event::InputCheck,
+            _ = sleep_until_opt(self.persist.flush_at), if self.persist.flush_at.is_some() => Event::Flush,
+            _ = sleep_until_opt(self.trim_at), if self.trim_at.is_some() => Event::Trim,
+        }
+    }
+
+    fn on_output(&mut self, chunk: Bytes) {
+        self.last_output = Instant::now();
+        if self.exit_deadline.is_some() {
+            // The program has exited but its output is still coming: every client must end
+            // on the final screen, so keep reading.
+            self.exit_deadline = Some(self.last_output + lifecycle::EXIT_DRAIN);
+        }
+        self.last_output_at = unix_millis();
+        let forwarded = self.filter.filter(chunk.clone());
+        if !forwarded.is_empty() {
+            self.clients.forward(&forwarded);
+        }
+        if let Err(panic) = self.model.process(&chunk) {
+            log::warn(&format!(
+                "session {}: screen model panicked ({panic}); rebuilt it, the program keeps running",
+                self.name
+            ));
+        }
+        self.persist.mark_dirty();
+        self.trim_at = Some(self.last_output + TRIM_AFTER_OUTPUT);
+        let answers = self.model.take_answers();
+        if !answers.is_empty() && self.child_running && !self.input.push_typed(&answers) {
+            log::warn(&format!(
+                "session {}: program is not reading its input; dropped answers to its queries",
+                self.name
+            ));
+        }
+        if self.waiters.has_text() {
+            self.waiters
+                .check_text(self.model.history(), &self.model.screen_lines(false));
+        }
+    }
+
+    fn on_output_ended(&mut self) {
+        self.output_open = false;
+        let rest = self.filter.flush();
+        if !rest.is_empty() {
+            self.clients.forward(&rest);
+        }
+        if !self.child_running {
+            self.finish();
+        }
+    }
+
+    fn apply_size(&mut self, rows: u16, cols: u16) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let (rows, cols) = crate::protocol::clamp_size(rows, cols);
+        if (rows, cols) == self.model.size() {
+            return;
+        }
+        if let Err(e) = crate::pty::resize(self.master.get_ref(), rows, cols) {
+            log::warn(&format!("session {}: resize failed: {e}", self.name));
+            return;
+        }
+        self.model.resize(rows, cols);
+    }
+}
+
+/// The environment a session's program starts with, on top of the server's.
+fn session_env(
+    spec: &SessionSpec,
+    runtime_dir: &std::path::Path,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
+        ("TERM".into(), "xterm-256color".into()),
+        ("COLORTERM".into(), "truecolor".into()),
+    ];
+    env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env.push(("LINGER_SESSION".into(), spec.name.clone().into()));
+    env.push(("LINGER_DIR".into(), runtime_dir.as_os_str().to_owned()));
+    env
+}
+
+/// Writes what input is due to the pty without blocking; `WouldBlock` when it has no room.
+fn write_input(master: &OwnedFd, input: &mut Input) -> std::io::Result<()> {
+    let Some(bytes) = input.next_write() else {
+        return Ok(());
+    };
+    match rustix::io::write(master, bytes) {
+        Ok(n) => {
+            input.wrote(n);
+            Ok(())
+        }
+        Err(rustix::io::Errno::AGAIN) => Err(std::io::ErrorKind::WouldBlock.into()),
+        Err(e) => {
+            input.fail_all(&format!("cannot write to the program: {e}"));
+            Ok(())
+        }
+    }
+}
+
+/// Reads what the pty has, up to one batch, into the reused buffer.
+fn read_batch(
+    mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>,
+    buf: &mut BytesMut,
+) -> Event {
+    // Reclaims the previous batch's allocation once every client has written it.
+    buf.reserve(READ_BATCH);
+    let mut filled = 0;
+    loop {
+        let spare = buf.spare_capacity_mut();
+        let room = spare.len().min(READ_BATCH - filled);
+        if room == 0 {
+            break;
+        }
+        // SAFETY: read(2) only writes into the spare capacity; `set_len` below covers only
+        // what it reported as written.
+        let spare: &mut [u8] =
+            unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), room) };
+        match guard
+            .try_io(|fd| rustix::io::read(fd.get_ref(), &mut *spare).map_err(std::io::Error::from))
+        {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => {
+                // SAFETY: the kernel initialised these n bytes.
+                unsafe { buf.set_len(buf.len() + n) };
+                filled += n;
+            }
+            // Linux reports hang-up as EIO: the output is over.
+            Ok(Err(_)) if filled == 0 => return Event::OutputEnded,
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    if filled == 0 {
+        return Event::Wrote;
+    }
+    Event::Output(buf.split().freeze())
+}
+
+/// Hands memory freed by a burst of output (parsed rows, evicted history, drained client
+/// queues) back to the system; glibc keeps it otherwise.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Bytes written to the terminal that the app has not read yet, from the slave side.
+fn unread_input(master: &AsyncFd<OwnedFd>) -> Option<usize> {
+    let path = rustix::pty::ptsname(master.get_ref(), Vec::new()).ok()?;
+    let slave = rustix::fs::open(
+        path.as_c_str(),
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    rustix::io::ioctl_fionread(&slave).ok().map(|n| n as usize)
+}

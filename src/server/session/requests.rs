@@ -1,0 +1,235 @@
+//! What a running session answers: attach and input from clients, and the scripting requests
+//! (info, send, keys, capture, wait, notes).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{Session, unix_millis};
+use crate::log;
+use crate::protocol::{Capture, Response, SessionInfo, SessionState, WaitCondition};
+use crate::server::commands::{ClientLink, SendText, SessionCmd};
+use crate::server::outbox::Control;
+use crate::server::transcript::{notes_block, select_history};
+
+impl Session {
+    pub(super) fn on_command(&mut self, cmd: SessionCmd) {
+        match cmd {
+            SessionCmd::Attach {
+                read_only,
+                rows,
+                cols,
+                reply,
+            } => {
+                let link = self.attach(read_only, rows, cols);
+                if let Err(link) = reply.send(link) {
+                    self.clients.remove(link.id);
+                }
+            }
+            SessionCmd::Input { client, data } => self.on_typed(client, &data),
+            SessionCmd::Resize { client, rows, cols } => {
+                if self.clients.set_size(client, (rows, cols)) {
+                    self.apply_size(rows, cols);
+                }
+            }
+            SessionCmd::Leave { client } => self.clients.remove(client),
+            SessionCmd::Resync { client } => {
+                let model = &self.model;
+                self.clients
+                    .resync(client, || Bytes::from(model.replay(false)));
+            }
+            SessionCmd::DetachAll => self.clients.detach_all(),
+            SessionCmd::Kill { signal, reply } => self.kill(signal, reply),
+            SessionCmd::Shutdown => self.shut_down(),
+            SessionCmd::Info(reply) => {
+                let _ = reply.send(self.info());
+            }
+            SessionCmd::Send(text) => self.send_text(text),
+            SessionCmd::SendKeys { keys, reply } => self.send_keys(&keys, reply),
+            SessionCmd::Capture {
+                history,
+                from_line,
+                ansi,
+                reply,
+            } => {
+                let _ = reply.send(Response::Capture(self.capture(history, from_line, ansi)));
+            }
+            SessionCmd::Wait { condition, reply } => self.add_waiter(condition, reply),
+            SessionCmd::Note { text, reply } => {
+                if let Some(text) = text {
+                    self.record.notes = text;
+                    self.record.updated_at = unix_millis();
+                    let record = self.record.clone();
+                    self.persist.write_record(&record);
+                }
+                let _ = reply.send(Response::Notes(self.record.notes.clone()));
+            }
+            SessionCmd::TakeForRevive { reply } => self.take_for_revive(reply),
+            SessionCmd::ForgetIfLost { reply } => {
+                let _ = reply.send(false);
+            }
+        }
+    }
+
+    /// Built between two pty reads, so no output is lost or repeated around it.
+    fn attach(&mut self, read_only: bool, rows: u16, cols: u16) -> ClientLink {
+        if !read_only && self.state == SessionState::Running {
+            self.apply_size(rows, cols);
+        }
+        let mut replay = self.model.replay(true);
+        if !self.record.notes.is_empty() {
+            replay.extend_from_slice(notes_block(&self.record.notes).as_bytes());
+        }
+        let link = self
+            .clients
+            .add(read_only, (rows, cols), Bytes::from(replay));
+        if self.state != SessionState::Running {
+            link.outbox.end(Control::Exited(self.exit_message()));
+            self.clients.remove(link.id);
+        }
+        link
+    }
+
+    fn on_typed(&mut self, client: super::super::commands::ClientId, data: &[u8]) {
+        // Typing makes this client's size the session's.
+        let Some((rows, cols)) = self.clients.writer_size(client) else {
+            return;
+        };
+        self.apply_size(rows, cols);
+        if self.state == SessionState::Running && !self.input.push_typed(data) {
+            log::warn(&format!(
+                "session {}: program is not reading its input; dropped {} typed bytes",
+                self.name,
+                data.len()
+            ));
+        }
+    }
+
+    fn running_or_error(&self) -> Response {
+        if self.state == SessionState::Running {
+            Response::Ok
+        } else {
+            Response::Error(format!(
+                "session {} is not running ({})",
+                self.name,
+                self.state.label()
+            ))
+        }
+    }
+
+    fn send_text(&mut self, text: SendText) {
+        if self.state != SessionState::Running {
+            let _ = text.reply.send(self.running_or_error());
+            return;
+        }
+        self.input.push_send(text);
+    }
+
+    /// Named keys go in line with sends, so a script's keys and texts arrive in its order.
+    fn send_keys(&mut self, keys: &[String], reply: oneshot::Sender<Response>) {
+        if self.state != SessionState::Running {
+            let _ = reply.send(self.running_or_error());
+            return;
+        }
+        let bytes = match crate::keys::encode_all(keys, self.model.application_cursor()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = reply.send(Response::Error(e));
+                return;
+            }
+        };
+        let (tx, chunks) = tokio::sync::mpsc::channel(1);
+        let len = bytes.len() as u64;
+        if len > 0 {
+            let _ = tx.try_send(bytes);
+        }
+        self.input.push_send(SendText {
+            chunks,
+            len,
+            paste: false,
+            enter: false,
+            timeout: Duration::from_secs(30),
+            reply,
+        });
+    }
+
+    fn info(&self) -> SessionInfo {
+        let (rows, cols) = self.model.size();
+        SessionInfo {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            pid: self.pid,
+            command: self.spec.command.clone(),
+            cwd: self.spec.cwd.clone(),
+            clients: self.clients.len() as u32,
+            created_at: self.record.created_at,
+            last_output_at: self.last_output_at,
+            rows,
+            cols,
+            notes: self.record.notes.clone(),
+            resume_command: self.record.resume_command.clone(),
+            persist_error: self.persist.error.clone(),
+        }
+    }
+
+    fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
+        let (rows, cols) = self.model.size();
+        let (cursor_row, cursor_col) = self.model.cursor_position();
+        let hist = self.model.history();
+        let lines = select_history(
+            hist.since(hist.first_line()),
+            hist.next_line(),
+            history,
+            from_line,
+            ansi,
+        );
+        Capture {
+            name: self.name.clone(),
+            rows,
+            cols,
+            cursor_row,
+            cursor_col,
+            cursor_visible: self.model.cursor_visible(),
+            title: self.model.title().to_string(),
+            alternate_screen: self.model.alternate_screen(),
+            history: lines,
+            screen: self.model.screen_lines(ansi),
+            next_line: hist.next_line(),
+        }
+    }
+
+    fn add_waiter(&mut self, condition: WaitCondition, reply: oneshot::Sender<Response>) {
+        let ended = self.state != SessionState::Running;
+        match condition {
+            WaitCondition::Exit if ended => {
+                let _ = reply.send(Response::WaitDone {
+                    line: self.exit_message(),
+                    exit_code: self.state.exit_status(),
+                });
+            }
+            WaitCondition::Exit => self.waiters.add_exit(reply),
+            WaitCondition::Idle { millis } => {
+                self.waiters.add_idle(Duration::from_millis(millis), reply);
+                self.waiters.check_idle(self.last_output.elapsed());
+            }
+            WaitCondition::Text { regex, from_line } => {
+                let from_line = from_line.unwrap_or_else(|| self.model.history().next_line());
+                if let Err((e, reply)) = self.waiters.add_text(&regex, from_line, reply) {
+                    let _ = reply.send(Response::Error(e));
+                    return;
+                }
+                self.waiters
+                    .check_text(self.model.history(), &self.model.screen_lines(false));
+                if ended {
+                    // Nothing more will be printed: a text not there now never will be.
+                    self.waiters.fail_text(&format!(
+                        "session {} has ended ({})",
+                        self.name,
+                        self.state.label()
+                    ));
+                }
+            }
+        }
+    }
+}

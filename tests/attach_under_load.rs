@@ -1,0 +1,377 @@
+//! Attach and send the way people use them: typing and resizing while output streams, two
+//! scripts sending at once, large pastes, programs that stop reading, clients that fall behind
+//! or whose terminal blocks, servers that stop answering. Set `LINGER_SOAK=1` for the long
+//! trial counts the issue reproduced with.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Env, eventually};
+
+fn soak() -> bool {
+    std::env::var_os("LINGER_SOAK").is_some()
+}
+
+/// A program streaming without pause (like an agent's output) that logs what is typed to a
+/// file.
+fn streaming_with_typing_log(env: &Env) -> std::path::PathBuf {
+    let typed = env.home.join("typed.txt");
+    env.ok(&[
+        "new",
+        "-d",
+        "fl",
+        "--",
+        "python3",
+        "-c",
+        BUSY_READER,
+        typed.to_str().unwrap(),
+    ]);
+    typed
+}
+
+/// The typed text so far, from the hex log of reads.
+fn typed_text(path: &std::path::Path) -> String {
+    String::from_utf8_lossy(&reads(path).concat()).into_owned()
+}
+
+#[test]
+fn typing_and_resizing_while_output_streams_never_drops_the_client() {
+    let env = Env::new();
+    let sink = env.home.join("typed.txt");
+    let script = format!(
+        "while :; do seq 1 2000; done & exec cat > {}",
+        sink.display()
+    );
+    env.ok(&["new", "-d", "stream", "--", "sh", "-c", &script]);
+    let (trials, typing_for) = if soak() {
+        (20, Duration::from_secs(3))
+    } else {
+        (2, Duration::from_millis(1500))
+    };
+    for trial in 0..trials {
+        let mut typist = env.term(&["attach", "stream"], 24, 80);
+        let mut resizer = env.term(&["attach", "stream"], 24, 80);
+        let mut viewer = env.term(&["attach", "-r", "stream"], 24, 80);
+        for t in [&typist, &resizer, &viewer] {
+            t.wait_output("streamed output", |o| o.len() > 4096);
+        }
+        let start = Instant::now();
+        let mut tick = 0u32;
+        while start.elapsed() < typing_for {
+            typist.write(b"x");
+            viewer.write(b"v");
+            let (rows, cols) = if tick.is_multiple_of(2) {
+                (30, 100)
+            } else {
+                (24, 80)
+            };
+            resizer.resize(rows, cols);
+            resizer.signal(libc::SIGWINCH);
+            tick += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (name, t) in [
+            ("typist", &mut typist),
+            ("resizer", &mut resizer),
+            ("viewer", &mut viewer),
+        ] {
+            assert!(
+                t.running(),
+                "trial {trial}: the {name} client dropped:\n{}",
+                t.text()
+            );
+        }
+        let marker = format!("MARKER-{trial}");
+        typist.write(format!("\r{marker}\r").as_bytes());
+        eventually(&format!("{marker} typed after the storm"), || {
+            std::fs::read_to_string(&sink)
+                .ok()
+                .filter(|t| t.contains(&marker))
+        });
+    }
+}
+
+#[test]
+fn a_marker_typed_during_a_flood_arrives() {
+    let env = Env::new();
+    let typed = streaming_with_typing_log(&env);
+    let typist = env.term(&["attach", "fl"], 24, 80);
+    typist.wait_text("line ");
+    typist.write(b"MARKER\r");
+    eventually("the marker", || {
+        typed_text(&typed).contains("MARKER").then_some(())
+    });
+}
+
+/// A raw-mode program that prints without pause and logs each read of its input to a file.
+const BUSY_READER: &str = r#"
+import os, sys, threading
+os.system("stty raw -echo")
+log = open(sys.argv[1], "w")
+def chatter():
+    n = 0
+    while True:
+        n += 1
+        sys.stdout.write("line %d\r\n" % n)
+        sys.stdout.flush()
+threading.Thread(target=chatter, daemon=True).start()
+while True:
+    data = os.read(0, 65536)
+    if not data:
+        break
+    log.write(data.hex() + "\n")
+    log.flush()
+"#;
+
+fn reads(path: &std::path::Path) -> Vec<Vec<u8>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            (0..l.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(l.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_sends_each_arrive_whole_with_their_own_enter() {
+    let env = Env::new();
+    let log = env.home.join("reads.txt");
+    env.ok(&[
+        "new",
+        "-d",
+        "raw",
+        "--",
+        "python3",
+        "-c",
+        BUSY_READER,
+        log.to_str().unwrap(),
+    ]);
+    env.wait_capture("raw", "the program to print", |s| s.contains("line"));
+    let trials = if soak() { 20 } else { 4 };
+    for _ in 0..trials {
+        let senders: Vec<_> = ["ONE", "TWO"]
+            .iter()
+            .map(|text| {
+                env.cmd()
+                    .args(["send", "raw", "--enter", text])
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn send")
+            })
+            .collect();
+        for sender in senders {
+            let out = sender.wait_with_output().expect("send");
+            assert!(
+                out.status.success(),
+                "send failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let all: Vec<u8> = reads(&log).concat();
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("ONE\r").count(), trials, "{text:?}");
+    assert_eq!(text.matches("TWO\r").count(), trials, "{text:?}");
+    for read in reads(&log) {
+        if read.contains(&b'\r') {
+            assert_eq!(read, b"\r", "an Enter shared a read with text: {read:?}");
+        }
+    }
+}
+
+#[test]
+fn large_sends_arrive_complete_and_a_program_that_stops_reading_fails_the_send() {
+    let env = Env::new();
+    let log = env.home.join("reads.txt");
+    env.ok(&[
+        "new",
+        "-d",
+        "raw",
+        "--",
+        "python3",
+        "-c",
+        BUSY_READER,
+        log.to_str().unwrap(),
+    ]);
+    env.wait_capture("raw", "the program to print", |s| s.contains("line"));
+    let chunk: String = "abcdefghij".repeat(60_000);
+    let big = "0123456789".repeat(150_000);
+    let senders: Vec<_> = [&chunk, &chunk, &chunk, &big]
+        .iter()
+        .map(|text| {
+            let mut child = env
+                .cmd()
+                .args(["send", "raw", "-"])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn send");
+            let mut stdin = child.stdin.take().expect("stdin");
+            let text = text.to_string();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(text.as_bytes());
+            });
+            child
+        })
+        .collect();
+    for sender in senders {
+        let out = sender.wait_with_output().expect("send");
+        assert!(
+            out.status.success(),
+            "send failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let received: usize = reads(&log).iter().map(Vec::len).sum();
+    // Each send exits only once its text was written to the pty, and the program reads it.
+    let expected = 3 * chunk.len() + big.len();
+    eventually("every byte to be read", || {
+        let n: usize = reads(&log).iter().map(Vec::len).sum();
+        (n >= expected).then_some(())
+    });
+    assert!(
+        received <= expected + 12 * 4,
+        "{received} bytes for {expected}"
+    );
+
+    // Raw mode: a full input buffer then stops the writer (cooked mode would drop bytes).
+    let deaf = "stty raw -echo; echo RAW-MODE; exec sleep 1000";
+    env.ok(&["new", "-d", "deaf", "--", "sh", "-c", deaf]);
+    env.wait_capture("deaf", "raw mode", |s| s.contains("RAW-MODE"));
+    let out = env
+        .cmd()
+        .args(["send", "deaf", "--timeout", "1s", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::thread::spawn(move || {
+                let _ = stdin.write_all("z".repeat(600_000).as_bytes());
+            });
+            child.wait_with_output()
+        })
+        .expect("send");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("delivered") && err.contains("of 600000 bytes"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_client_that_fell_behind_still_ends_on_the_final_screen() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "burst",
+        "--",
+        "sh",
+        "-c",
+        "read go; seq 1 300000; echo FINAL-SCREEN-LINE",
+    ]);
+    let mut client = env.term(&["attach", "burst"], 24, 80);
+    client.wait_output("the replay", |o| !o.is_empty());
+    client.signal(libc::SIGSTOP);
+    env.ok(&["send", "burst", "--enter", "go"]);
+    env.ok(&["wait", "burst", "--exit", "--timeout", "60s"]);
+    client.signal(libc::SIGCONT);
+    client.wait_exit();
+    // The terminal may still be taking the client's last writes.
+    client.wait_screen("the final screen and the exit notice", |s| {
+        let text = s.contents();
+        text.contains("FINAL-SCREEN-LINE") && text.contains("[burst exited with 0]")
+    });
+}
+
+#[test]
+fn commands_against_a_stopped_server_fail_with_one_line() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "s", "--", "sleep", "1000"]);
+    let server = env.server_pid().expect("server pid");
+    // SAFETY: kill(2) on the test's own server.
+    unsafe { libc::kill(server, libc::SIGSTOP) };
+    let started = Instant::now();
+    let out = env.run(&["ls"]);
+    // SAFETY: as above.
+    unsafe { libc::kill(server, libc::SIGCONT) };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("did not answer"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    env.ok(&["ls"]);
+}
+
+#[test]
+fn a_client_whose_terminal_blocks_still_exits_on_sigterm() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "fl",
+        "--",
+        "sh",
+        "-c",
+        "while :; do seq 1 2000; done",
+    ]);
+    let mut client = env.term(&["attach", "fl"], 24, 80);
+    client.wait_text("1999");
+    client.pause_reading(true);
+    eventually("the terminal to fill up", || {
+        let before = client.output().len();
+        std::thread::sleep(Duration::from_millis(200));
+        (client.output().len() == before).then_some(())
+    });
+    client.signal(libc::SIGTERM);
+    client.pause_reading(false);
+    let status = client.wait_exit();
+    assert!(status.code().is_some(), "exited by itself: {status:?}");
+    env.ok(&["ls"]);
+}
+
+#[test]
+fn a_closed_stderr_is_a_failure_not_a_crash() {
+    let env = Env::new();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let status = env
+        .cmd()
+        .args(["capture", "no-such-session"])
+        .stderr(writer)
+        .status()
+        .expect("run");
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn detaching_over_an_inline_ui_leaves_the_notice_on_a_clean_line() {
+    let env = Env::new();
+    // An inline UI: a prompt line with a status line below it, cursor back on the prompt.
+    let ui = "printf 'prompt> \\n  STATUS-LINE-LEFTOVER\\033[1A\\033[9G'; exec sleep 1000";
+    env.ok(&["new", "-d", "ui", "--", "sh", "-c", ui]);
+    env.wait_capture("ui", "the status line", |s| s.contains("STATUS-LINE"));
+    let mut client = env.term(&["attach", "ui"], 24, 80);
+    client.wait_screen("the UI", |s| s.contents().contains("STATUS-LINE"));
+    client.write(b"\x1c");
+    client.wait_exit();
+    let screen = client.screen_text();
+    let notice = screen
+        .lines()
+        .find(|l| l.contains("[detached from ui]"))
+        .unwrap_or_else(|| panic!("no notice:\n{screen}"));
+    assert_eq!(notice.trim(), "[detached from ui]", "{screen}");
+    assert!(!screen.contains("STATUS-LINE"), "{screen}");
+}
