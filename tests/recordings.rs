@@ -6,9 +6,9 @@
 //! - `deccolm_reset`: DECCOLM (`CSI ? 3 h/l`) is not honoured; xterm only honours it with
 //!   `allowColumns`, and resizing the session from the app side would fight the clients'
 //!   sizes. alacritty clears the screen on it; linger leaves the screen alone.
-//! - `selective_erasure`: DECSCA/DECSED are not implemented (as in alacritty); the recording's
-//!   expectation comes from erasing protected cells like any other, which linger does too but
-//!   the case is kept out of the target.
+//! - `selective_erasure`: alacritty ignores DECSED/DECSEL (`CSI ? J`, `CSI ? K`) and so keeps
+//!   every cell; linger does what xterm does: erases the cells not protected by DECSCA
+//!   (`CSI 1 " q`), so only the protected `B`s stay.
 
 use std::io::Read;
 use std::path::PathBuf;

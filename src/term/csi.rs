@@ -3,7 +3,8 @@
 use vte::Params;
 
 use super::answers::Query;
-use super::style::apply_sgr;
+use super::grid::Cell;
+use super::style::{PROTECTED, apply_sgr};
 use super::{Engine, MAX_KITTY_STACK};
 
 /// Parameter `i` (0-based), treating 0 and absent alike as `default`.
@@ -38,6 +39,15 @@ impl Engine {
             [b'='] if action == 'u' => self.kitty_set(raw(params, 0), arg(params, 1, 1)),
             [b' '] if action == 'q' => self.modes.cursor_style = raw(params, 0).min(6) as u8,
             [b'!'] if action == 'p' => self.soft_reset(),
+            [b'"'] if action == 'q' => {
+                let mut pen = self.cur.pen;
+                if raw(params, 0) == 1 {
+                    pen.attrs |= PROTECTED;
+                } else {
+                    pen.attrs &= !PROTECTED;
+                }
+                self.set_pen(pen);
+            }
             _ => {}
         }
     }
@@ -128,9 +138,53 @@ impl Engine {
                 }
             }
             'n' if raw(params, 0) == 6 => self.answer(Query::CursorPosition { private: true }),
-            'J' => self.erase_display(raw(params, 0)),
-            'K' => self.erase_line(raw(params, 0)),
+            'J' => self.selective_erase_display(raw(params, 0)),
+            'K' => self.selective_erase_line(raw(params, 0)),
             _ => {}
+        }
+    }
+
+    /// DECSED: like ED, but cells written while DECSCA protection was on stay (xterm's
+    /// behaviour; alacritty ignores DECSED, see tests/recordings.rs).
+    fn selective_erase_display(&mut self, mode: u16) {
+        let (row, col, rows, cols) = (self.cur.row, self.cur.col, self.rows, self.cols);
+        let (start, end) = match mode {
+            0 => (row * cols + col, rows * cols),
+            1 => (0, row * cols + col + 1),
+            2 => (0, rows * cols),
+            _ => return,
+        };
+        for r in start / cols..end.div_ceil(cols) {
+            let from = if r == start / cols { start % cols } else { 0 };
+            let to = (end - r * cols).min(cols);
+            self.selective_erase(r, from, to);
+        }
+    }
+
+    /// DECSEL: like EL, sparing protected cells.
+    fn selective_erase_line(&mut self, mode: u16) {
+        let (row, col, cols) = (self.cur.row, self.cur.col, self.cols);
+        match mode {
+            0 => self.selective_erase(row, col, cols),
+            1 => self.selective_erase(row, 0, col + 1),
+            2 => self.selective_erase(row, 0, cols),
+            _ => {}
+        }
+    }
+
+    fn selective_erase(&mut self, row: usize, from: usize, to: usize) {
+        let (cols, style) = (self.cols, self.erase_id);
+        let grid = self.alt.as_mut().unwrap_or(&mut self.main);
+        let Some(r) = grid.rows.get_mut(row) else {
+            return;
+        };
+        if r.cells.is_empty() {
+            return;
+        }
+        for cell in &mut r.cells_mut(cols)[from..to.min(cols)] {
+            if !self.styles.get(cell.style).has(PROTECTED) {
+                *cell = Cell::blank(style);
+            }
         }
     }
 

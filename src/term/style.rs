@@ -46,6 +46,8 @@ pub const INVERSE: u16 = 1 << 4;
 pub const HIDDEN: u16 = 1 << 5;
 pub const STRIKE: u16 = 1 << 6;
 pub const OVERLINE: u16 = 1 << 7;
+/// DECSCA protection: kept from selective erase. Not an SGR attribute, so never written out.
+pub const PROTECTED: u16 = 1 << 8;
 
 /// Everything SGR and OSC 8 set for the cells printed after them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
