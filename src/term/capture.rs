@@ -9,9 +9,14 @@
 use unicode_width::UnicodeWidthChar;
 
 use super::Engine;
-use super::grid::{Cell, Graphemes, SPACER, WIDE};
+use super::grid::{Cell, Graphemes, LEADING_SPACER, SPACER, WIDE};
 use super::style::{LinkTable, Style, StyleTable, apply_sgr, write_link, write_sgr};
 use crate::history::History;
+
+/// Most bytes of fresh lines held between two takes (the server takes them every half second):
+/// past it, a flood keeps at least its newest half MiB for the output log, as the log keeps only the
+/// newest part of a burst larger than it.
+const MAX_FRESH_BYTES: usize = 1 << 20;
 
 pub struct Capture {
     pub history: History,
@@ -56,6 +61,23 @@ impl Capture {
             fresh.push('\n');
         }
         self.history.push(line);
+        self.bound_fresh();
+    }
+
+    /// Drops the oldest fresh bytes past [`MAX_FRESH_BYTES`], from a line start when there is one.
+    fn bound_fresh(&mut self) {
+        let Some(fresh) = self.fresh.as_mut() else {
+            return;
+        };
+        if fresh.len() <= MAX_FRESH_BYTES {
+            return;
+        }
+        let mut cut = fresh.len() - MAX_FRESH_BYTES / 2;
+        cut = fresh[cut..].find('\n').map_or(cut, |i| cut + i + 1);
+        while !fresh.is_char_boundary(cut) {
+            cut += 1;
+        }
+        fresh.drain(..cut);
     }
 
     /// Adds one row's text: a new line, or the continuation of the open one.
@@ -72,6 +94,7 @@ impl Capture {
             self.push_line(text);
         }
         self.line_open = wrapped;
+        self.bound_fresh();
     }
 
     /// Takes the newest line back for the screen; None when there is none or it is still
@@ -101,7 +124,7 @@ impl Engine {
     }
 
     /// Appends `cells` as text; with `sgr`, styled and links, self-contained. With `trim`,
-    /// trailing empty cells are left out.
+    /// trailing empty cells are left out; without, the row is taken to run on into the next.
     pub(super) fn render_cells(&self, out: &mut String, cells: &[Cell], trim: bool, sgr: bool) {
         render_cells(
             out,
@@ -150,7 +173,9 @@ pub(super) fn render_cells(
     let mut style_id = 0u16;
     let mut link = 0u16;
     for cell in &cells[..used] {
-        if cell.is_spacer() {
+        // A wide char's right half is part of it; the blank a wrapped wide char left at the
+        // end of a row is not text when the row runs on into the next (`!trim`).
+        if cell.flags & SPACER != 0 || (!trim && cell.flags & LEADING_SPACER != 0) {
             continue;
         }
         if sgr && cell.style != style_id {
@@ -164,7 +189,7 @@ pub(super) fn render_cells(
                 if new.without_link() == Style::default() {
                     out.push_str("\x1b[m");
                 } else {
-                    write_sgr(out, new);
+                    write_sgr(out, new, old.without_link() == Style::default());
                 }
             }
             style_id = cell.style;
@@ -252,4 +277,47 @@ pub fn strip_sgr(line: &str) -> String {
     let mut plain = Plain(String::with_capacity(line.len()));
     vte::Parser::new().advance(&mut plain, line.as_bytes());
     plain.0
+}
+
+/// What survives a rebuild of the engine after a panic.
+pub struct Salvage {
+    pub history: History,
+    pub fresh: Option<String>,
+    pub title: String,
+}
+
+impl Engine {
+    /// Starts keeping a copy of every line that leaves the screen, for `take_fresh_lines`.
+    pub fn collect_fresh_lines(&mut self) {
+        self.cap.fresh.get_or_insert_with(String::new);
+    }
+
+    /// Lines that left the screen since the last call, each ended by '\n'.
+    pub fn take_fresh_lines(&mut self) -> String {
+        self.cap
+            .fresh
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Appends a line of linger's own to the history; it stands alone.
+    pub fn push_history_line(&mut self, line: &str) {
+        self.cap.push_line(line);
+        self.cap.break_line();
+    }
+
+    pub fn salvage(&mut self) -> Salvage {
+        Salvage {
+            history: std::mem::take(&mut self.cap.history),
+            fresh: self.cap.fresh.take(),
+            title: std::mem::take(&mut self.title),
+        }
+    }
+
+    pub fn restore(&mut self, salvage: Salvage) {
+        self.cap = Capture::new(salvage.history);
+        self.cap.fresh = salvage.fresh;
+        self.title = salvage.title;
+    }
 }

@@ -65,10 +65,6 @@ impl Cell {
         (self.ch & GRAPHEME_BIT != 0).then_some(self.ch & !GRAPHEME_BIT)
     }
 
-    pub fn is_spacer(&self) -> bool {
-        self.flags & (SPACER | LEADING_SPACER) != 0
-    }
-
     /// Blank with the default style: what an untouched cell looks like.
     pub fn is_empty(&self) -> bool {
         self.ch == ' ' as u32 && self.style == 0 && self.flags & WIDE == 0
@@ -229,10 +225,15 @@ impl Grid {
 }
 
 /// Blanks half wide characters left by shifting cells (a spacer without its wide char, or a
-/// wide char without its spacer).
+/// wide char without its spacer), and makes a wrap's leftover blank that is no longer at the
+/// row's end an ordinary blank.
 fn fix_wide_edges(cells: &mut [Cell]) {
+    let last = cells.len().saturating_sub(1);
     for i in 0..cells.len() {
         let c = cells[i];
+        if c.flags & LEADING_SPACER != 0 && i != last {
+            cells[i] = Cell::blank(c.style);
+        }
         if c.flags & SPACER != 0 && (i == 0 || cells[i - 1].flags & WIDE == 0) {
             cells[i] = Cell::blank(c.style);
         }

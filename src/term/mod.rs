@@ -3,6 +3,7 @@
 
 mod answers;
 mod capture;
+mod charset;
 mod csi;
 mod grid;
 mod perform;
@@ -13,62 +14,17 @@ mod style;
 mod tests;
 #[cfg(test)]
 mod tests_more;
+mod view;
 
 pub use capture::strip_sgr;
+pub use charset::{Charset, Charsets};
 pub use style::{BLINK, BOLD, DIM, HIDDEN, INVERSE, ITALIC, OVERLINE, STRIKE};
 pub use style::{Color, Style, Underline};
+pub use view::CellView;
 
 use crate::history::History;
-use grid::{Cell, Graphemes, Grid};
+use grid::{Graphemes, Grid};
 use style::{LinkTable, StyleTable};
-
-/// A G0–G3 character set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Charset {
-    #[default]
-    Ascii,
-    /// DEC special graphics (line drawing), `ESC ( 0`.
-    DecGraphics,
-    /// British, `ESC ( A`: only `#` differs.
-    Uk,
-}
-
-impl Charset {
-    fn map(self, c: char) -> char {
-        match self {
-            Charset::Ascii => c,
-            Charset::Uk if c == '#' => '£',
-            Charset::Uk => c,
-            Charset::DecGraphics => dec_graphics(c),
-        }
-    }
-
-    fn designator(self) -> char {
-        match self {
-            Charset::Ascii => 'B',
-            Charset::DecGraphics => '0',
-            Charset::Uk => 'A',
-        }
-    }
-}
-
-fn dec_graphics(c: char) -> char {
-    const TABLE: [char; 32] = [
-        ' ', '◆', '▒', '␉', '␌', '␍', '␊', '°', '±', '␤', '␋', '┘', '┐', '┌', '└', '┼', '⎺', '⎻',
-        '─', '⎼', '⎽', '├', '┤', '┴', '┬', '│', '≤', '≥', 'π', '≠', '£', '·',
-    ];
-    match c {
-        '_'..='~' => TABLE[c as usize - '_' as usize],
-        _ => c,
-    }
-}
-
-/// The four designated sets and which one is invoked into GL.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Charsets {
-    pub sets: [Charset; 4],
-    pub active: u8,
-}
 
 /// Where the next character goes and how it looks; also what DECSC saves.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -79,6 +35,8 @@ pub struct Cursor {
     pub pending_wrap: bool,
     pub pen: Style,
     pub charsets: Charsets,
+    /// Origin mode, saved and restored with the cursor as xterm does.
+    pub origin: bool,
 }
 
 /// Mouse tracking modes (`?9`, `?1000`, `?1002`, `?1003`) and encodings; 0 means off/default.
@@ -172,6 +130,8 @@ pub struct Engine {
 pub struct Term {
     parser: vte::Parser,
     engine: Engine,
+    /// The start of a UTF-8 sequence the last chunk ended in (at most 3 bytes).
+    utf8_tail: Vec<u8>,
 }
 
 impl Term {
@@ -179,11 +139,26 @@ impl Term {
         Term {
             parser: vte::Parser::new(),
             engine: Engine::new(rows.max(1) as usize, cols.max(1) as usize, history),
+            utf8_tail: Vec::new(),
         }
     }
 
     pub fn process(&mut self, bytes: &[u8]) {
-        self.parser.advance(&mut self.engine, bytes);
+        // vte 0.15.0 drops characters after a UTF-8 sequence split across two calls
+        // (alacritty/vte#159): hold an incomplete sequence at the end back for the next call.
+        // The copy happens only after a chunk that ended inside a character.
+        let joined;
+        let mut bytes = bytes;
+        if !self.utf8_tail.is_empty() {
+            let mut all = std::mem::take(&mut self.utf8_tail);
+            all.extend_from_slice(bytes);
+            joined = all;
+            bytes = &joined;
+        }
+        let keep = incomplete_utf8_tail(bytes);
+        let (head, tail) = bytes.split_at(bytes.len() - keep);
+        self.utf8_tail.extend_from_slice(tail);
+        self.parser.advance(&mut self.engine, head);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -289,30 +264,6 @@ impl Engine {
 
     fn grid_mut(&mut self) -> &mut Grid {
         self.alt.as_mut().unwrap_or(&mut self.main)
-    }
-
-    /// The visible cell at `row`, `col`.
-    pub fn cell(&self, row: usize, col: usize) -> Option<CellView<'_>> {
-        let cell = self.grid().rows.get(row)?.cells.get(col).copied();
-        if col >= self.cols {
-            return None;
-        }
-        Some(CellView {
-            engine: self,
-            cell: cell.unwrap_or(grid::BLANK),
-        })
-    }
-
-    /// Text of a visible row, trailing blanks trimmed; with `ansi`, self-contained SGR.
-    pub fn row_text(&self, row: usize, ansi: bool) -> String {
-        let mut out = String::new();
-        if let Some(r) = self.grid().rows.get(row) {
-            self.render_cells(&mut out, &r.cells, true, ansi);
-        }
-        if !ansi {
-            out.truncate(out.trim_end_matches(' ').len());
-        }
-        out
     }
 
     fn set_pen(&mut self, pen: Style) {
@@ -482,10 +433,12 @@ impl Engine {
     }
 
     fn save_cursor(&mut self) {
+        let mut saved = self.cur;
+        saved.origin = self.modes.origin;
         if self.alt.is_some() {
-            self.saved_alt = self.cur;
+            self.saved_alt = saved;
         } else {
-            self.saved_main = self.cur;
+            self.saved_main = saved;
         }
     }
 
@@ -496,7 +449,15 @@ impl Engine {
             self.saved_main
         };
         self.cur = saved;
-        self.cur.row = self.cur.row.min(self.rows - 1);
+        self.cur.origin = false;
+        self.modes.origin = saved.origin;
+        // As in xterm, a restored cursor in origin mode stays inside the margins.
+        let (top, bottom) = if saved.origin {
+            (self.top, self.bottom)
+        } else {
+            (0, self.rows - 1)
+        };
+        self.cur.row = self.cur.row.clamp(top, bottom);
         self.cur.col = self.cur.col.min(self.cols - 1);
         self.refresh_pen();
     }
@@ -548,40 +509,26 @@ impl Engine {
     }
 }
 
+/// How many bytes at the end of `bytes` are the start of a UTF-8 sequence still missing its
+/// continuation bytes.
+fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    for back in 1..=n.min(3) {
+        let b = bytes[n - back];
+        if b & 0xc0 == 0x80 {
+            continue; // a continuation byte: keep looking for the lead
+        }
+        let needed = match b {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => return 0,
+        };
+        return if back < needed { back } else { 0 };
+    }
+    0
+}
+
 fn default_tabs(cols: usize) -> Vec<bool> {
     (0..cols).map(|c| c % 8 == 0 && c != 0).collect()
-}
-
-/// One visible cell, resolved against the engine's tables.
-pub struct CellView<'a> {
-    engine: &'a Engine,
-    cell: Cell,
-}
-
-impl CellView<'_> {
-    pub fn text(&self) -> String {
-        let mut s = String::new();
-        if !self.cell.is_spacer() {
-            self.engine.graphemes.push_cell(&mut s, &self.cell);
-        }
-        s
-    }
-
-    pub fn style(&self) -> Style {
-        *self.engine.styles.get(self.cell.style)
-    }
-
-    pub fn wide(&self) -> bool {
-        self.cell.flags & grid::WIDE != 0
-    }
-
-    pub fn spacer(&self) -> bool {
-        self.cell.is_spacer()
-    }
-
-    /// The OSC 8 URI of the cell, if linked.
-    pub fn link(&self) -> Option<&str> {
-        let style = self.engine.styles.get(self.cell.style);
-        self.engine.links.get(style.link).map(|(_, uri)| uri)
-    }
 }

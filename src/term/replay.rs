@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::grid::{Grid, SPACER};
+use super::grid::{Grid, LEADING_SPACER, SPACER, WIDE};
 use super::style::{Style, write_link, write_sgr};
 use super::{Charsets, Cursor, Engine, default_tabs};
 
@@ -34,9 +34,10 @@ impl Engine {
         out.push_str("\x1b[?6l\x1b[r");
         self.write_tabs(&mut out);
         self.write_grid(&mut out, &self.main);
-        // `?1049h` saves the cursor itself: it goes right after the saved cursor is set up.
+        // `?1049h` saves the cursor itself: it goes right after the saved cursor is set up. It
+        // also clears with the saved pen's background: clear again with the default one.
         let enter_alt = if self.alt.is_some() {
-            "\x1b[?1049h"
+            "\x1b[?1049h\x1b[m\x1b[2J"
         } else {
             ""
         };
@@ -75,14 +76,24 @@ impl Engine {
             if !run_on {
                 let _ = write!(out, "\x1b[{};1H", i + 1);
             }
-            self.render_cells(out, &row.cells, !row.wrapped, true);
-            run_on = row.wrapped && i + 1 < grid.rows.len();
+            // A wide char wrapped to the next row left a blank behind; the target terminal
+            // recreates it only if that row still starts with a wide char.
+            let next_wide = grid
+                .rows
+                .get(i + 1)
+                .is_some_and(|n| n.cell(0).flags & WIDE != 0);
+            let leaves_blank = row
+                .cells
+                .last()
+                .is_some_and(|c| c.flags & LEADING_SPACER != 0);
+            run_on = row.wrapped && i + 1 < grid.rows.len() && (next_wide || !leaves_blank);
+            self.render_cells(out, &row.cells, !run_on, true);
         }
     }
 
     fn write_pen(&self, out: &mut String, pen: &Style) {
         if *pen != Style::default() {
-            write_sgr(out, pen);
+            write_sgr(out, pen, false);
         }
         if pen.link != 0 {
             write_link(out, &self.links, pen.link);
@@ -114,9 +125,15 @@ impl Engine {
             }
             let _ = write!(out, "\x1b[{row};{}H", col + 1);
             let style = self.styles.get(cell.style);
-            write_sgr(out, style);
+            write_sgr(out, style, false);
+            if style.link != 0 {
+                write_link(out, &self.links, style.link);
+            }
             self.graphemes.push_cell(out, &cell);
             out.push_str("\x1b[m");
+            if style.link != 0 {
+                write_link(out, &self.links, 0);
+            }
         } else {
             let _ = write!(out, "\x1b[{row};{}H", cur.col + 1);
         }
@@ -169,12 +186,20 @@ impl Engine {
 /// A saved cursor: go there with its pen and charsets, save, run `then` (which may save again),
 /// and leave pen and charsets plain for what is drawn next.
 fn write_saved(out: &mut String, saved: &Cursor, engine: &Engine, then: &str) {
+    // Origin mode is saved with the cursor. Set before the margins are, it homes the cursor
+    // and leaves CUP absolute.
+    if saved.origin {
+        out.push_str("\x1b[?6h");
+    }
     let _ = write!(out, "\x1b[{};{}H", saved.row + 1, saved.col + 1);
     engine.write_pen(out, &saved.pen);
     write_charsets(out, &saved.charsets);
     out.push_str("\x1b7");
     out.push_str(then);
     out.push_str("\x1b[m\x1b(B\x1b)B\x0f");
+    if saved.origin {
+        out.push_str("\x1b[?6l");
+    }
     if saved.pen.link != 0 {
         write_link(out, &engine.links, 0);
     }

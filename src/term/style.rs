@@ -262,9 +262,10 @@ fn write_color(out: &mut String, color: Color, base: u8) {
     };
 }
 
-/// Writes the SGR that sets `style` from any previous state (it starts with a reset), links
-/// excepted.
-pub fn write_sgr(out: &mut String, style: &Style) {
+/// Writes the SGR that sets `style`, links excepted: from any previous state (it starts with a
+/// reset), or, with `from_default`, from default attributes (shorter: `CSI 31 m`).
+pub fn write_sgr(out: &mut String, style: &Style, from_default: bool) {
+    let start = out.len();
     out.push_str("\x1b[0");
     const SIMPLE: [(u16, &str); 8] = [
         (BOLD, ";1"),
@@ -292,12 +293,16 @@ pub fn write_sgr(out: &mut String, style: &Style) {
     write_color(out, style.bg, 40);
     write_color(out, style.underline_color, 50);
     out.push('m');
+    if from_default && out.len() > start + 5 {
+        // Drop the "0;" of the reset.
+        out.replace_range(start + 2..start + 4, "");
+    }
 }
 
 /// Writes the OSC 8 that opens link `n`, or closes any link for 0.
 pub fn write_link(out: &mut String, links: &LinkTable, n: u16) {
     match links.get(n) {
-        Some((id, uri)) if id.is_empty() => {
+        Some(("", uri)) => {
             let _ = write!(out, "\x1b]8;;{uri}\x1b\\");
         }
         Some((id, uri)) => {

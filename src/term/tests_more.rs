@@ -129,7 +129,7 @@ fn history_joins_wrapped_rows_and_keeps_sgr() {
     assert_eq!(h.len(), 2);
     assert_eq!(super::strip_sgr(&h[0]), "abcdefgh");
     assert!(
-        h[0].starts_with("\x1b[0;31m") && h[0].ends_with("\x1b[m"),
+        h[0].starts_with("\x1b[31m") && h[0].ends_with("\x1b[m"),
         "{:?}",
         h[0]
     );
@@ -257,6 +257,35 @@ fn replay_never_homes_before_the_history_is_out() {
 fn replay_keeps_a_pending_wrap() {
     let t = feed(3, 5, b"ab\x1b[1;1Habcde");
     let r = feed(3, 5, &t.engine().replay(false));
-    assert_eq!(r.engine().cursor().pending_wrap, true);
+    assert!(r.engine().cursor().pending_wrap);
     assert_eq!(lines(&r), lines(&t));
+}
+
+#[test]
+fn replay_clears_the_alternate_screen_with_the_default_background() {
+    let t = feed(3, 10, b"\x1b[40;1m\x1b[?1049h\x1b[m\x1b[2J");
+    let replay = t.engine().replay(true);
+    let r = feed(3, 10, &replay);
+    assert_eq!(
+        (0..3)
+            .map(|i| t.engine().row_text(i, true))
+            .collect::<Vec<_>>(),
+        (0..3)
+            .map(|i| r.engine().row_text(i, true))
+            .collect::<Vec<_>>(),
+        "{:?}",
+        String::from_utf8_lossy(&replay)
+    );
+}
+
+#[test]
+fn fresh_lines_are_bounded_between_takes() {
+    let mut t = term(2, 100);
+    t.engine_mut().collect_fresh_lines();
+    for _ in 0..40_000 {
+        t.process(&[b'x'; 100]);
+    }
+    let fresh = t.engine_mut().take_fresh_lines();
+    assert!(fresh.len() <= 1 << 20, "{}", fresh.len());
+    assert!(fresh.len() >= 1 << 18, "{}", fresh.len());
 }
