@@ -15,5 +15,6 @@ pub mod query_filter;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod term;
 
 pub use client::Client;
