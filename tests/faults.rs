@@ -628,6 +628,10 @@ fn kill_reports_files_it_could_not_delete() {
     let env = Env::new();
     env.ok(&["new", "-d", "a", "--", "sleep", "100"]);
     let dir = env.state.join("sessions/a");
+    // Records are written behind the request, by the state dir's writer thread.
+    common::eventually("the record on disk", || {
+        dir.join("meta.json").exists().then_some(())
+    });
     let pinned = dir.join("pinned");
     std::fs::write(&pinned, "x").unwrap();
     let root = rustix::process::getuid().as_raw() == 0;

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod connection;
+pub mod disk;
 pub mod dormant;
 pub mod outbox;
 pub mod ownership;
@@ -69,6 +70,8 @@ pub struct Server {
     pub dir: PathBuf,
     /// Where session records and output logs live; `None` when it could not be used.
     pub store: Option<PathBuf>,
+    /// The writer thread for `store`.
+    pub disk: Option<disk::Disk>,
     pub shutdown: Notify,
     next_seq: std::sync::atomic::AtomicU64,
 }
@@ -111,7 +114,7 @@ impl Server {
             self.registry.clone(),
             rx,
             &self.dir,
-            self.store.as_deref(),
+            self.store.as_deref().zip(self.disk.as_ref()),
             earlier,
         )
         .map_err(|e| {
@@ -290,12 +293,20 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    // A duplicate of the runtime dir's lock (flock belongs to the open file, shared by dups)
+    // keeps it held until the state dir's lock is gone: a client that sees the runtime lock
+    // free (`kill-server` waits for that) may start a server at once, which must find the
+    // state dir free too.
+    let runtime_lock_until_exit = lock
+        .try_clone()
+        .map_err(|e| format!("cannot duplicate the runtime dir's lock: {e}"))?;
     let runtime_dir = ownership::RuntimeDir::new(dir, lock);
     let saved = store.as_deref().map(scan_saved).unwrap_or_default();
     let result = runtime.block_on(serve(runtime_dir, store, saved));
     runtime.shutdown_timeout(Duration::from_secs(1));
     log::flush();
     drop(state_lock);
+    drop(runtime_lock_until_exit);
     result.map_err(NotStarted::Failed)
 }
 
@@ -308,10 +319,16 @@ async fn serve(
     let mut listener = runtime_dir.bind()?;
     // Shared with the blocking thread that binds again after SIGUSR1.
     let runtime_dir = Arc::new(std::sync::Mutex::new(runtime_dir));
+    let disk = store
+        .as_ref()
+        .map(|_| disk::Disk::start())
+        .transpose()
+        .map_err(|e| format!("cannot start the disk writer thread: {e}"))?;
     let server = Arc::new(Server {
         registry: Registry::default(),
         dir: dir.clone(),
         store,
+        disk,
         shutdown: Notify::new(),
         next_seq: Default::default(),
     });
@@ -363,6 +380,13 @@ async fn serve(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove();
+    end_sessions(&server).await;
+    Ok(())
+}
+
+/// Ends every session like a closing terminal would, and waits (bounded) for them and for
+/// what they handed to the disk writer.
+async fn end_sessions(server: &Server) {
     for tx in server.registry.all() {
         let _ = tx.send(SessionCmd::Shutdown).await;
     }
@@ -370,5 +394,7 @@ async fn serve(
     while !server.registry.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(())
+    if let Some(disk) = &server.disk {
+        let _ = tokio::time::timeout(Duration::from_secs(5), disk.barrier()).await;
+    }
 }

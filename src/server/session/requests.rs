@@ -56,20 +56,40 @@ impl Session {
                 let _ = reply.send(Response::Capture(self.capture(history, from_line, ansi)));
             }
             SessionCmd::Wait { condition, reply } => self.add_waiter(condition, reply),
-            SessionCmd::Note { text, reply } => {
-                if let Some(text) = text {
-                    self.record.notes = text;
-                    self.record.updated_at = unix_millis();
-                    let record = self.record.clone();
-                    self.persist.write_record(&record);
-                }
-                let _ = reply.send(Response::Notes(self.record.notes.clone()));
-            }
+            SessionCmd::Note { text, reply } => self.note(text, reply),
             SessionCmd::TakeForRevive { reply } => self.take_for_revive(reply),
             SessionCmd::ForgetIfLost { reply } => {
                 let _ = reply.send(false);
             }
         }
+    }
+
+    /// Sets the notes and answers once they are on disk: notes are what a user writes to
+    /// find again, so `note` succeeds only when they were saved.
+    fn note(&mut self, text: Option<String>, reply: oneshot::Sender<Response>) {
+        let notes = Response::Notes(text.clone().unwrap_or_else(|| self.record.notes.clone()));
+        let Some(text) = text else {
+            let _ = reply.send(notes);
+            return;
+        };
+        self.record.notes = text;
+        self.record.updated_at = unix_millis();
+        let record = self.record.clone();
+        self.persist.write_record(&record);
+        self.persist.flush(&mut self.model, true);
+        let Some(written) = self.persist.written() else {
+            let _ = reply.send(notes);
+            return;
+        };
+        let status = self.persist.status();
+        tokio::spawn(async move {
+            let _ = written.await;
+            let answer = match status.and_then(|s| s.error()) {
+                Some(e) => Response::Error(format!("the notes are kept but not saved yet: {e}")),
+                None => notes,
+            };
+            let _ = reply.send(answer);
+        });
     }
 
     /// Built between two pty reads, so no output is lost or repeated around it.
@@ -169,7 +189,7 @@ impl Session {
             cols,
             notes: self.record.notes.clone(),
             resume_command: self.record.resume_command.clone(),
-            persist_error: self.persist.error.clone(),
+            persist_error: self.persist.error(),
         }
     }
 
