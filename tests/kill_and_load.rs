@@ -99,3 +99,60 @@ fn ls_answers_promptly_while_sessions_flood_big_screens() {
         "ls + capture took {slowest:?} while two sessions flooded"
     );
 }
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// 100 attached clients that stop reading while a session floods: each may hold at most its
+/// own bound and all together the server's, so the server's memory stays flat (it grew ~1.5 MB
+/// per stalled client, without bound, before).
+#[test]
+#[ignore = "soak: 100 stalled clients, ~20 s"]
+fn many_stalled_clients_keep_the_server_memory_flat() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "fl",
+        "--",
+        "sh",
+        "-c",
+        "read go; seq 1 3000000; echo FLOOD-END; exec sleep 1000",
+    ]);
+    let server = env.server_pid().expect("server pid");
+    let clients: Vec<_> = (0..100)
+        .map(|_| env.term(&["attach", "-r", "fl"], 24, 80))
+        .collect();
+    for c in &clients {
+        c.wait_output("the replay", |o| !o.is_empty());
+        c.signal(libc::SIGSTOP);
+    }
+    let before = rss_kib(server);
+    env.ok(&["send", "fl", "--enter", "go"]);
+    let mut peak = before;
+    common::eventually("the flood to end", || {
+        peak = peak.max(rss_kib(server));
+        let screen = env.ok(&["capture", "fl"]);
+        screen.contains("FLOOD-END").then_some(())
+    });
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "server RSS {before} KiB before, peak {peak} KiB: +{grown_mib} MiB for 100 stalled clients"
+    );
+    for c in &clients {
+        c.signal(libc::SIGCONT);
+    }
+    assert!(
+        grown_mib < 80,
+        "server grew {grown_mib} MiB with 100 stalled clients"
+    );
+}
