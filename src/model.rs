@@ -76,8 +76,20 @@ impl Model {
     fn rebuild(&mut self) {
         let (rows, cols) = self.size();
         let salvage = self.term.engine_mut().salvage();
+        let profile = self.term.engine().profile().clone();
         *self = Model::with_history(rows, cols, History::new(0));
         self.term.engine_mut().restore(salvage);
+        self.term.engine_mut().set_profile(profile);
+    }
+
+    /// What the session's terminal reports about itself (colours, kitty keyboard support),
+    /// from the client that attached or typed last.
+    pub fn set_profile(&mut self, profile: crate::term::Profile) {
+        self.term.engine_mut().set_profile(profile);
+    }
+
+    pub fn profile(&self) -> &crate::term::Profile {
+        self.term.engine().profile()
     }
 
     /// Replies owed to the app for queries seen since the last call.

@@ -26,7 +26,7 @@ pub(super) enum Query {
 
 /// Most answer bytes held for the session; past it, further answers are dropped (an app that
 /// floods queries without reading is not served).
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
+pub(super) const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl Engine {
     pub(super) fn answer(&mut self, query: Query) {

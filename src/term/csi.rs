@@ -37,6 +37,9 @@ impl Engine {
                 stack.truncate(stack.len().saturating_sub(n));
             }
             [b'='] if action == 'u' => self.kitty_set(raw(params, 0), arg(params, 1, 1)),
+            [b'='] if action == 'c' && raw(params, 0) == 0 => self.answer_unit_id(),
+            [b'?', b'$'] if action == 'p' => self.answer_mode(true, raw(params, 0)),
+            [b'$'] if action == 'p' => self.answer_mode(false, raw(params, 0)),
             [b' '] if action == 'q' => self.modes.cursor_style = raw(params, 0).min(6) as u8,
             [b'!'] if action == 'p' => self.soft_reset(),
             [b'"'] if action == 'q' => {
@@ -124,6 +127,7 @@ impl Engine {
             't' => match (raw(params, 0), raw(params, 1)) {
                 (22, 0 | 2) => self.push_title(),
                 (23, 0 | 2) => self.pop_title(),
+                (op @ (14 | 16 | 18), _) => self.answer_window(op),
                 _ => {}
             },
             _ => {}
@@ -138,6 +142,8 @@ impl Engine {
                 }
             }
             'n' if raw(params, 0) == 6 => self.answer(Query::CursorPosition { private: true }),
+            'n' if raw(params, 0) == 996 => self.answer_color_scheme(),
+            'u' => self.answer_kitty_flags(),
             'J' => self.selective_erase_display(raw(params, 0)),
             'K' => self.selective_erase_line(raw(params, 0)),
             _ => {}
@@ -191,6 +197,7 @@ impl Engine {
     fn csi_greater(&mut self, params: &Params, action: char) {
         match action {
             'c' if raw(params, 0) == 0 => self.answer(Query::SecondaryAttributes),
+            'q' if raw(params, 0) == 0 => self.answer_version(),
             'm' if raw(params, 0) == 4 => {
                 self.modes.modify_other_keys = raw(params, 1).min(3) as u8
             }

@@ -6,6 +6,7 @@ mod capture;
 mod charset;
 mod csi;
 mod grid;
+mod identity;
 mod perform;
 mod reflow;
 mod replay;
@@ -18,6 +19,7 @@ mod view;
 
 pub use capture::strip_sgr;
 pub use charset::{Charset, Charsets};
+pub use identity::Profile;
 pub use style::{BLINK, BOLD, DIM, HIDDEN, INVERSE, ITALIC, OVERLINE, STRIKE};
 pub use style::{Color, Style, Underline};
 pub use view::CellView;
@@ -121,6 +123,10 @@ pub struct Engine {
     kitty_alt: Vec<u16>,
     cap: capture::Capture,
     answers: Vec<u8>,
+    /// What the terminal reports about itself.
+    profile: Profile,
+    /// A DCS query being collected, with its payload so far.
+    dcs: Option<(identity::DcsQuery, Vec<u8>)>,
     /// The last printed char, for REP.
     last_printed: Option<char>,
     test_hooks: bool,
@@ -195,9 +201,20 @@ impl Engine {
             kitty_alt: Vec::new(),
             cap: capture::Capture::new(history),
             answers: Vec::new(),
+            profile: Profile::default(),
+            dcs: None,
             last_printed: None,
             test_hooks: false,
         }
+    }
+
+    /// Sets what the terminal reports about itself (from the client that attached last).
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 
     pub fn set_test_hooks(&mut self, on: bool) {

@@ -83,7 +83,37 @@ impl vte::Perform for Engine {
         }
     }
 
+    fn hook(&mut self, _params: &vte::Params, inter: &[u8], ignore: bool, action: char) {
+        use super::identity::DcsQuery;
+        self.dcs = match (inter, action) {
+            _ if ignore => None,
+            ([b'$'], 'q') => Some((DcsQuery::Setting, Vec::new())),
+            ([b'+'], 'q') => Some((DcsQuery::Capability, Vec::new())),
+            _ => None,
+        };
+    }
+
+    fn put(&mut self, byte: u8) {
+        if let Some((_, payload)) = self.dcs.as_mut() {
+            if payload.len() < super::identity::MAX_DCS_QUERY {
+                payload.push(byte);
+            } else {
+                // Too long to be a real query: not answered.
+                self.dcs = None;
+            }
+        }
+    }
+
+    fn unhook(&mut self) {
+        if let Some((query, payload)) = self.dcs.take() {
+            self.answer_dcs(query, &payload);
+        }
+    }
+
     fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+        if self.answer_osc(params) {
+            return;
+        }
         match params.first().copied() {
             Some(b"0" | b"2") => {
                 let title = params[1..].join(&b';');
