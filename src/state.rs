@@ -82,6 +82,9 @@ pub struct SessionRecord {
     pub updated_at: u64,
     pub scrollback: usize,
     pub log_limit: u64,
+    /// `env` is the creator's whole environment (records from before it hold `-e` only).
+    #[serde(default)]
+    pub clear_env: bool,
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:

@@ -27,12 +27,21 @@ pub(crate) async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
             "history": cap.history.iter().map(|l| serde_json::json!({"line": l.line, "text": l.text})).collect::<Vec<_>>(),
             "screen": cap.screen,
             "next_line": cap.next_line,
+            "lines": cap.lines.iter().map(|l| serde_json::json!({"line": l.line, "text": l.text})).collect::<Vec<_>>(),
         });
         let _ = writeln!(out, "{value}");
         return Ok(0);
     }
     for line in &cap.history {
         let _ = writeln!(out, "{}", line.text);
+    }
+    if args.from_line.is_some() {
+        // Numbered lines only, so that a script reading from `next_line` on never sees a line
+        // twice; the screen's blank rows below the output are not lines yet.
+        for line in &cap.lines {
+            let _ = writeln!(out, "{}", line.text);
+        }
+        return Ok(0);
     }
     for line in &cap.screen {
         let _ = writeln!(out, "{line}");

@@ -249,7 +249,48 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             Response::Error("unexpected request".into())
         }
         Request::SendData(_) => Response::Error("text without a send request".into()),
+        Request::Stop { name, signal } => {
+            match ask(server, &name, |reply| SessionCmd::Stop { signal, reply }).await {
+                Response::WaitDone { .. } => Response::Ok,
+                other => other,
+            }
+        }
+        Request::Rename { name, new_name } => {
+            ask(server, &name, |reply| SessionCmd::Rename {
+                new_name,
+                reply,
+            })
+            .await
+        }
+        Request::KillExited => kill_exited(server).await,
     }
+}
+
+/// Forgets every session whose program has ended (exited or killed), as `kill` would.
+async fn kill_exited(server: &Server) -> Response {
+    let Response::Sessions(sessions) = list(server).await else {
+        return Response::Forgotten(0);
+    };
+    let mut forgotten = 0;
+    for info in sessions {
+        if !matches!(
+            info.state,
+            protocol::SessionState::Exited(_) | protocol::SessionState::Killed(_)
+        ) {
+            continue;
+        }
+        let name = info.name;
+        if ask(server, &name, |reply| SessionCmd::Kill {
+            signal: None,
+            reply,
+        })
+        .await
+            == Response::Ok
+        {
+            forgotten += 1;
+        }
+    }
+    Response::Forgotten(forgotten)
 }
 
 /// Waits for a condition; gives up on timeout or when the client goes away.

@@ -4,8 +4,10 @@
 pub mod commands;
 pub mod connection;
 pub mod dormant;
+pub mod foreground;
 pub mod outbox;
 pub mod ownership;
+pub mod rename;
 pub mod revive;
 pub mod session;
 pub mod transcript;

@@ -8,10 +8,10 @@ use tokio::sync::oneshot;
 
 use super::{Session, unix_millis};
 use crate::log;
-use crate::protocol::{Capture, Response, SessionInfo, SessionState, WaitCondition};
+use crate::protocol::{Capture, CaptureLine, Response, SessionInfo, SessionState, WaitCondition};
 use crate::server::commands::{ClientLink, SendText, SessionCmd};
 use crate::server::outbox::Control;
-use crate::server::transcript::{notes_block, select_history};
+use crate::server::transcript::{logical_lines, notes_block, select_history, wrapped_rows};
 
 impl Session {
     pub(super) fn on_command(&mut self, cmd: SessionCmd) {
@@ -69,6 +69,44 @@ impl Session {
             SessionCmd::ForgetIfLost { reply } => {
                 let _ = reply.send(false);
             }
+            SessionCmd::Stop { signal, reply } => self.stop(signal, reply),
+            SessionCmd::Rename { new_name, reply } => {
+                let _ = reply.send(self.rename(new_name));
+            }
+        }
+    }
+
+    /// `rename`: the registry, the directory on disk and the record follow the new name.
+    fn rename(&mut self, new_name: String) -> Response {
+        // The log keeps its directory's path: write what is pending, reopen it after the move.
+        self.persist.flush(&self.name, &mut self.model);
+        let moved = crate::server::rename::rename_session(
+            &self.registry,
+            &self.name,
+            &new_name,
+            self.pid,
+            self.persist.dir.as_deref(),
+        );
+        match moved {
+            Ok(dir) => {
+                if let Some(dir) = dir {
+                    if self.persist.log.is_some() {
+                        match crate::state::OutputLog::open(&dir, self.record.log_limit) {
+                            Ok(log) => self.persist.log = Some(log),
+                            Err(e) => self.persist.fail(&new_name, &e),
+                        }
+                    }
+                    self.persist.dir = Some(dir);
+                }
+                log::info(&format!("session {} renamed to {new_name}", self.name));
+                self.name.clone_from(&new_name);
+                self.spec.name.clone_from(&new_name);
+                self.record.name = new_name;
+                let record = self.record.clone();
+                self.persist.write_record(&record);
+                Response::Ok
+            }
+            Err(e) => Response::Error(e),
         }
     }
 
@@ -170,13 +208,37 @@ impl Session {
             notes: self.record.notes.clone(),
             resume_command: self.record.resume_command.clone(),
             persist_error: self.persist.error.clone(),
+            foreground: if self.state == SessionState::Running {
+                crate::server::foreground::of_terminal(self.master.get_ref())
+            } else {
+                None
+            },
         }
+    }
+
+    /// The screen as numbered logical lines, and the number of the cursor's line.
+    pub(super) fn numbered_screen(&self, ansi: bool) -> (Vec<CaptureLine>, u64) {
+        let (_, cols) = self.model.size();
+        let (cursor_row, _) = self.model.cursor_position();
+        logical_lines(
+            &self.model.screen_lines(ansi),
+            &wrapped_rows(&self.model),
+            cols,
+            cursor_row,
+            self.model.history().next_line(),
+            ansi,
+        )
     }
 
     fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
         let (rows, cols) = self.model.size();
         let (cursor_row, cursor_col) = self.model.cursor_position();
+        let (mut numbered, cursor_line) = self.numbered_screen(ansi);
         let hist = self.model.history();
+        let next_line = numbered.last().map_or(hist.next_line(), |l| l.line + 1);
+        if let Some(from) = from_line {
+            numbered.retain(|l| l.line >= from);
+        }
         let lines = select_history(
             hist.since(hist.first_line()),
             hist.next_line(),
@@ -195,7 +257,10 @@ impl Session {
             alternate_screen: self.model.alternate_screen(),
             history: lines,
             screen: self.model.screen_lines(ansi),
-            next_line: hist.next_line(),
+            next_line,
+            lines: numbered,
+            cursor_line,
+            running: self.state == SessionState::Running,
         }
     }
 
@@ -213,14 +278,24 @@ impl Session {
                 self.waiters.add_idle(Duration::from_millis(millis), reply);
                 self.waiters.check_idle(self.last_output.elapsed());
             }
-            WaitCondition::Text { regex, from_line } => {
-                let from_line = from_line.unwrap_or_else(|| self.model.history().next_line());
-                if let Err((e, reply)) = self.waiters.add_text(&regex, from_line, reply) {
+            WaitCondition::Text {
+                regex,
+                from_line,
+                new,
+            } => {
+                let (screen, cursor_line) = self.numbered_screen(false);
+                let (from_line, old) = match (from_line, new) {
+                    // What is on the screen from the cursor's line on may still change: only
+                    // lines that differ from now count.
+                    (_, true) => (cursor_line, screen.clone()),
+                    (Some(n), false) => (n, Vec::new()),
+                    (None, false) => (self.model.history().next_line(), Vec::new()),
+                };
+                if let Err((e, reply)) = self.waiters.add_text(&regex, from_line, old, reply) {
                     let _ = reply.send(Response::Error(e));
                     return;
                 }
-                self.waiters
-                    .check_text(self.model.history(), &self.model.screen_lines(false));
+                self.waiters.check_text(self.model.history(), &screen);
                 if ended {
                     // Nothing more will be printed: a text not there now never will be.
                     self.waiters.fail_text(&format!(
