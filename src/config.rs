@@ -65,18 +65,30 @@ pub fn load() -> Result<Config, String> {
         ));
     }
     toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| {
-                format!(
-                    "line {}: ",
-                    text[..s.start.min(text.len())].lines().count().max(1)
-                )
-            })
-            .unwrap_or_default();
         let message = e.message().lines().next().unwrap_or("").trim().to_string();
+        let line = error_line(&text, e.span(), &message)
+            .map(|n| format!("line {n}: "))
+            .unwrap_or_default();
         format!("config file {}: {line}{message}", path.display())
     })
+}
+
+/// The line an error is about: the unknown key's own line (toml points those at the whole
+/// table), else where its span starts.
+fn error_line(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> Option<usize> {
+    if let Some(key) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+        && let Some(i) = text.lines().position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+    {
+        return Some(i + 1);
+    }
+    let start = span?.start.min(text.len());
+    Some(text.get(..start)?.matches('\n').count() + 1)
 }
 
 impl Config {

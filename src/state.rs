@@ -335,17 +335,19 @@ pub fn preset_resume_command(command: &[String]) -> Option<Vec<String>> {
         argv.extend(extra.iter().map(|s| s.to_string()));
         Some(argv)
     };
-    match base {
-        "claude" => with(&["--continue"]),
-        "codex" => with(&["resume", "--last"]),
-        "gemini" => with(&["--resume"]),
-        "aider" => {
-            let mut argv = command.to_vec();
-            if !argv.iter().any(|a| a == "--restore-chat-history") {
-                argv.push("--restore-chat-history".into());
-            }
-            Some(argv)
+    // The original arguments (model, permissions, ...) stay; the resume flag goes last.
+    let keep = |flag: &str| {
+        let mut argv = command.to_vec();
+        if !argv.iter().any(|a| a == flag) {
+            argv.push(flag.into());
         }
+        Some(argv)
+    };
+    match base {
+        "claude" => keep("--continue"),
+        "codex" => with(&["resume", "--last"]),
+        "gemini" => keep("--resume"),
+        "aider" => keep("--restore-chat-history"),
         _ => None,
     }
 }
@@ -395,6 +397,10 @@ mod tests {
         assert_eq!(
             p(&["aider", "--4o"]).unwrap(),
             vec!["aider", "--4o", "--restore-chat-history"]
+        );
+        assert_eq!(
+            p(&["claude", "--model", "opus"]).unwrap(),
+            vec!["claude", "--model", "opus", "--continue"]
         );
         assert!(p(&["bash"]).is_none());
     }

@@ -35,6 +35,14 @@ pub(crate) fn report_clap(e: clap::Error) -> i32 {
             "tip: to run a shell command line, use: -- sh -c '{quoted}'"
         ));
     }
+    // clap's own tip for `new x echo hi` is not always there: commands take a program after
+    // `--`, say so.
+    if e.kind() == ErrorKind::UnknownArgument && !parts.iter().any(|p| p.starts_with("tip:")) {
+        parts.push(
+            "tip: a program and its arguments go after --, e.g. `linger new NAME -- CMD ARGS`"
+                .into(),
+        );
+    }
     let summary = parts.join("; ");
     let _ = writeln!(std::io::stderr(), "linger: {summary} (see `linger --help`)");
     2
