@@ -210,6 +210,24 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             )),
             text => ask(server, &name, |reply| SessionCmd::Note { text, reply }).await,
         },
+        Request::Revive { .. }
+        | Request::KillLost
+        | Request::Stop { .. }
+        | Request::Rename { .. }
+        | Request::KillExited => manage(server, request).await,
+        Request::Input(_) | Request::Resize { .. } => {
+            Response::Error("input and resize are only valid while attached".into())
+        }
+        Request::Attach { .. } | Request::Wait { .. } | Request::Send { .. } => {
+            Response::Error("unexpected request".into())
+        }
+        Request::SendData(_) => Response::Error("text without a send request".into()),
+    }
+}
+
+/// Requests that start, end, rename or forget sessions.
+async fn manage(server: &Server, request: Request) -> Response {
+    match request {
         Request::Revive {
             name,
             command,
@@ -242,13 +260,6 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             }
             Response::Forgotten(forgotten)
         }
-        Request::Input(_) | Request::Resize { .. } => {
-            Response::Error("input and resize are only valid while attached".into())
-        }
-        Request::Attach { .. } | Request::Wait { .. } | Request::Send { .. } => {
-            Response::Error("unexpected request".into())
-        }
-        Request::SendData(_) => Response::Error("text without a send request".into()),
         Request::Stop { name, signal } => {
             match ask(server, &name, |reply| SessionCmd::Stop { signal, reply }).await {
                 Response::WaitDone { .. } => Response::Ok,
@@ -263,6 +274,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             .await
         }
         Request::KillExited => kill_exited(server).await,
+        other => Response::Error(format!("unexpected request {other:?}")),
     }
 }
 

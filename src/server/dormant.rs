@@ -101,7 +101,8 @@ impl Dormant {
                     let _ = reply.send(Response::Capture(capture));
                 }
                 SessionCmd::Send(super::commands::SendText { reply, .. })
-                | SessionCmd::SendKeys { reply, .. } => {
+                | SessionCmd::SendKeys { reply, .. }
+                | SessionCmd::Stop { reply, .. } => {
                     let _ = reply.send(Response::Error(format!(
                         "session {} is not running ({}); revive it with `linger revive {}`",
                         self.record.name,
@@ -187,13 +188,6 @@ impl Dormant {
                     return;
                 }
                 SessionCmd::Shutdown => return,
-                SessionCmd::Stop { reply, .. } => {
-                    let _ = reply.send(Response::Error(format!(
-                        "session {} is not running ({})",
-                        self.record.name,
-                        self.state().label()
-                    )));
-                }
                 SessionCmd::Rename { new_name, reply } => {
                     let _ = reply.send(self.rename(new_name));
                 }
