@@ -33,6 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             WaitCondition::Text {
                 regex: "^answer-42$".into(),
                 from_line: None,
+                new: false,
             },
             Some(Duration::from_secs(10)),
         )

@@ -19,75 +19,149 @@ pub fn encode(key: &str, application_cursor: bool) -> Result<Vec<u8>, String> {
             key.len()
         ));
     }
-    let mut rest = key;
+    let (mods, base) = split_modifiers(key);
     let mut out = Vec::new();
-    // `M-x` is ESC then x; `M-` alone (or `M-M-`) leaves a name that is not a key: the literal.
-    while let Some(after) = rest.strip_prefix("M-").filter(|a| !a.is_empty()) {
-        out.push(0x1b);
-        rest = after;
-    }
-    if out.is_empty() {
-        out.extend(encode_plain(rest, application_cursor)?);
-    } else {
-        out.extend(encode_plain(rest, application_cursor).or_else(|_| literal(rest))?);
+    match named(&base.to_ascii_lowercase()) {
+        Some(named) => out.extend(encode_named(named, mods, application_cursor, key)?),
+        None => {
+            let mut chars = base.chars();
+            let (Some(c), None) = (chars.next(), chars.next()) else {
+                return Err(unknown(key));
+            };
+            out.extend(std::iter::repeat_n(0x1b, mods.meta));
+            if mods.ctrl {
+                out.extend(ctrl(c).ok_or_else(|| unknown(key))?);
+            } else if mods.shift {
+                out.extend(c.to_uppercase().to_string().into_bytes());
+            } else {
+                out.extend(c.to_string().into_bytes());
+            }
+        }
     }
     Ok(out)
 }
 
-/// One key name without `M-` prefixes.
-fn encode_plain(key: &str, application_cursor: bool) -> Result<Vec<u8>, String> {
-    let cursor = |c: u8| -> Vec<u8> {
-        if application_cursor {
-            vec![0x1b, b'O', c]
-        } else {
-            vec![0x1b, b'[', c]
-        }
-    };
-    let bytes = match key {
-        "Enter" => b"\r".to_vec(),
-        "Tab" => b"\t".to_vec(),
-        "S-Tab" | "BTab" => b"\x1b[Z".to_vec(),
-        "Esc" | "Escape" => b"\x1b".to_vec(),
-        "Space" => b" ".to_vec(),
-        "BSpace" => b"\x7f".to_vec(),
-        "Up" => cursor(b'A'),
-        "Down" => cursor(b'B'),
-        "Right" => cursor(b'C'),
-        "Left" => cursor(b'D'),
-        "Home" => cursor(b'H'),
-        "End" => cursor(b'F'),
-        "PgUp" | "PageUp" => b"\x1b[5~".to_vec(),
-        "PgDn" | "PageDown" => b"\x1b[6~".to_vec(),
-        "Delete" | "DC" => b"\x1b[3~".to_vec(),
-        "Insert" | "IC" => b"\x1b[2~".to_vec(),
-        _ => {
-            if let Some(n) = key.strip_prefix('F').and_then(|n| n.parse::<u8>().ok()) {
-                return function_key(n).ok_or_else(|| format!("unknown key '{key}': F1 to F12"));
-            }
-            if let Some(rest) = key.strip_prefix("C-") {
-                return ctrl(rest).ok_or_else(|| format!("unknown key '{key}'"));
-            }
-            return Err(format!(
-                "unknown key '{key}' (try Enter, Tab, Esc, Space, BSpace, Up, Down, Left, Right, Home, End, PgUp, PgDn, F1-F12, C-x, M-x, S-Tab)"
-            ));
-        }
-    };
-    Ok(bytes)
+fn unknown(key: &str) -> String {
+    format!(
+        "unknown key '{key}' (try Enter, Tab, Esc, Space, BSpace, Up, Down, Left, Right, Home, End, \
+         PPage, NPage, IC, DC, F1-F12, with C-, S- or M- in front, or one character)"
+    )
 }
 
-fn literal(text: &str) -> Result<Vec<u8>, String> {
-    let mut chars = text.chars();
-    match (chars.next(), chars.next()) {
-        (Some(c), None) => Ok(c.to_string().into_bytes()),
-        _ => Err(format!("unknown key '{text}'")),
+/// `C-`, `S-` and `M-` prefixes in any order and case; `M-` may repeat (one ESC each).
+#[derive(Default, Clone, Copy)]
+struct Mods {
+    ctrl: bool,
+    shift: bool,
+    meta: usize,
+}
+
+impl Mods {
+    /// The xterm modifier parameter (1 + shift + 2 alt + 4 ctrl).
+    fn param(self) -> u8 {
+        1 + u8::from(self.shift) + 2 * u8::from(self.meta > 0) + 4 * u8::from(self.ctrl)
     }
 }
 
-fn ctrl(rest: &str) -> Option<Vec<u8>> {
-    let mut chars = rest.chars();
-    let (c, None) = (chars.next()?, chars.next()) else {
-        return None;
-    };
+/// Peels modifier prefixes in a loop (never recursion), leaving at least one character.
+fn split_modifiers(key: &str) -> (Mods, &str) {
+    let mut mods = Mods::default();
+    let mut rest = key;
+    while rest.len() > 2 && rest.as_bytes()[1] == b'-' {
+        match rest.as_bytes()[0].to_ascii_uppercase() {
+            b'C' => mods.ctrl = true,
+            b'S' => mods.shift = true,
+            b'M' => mods.meta += 1,
+            _ => break,
+        }
+        rest = &rest[2..];
+    }
+    (mods, rest)
+}
+
+/// Keys with names, by how a terminal encodes them.
+#[derive(Clone, Copy)]
+enum Named {
+    /// `ESC [ X`, or `ESC O X` in application cursor mode; `ESC [ 1 ; m X` modified.
+    Cursor(u8),
+    /// `ESC [ n ~`; `ESC [ n ; m ~` modified.
+    Tilde(u8),
+    /// F1-F4: `ESC O X`; `ESC [ 1 ; m X` modified.
+    Ss3(u8),
+    /// One byte (Enter, Tab, Esc, Space, BSpace); only `M-` (and `C-Space`, `S-Tab`) apply.
+    Byte(u8),
+    BackTab,
+}
+
+fn named(lower: &str) -> Option<Named> {
+    Some(match lower {
+        "enter" => Named::Byte(b'\r'),
+        "tab" => Named::Byte(b'\t'),
+        "btab" => Named::BackTab,
+        "esc" | "escape" => Named::Byte(0x1b),
+        "space" => Named::Byte(b' '),
+        "bspace" | "backspace" => Named::Byte(0x7f),
+        "up" => Named::Cursor(b'A'),
+        "down" => Named::Cursor(b'B'),
+        "right" => Named::Cursor(b'C'),
+        "left" => Named::Cursor(b'D'),
+        "home" => Named::Cursor(b'H'),
+        "end" => Named::Cursor(b'F'),
+        "pgup" | "pageup" | "ppage" => Named::Tilde(5),
+        "pgdn" | "pagedown" | "npage" => Named::Tilde(6),
+        "delete" | "dc" => Named::Tilde(3),
+        "insert" | "ic" => Named::Tilde(2),
+        "f1" => Named::Ss3(b'P'),
+        "f2" => Named::Ss3(b'Q'),
+        "f3" => Named::Ss3(b'R'),
+        "f4" => Named::Ss3(b'S'),
+        _ => {
+            let n: u8 = lower.strip_prefix('f')?.parse().ok()?;
+            Named::Tilde(*[15, 17, 18, 19, 20, 21, 23, 24].get(usize::from(n.checked_sub(5)?))?)
+        }
+    })
+}
+
+fn encode_named(
+    named: Named,
+    mods: Mods,
+    application_cursor: bool,
+    key: &str,
+) -> Result<Vec<u8>, String> {
+    let m = mods.param();
+    // Extra `M-`s beyond the one the modifier parameter carries are ESC prefixes.
+    let mut out = vec![0x1b; mods.meta.saturating_sub(1)];
+    match named {
+        Named::Cursor(c) if m == 1 => {
+            out.extend([0x1b, if application_cursor { b'O' } else { b'[' }, c])
+        }
+        Named::Cursor(c) | Named::Ss3(c) if m > 1 => {
+            out.extend(format!("\x1b[1;{m}").bytes());
+            out.push(c);
+        }
+        Named::Ss3(c) => out.extend([0x1b, b'O', c]),
+        Named::Cursor(_) => {}
+        Named::Tilde(n) if m == 1 => out.extend(format!("\x1b[{n}~").bytes()),
+        Named::Tilde(n) => out.extend(format!("\x1b[{n};{m}~").bytes()),
+        Named::BackTab => out.extend(b"\x1b[Z"),
+        Named::Byte(b'\t') if mods.shift && !mods.ctrl => {
+            out.extend(std::iter::repeat_n(0x1b, usize::from(mods.meta > 0)));
+            out.extend(b"\x1b[Z");
+        }
+        Named::Byte(b' ') if mods.ctrl && !mods.shift => {
+            out.extend(std::iter::repeat_n(0x1b, usize::from(mods.meta > 0)));
+            out.push(0);
+        }
+        Named::Byte(b) if !mods.ctrl && !mods.shift => {
+            out.extend(std::iter::repeat_n(0x1b, usize::from(mods.meta > 0)));
+            out.push(b);
+        }
+        Named::Byte(_) => return Err(format!("cannot send '{key}': no terminal encodes it")),
+    }
+    Ok(out)
+}
+
+fn ctrl(c: char) -> Option<Vec<u8>> {
     let byte = match c {
         'a'..='z' => c as u8 - b'a' + 1,
         'A'..='Z' => c as u8 - b'A' + 1,
@@ -101,25 +175,6 @@ fn ctrl(rest: &str) -> Option<Vec<u8>> {
         _ => return None,
     };
     Some(vec![byte])
-}
-
-fn function_key(n: u8) -> Option<Vec<u8>> {
-    let seq: &[u8] = match n {
-        1 => b"\x1bOP",
-        2 => b"\x1bOQ",
-        3 => b"\x1bOR",
-        4 => b"\x1bOS",
-        5 => b"\x1b[15~",
-        6 => b"\x1b[17~",
-        7 => b"\x1b[18~",
-        8 => b"\x1b[19~",
-        9 => b"\x1b[20~",
-        10 => b"\x1b[21~",
-        11 => b"\x1b[23~",
-        12 => b"\x1b[24~",
-        _ => return None,
-    };
-    Some(seq.to_vec())
 }
 
 pub fn encode_all(keys: &[String], application_cursor: bool) -> Result<Vec<u8>, String> {
@@ -142,9 +197,21 @@ mod tests {
         assert_eq!(encode("M-x", false).unwrap(), b"\x1bx");
         assert_eq!(encode("F5", false).unwrap(), b"\x1b[15~");
         assert!(encode("Bogus", false).is_err());
+        assert_eq!(encode("x", false).unwrap(), b"x");
         assert!(encode("F13", false).is_err());
         assert_eq!(encode("M-M-x", false).unwrap(), b"\x1b\x1bx");
-        assert_eq!(encode("M-Up", false).unwrap(), b"\x1b\x1b[A");
+        assert_eq!(encode("M-Up", false).unwrap(), b"\x1b[1;3A");
+        assert_eq!(encode("C-Up", true).unwrap(), b"\x1b[1;5A");
+        assert_eq!(encode("S-Up", false).unwrap(), b"\x1b[1;2A");
+        assert_eq!(encode("NPage", false).unwrap(), b"\x1b[6~");
+        assert_eq!(encode("ppage", false).unwrap(), b"\x1b[5~");
+        assert_eq!(encode("C-Space", false).unwrap(), b"\0");
+        assert_eq!(encode("BSpace", false).unwrap(), b"\x7f");
+        assert_eq!(encode("ENTER", false).unwrap(), b"\r");
+        assert_eq!(encode("c-C", false).unwrap(), vec![3]);
+        assert_eq!(encode("C-Delete", false).unwrap(), b"\x1b[3;5~");
+        assert_eq!(encode("S-F1", false).unwrap(), b"\x1b[1;2P");
+        assert_eq!(encode("S-Tab", false).unwrap(), b"\x1b[Z");
         assert_eq!(encode("M--", false).unwrap(), b"\x1b-");
         assert!(encode(&"M-".repeat(60_000), false).is_err());
     }

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod history;
 pub mod keys;
 pub mod log;

@@ -155,6 +155,11 @@ impl Model {
             .collect()
     }
 
+    /// Whether screen row `row` is soft-wrapped (its line goes on in the next row).
+    pub fn row_wrapped(&self, row: u16) -> bool {
+        self.term.engine().row_wrapped(row as usize)
+    }
+
     /// Bytes that rebuild this model on a terminal; see `term::replay`. With `history`, for a
     /// terminal that already shows the user's text; without, a redraw for a lagging client.
     pub fn replay(&self, history: bool) -> Vec<u8> {

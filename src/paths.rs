@@ -83,7 +83,15 @@ pub fn validate_session_name(name: &str) -> Result<(), String> {
     let shown: String = name
         .chars()
         .take(40)
-        .flat_map(char::escape_default)
+        // Shown as written (`ü`, not `\u{fc}`); only control characters are escaped.
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
         .collect();
     if name.is_empty() || name.len() > 64 {
         return Err(format!(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -80,7 +80,13 @@ pub struct SessionSpec {
     pub resume_command: Option<Vec<String>>,
     /// Bound on the session's output log on disk, in bytes; 0 for the default.
     pub log_limit: u64,
+    /// `env` is the caller's whole environment: start from it alone, not the server's.
+    pub clear_env: bool,
 }
+
+/// Most bytes of environment (keys and values) a session may be given: the caller's whole
+/// environment travels in one request frame, and lives in the session's record.
+pub const MAX_ENV_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Request {
@@ -158,6 +164,19 @@ pub enum Request {
     KillLost,
     /// A piece of a `Send`'s text.
     SendData(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Ends the program (`signal`, else SIGTERM, then SIGKILL after a grace) but keeps the
+    /// session's record and output; answers once it has ended.
+    Stop {
+        name: String,
+        signal: Option<i32>,
+    },
+    /// Renames a session, on disk too.
+    Rename {
+        name: String,
+        new_name: String,
+    },
+    /// Forgets every exited or killed session.
+    KillExited,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -165,6 +184,8 @@ pub enum WaitCondition {
     Text {
         regex: String,
         from_line: Option<u64>,
+        /// Only output printed after the wait began counts.
+        new: bool,
     },
     Idle {
         millis: u64,
@@ -223,6 +244,16 @@ pub struct SessionInfo {
     pub resume_command: Option<Vec<String>>,
     /// Why the session's state is not being saved, if it is not.
     pub persist_error: Option<String>,
+    /// The terminal's foreground process, when it runs.
+    pub foreground: Option<Foreground>,
+}
+
+/// The process in the foreground of a session's terminal (what a shell is running now).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Foreground {
+    pub pid: u32,
+    pub command: Vec<String>,
+    pub cwd: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -243,7 +274,14 @@ pub struct Capture {
     pub alternate_screen: bool,
     pub history: Vec<CaptureLine>,
     pub screen: Vec<String>,
+    /// One past the last non-blank line, history or screen.
     pub next_line: u64,
+    /// The screen as numbered logical lines (soft-wrapped rows joined), without trailing
+    /// blank ones; the first is numbered one past the history.
+    pub lines: Vec<CaptureLine>,
+    /// Number of the line the cursor is on: lines before it are complete.
+    pub cursor_line: u64,
+    pub running: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -20,6 +20,8 @@ pub struct SpawnOptions<'a> {
     pub cwd: &'a str,
     pub env: Vec<(OsString, OsString)>,
     pub env_remove: Vec<&'a str>,
+    /// Start from `env` alone instead of the server's environment.
+    pub clear_env: bool,
     pub rows: u16,
     pub cols: u16,
 }
@@ -66,6 +68,9 @@ pub fn spawn(opts: SpawnOptions<'_>) -> std::io::Result<Spawned> {
         .stdin(Stdio::from(slave.try_clone()?))
         .stdout(Stdio::from(slave.try_clone()?))
         .stderr(Stdio::from(slave));
+    if opts.clear_env {
+        cmd.env_clear();
+    }
     for key in opts.env_remove {
         cmd.env_remove(key);
     }

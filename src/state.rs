@@ -110,6 +110,9 @@ pub struct SessionRecord {
     pub updated_at: u64,
     pub scrollback: usize,
     pub log_limit: u64,
+    /// `env` is the creator's whole environment (records from before it hold `-e` only).
+    #[serde(default)]
+    pub clear_env: bool,
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:
@@ -374,17 +377,19 @@ pub fn preset_resume_command(command: &[String]) -> Option<Vec<String>> {
         argv.extend(extra.iter().map(|s| s.to_string()));
         Some(argv)
     };
-    match base {
-        "claude" => with(&["--continue"]),
-        "codex" => with(&["resume", "--last"]),
-        "gemini" => with(&["--resume"]),
-        "aider" => {
-            let mut argv = command.to_vec();
-            if !argv.iter().any(|a| a == "--restore-chat-history") {
-                argv.push("--restore-chat-history".into());
-            }
-            Some(argv)
+    // The original arguments (model, permissions, ...) stay; the resume flag goes last.
+    let keep = |flag: &str| {
+        let mut argv = command.to_vec();
+        if !argv.iter().any(|a| a == flag) {
+            argv.push(flag.into());
         }
+        Some(argv)
+    };
+    match base {
+        "claude" => keep("--continue"),
+        "codex" => with(&["resume", "--last"]),
+        "gemini" => keep("--resume"),
+        "aider" => keep("--restore-chat-history"),
         _ => None,
     }
 }
@@ -434,6 +439,10 @@ mod tests {
         assert_eq!(
             p(&["aider", "--4o"]).unwrap(),
             vec!["aider", "--4o", "--restore-chat-history"]
+        );
+        assert_eq!(
+            p(&["claude", "--model", "opus"]).unwrap(),
+            vec!["claude", "--model", "opus", "--continue"]
         );
         assert!(p(&["bash"]).is_none());
     }

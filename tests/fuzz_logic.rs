@@ -39,6 +39,7 @@ fn message_frame() -> impl Strategy<Value = Vec<u8>> {
             condition: WaitCondition::Text {
                 regex,
                 from_line: Some(3),
+                new: false,
             },
             timeout_ms: None,
         })),
@@ -61,6 +62,9 @@ fn message_frame() -> impl Strategy<Value = Vec<u8>> {
             history: Vec::new(),
             screen: vec!["x".into()],
             next_line: 0,
+            lines: Vec::new(),
+            cursor_line: 0,
+            running: true,
         }))),
         Just(encode(&Response::WaitTimeout)),
     ]

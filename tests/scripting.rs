@@ -318,6 +318,7 @@ fn library_client_drives_a_session() {
                 linger::protocol::WaitCondition::Text {
                     regex: "^lib-5$".into(),
                     from_line: None,
+                    new: false,
                 },
                 Some(std::time::Duration::from_secs(20)),
             )

@@ -4,13 +4,17 @@ use std::io::Write;
 
 use super::args::{AttachArgs, NewArgs};
 use super::parse::parse_size;
-use super::{Failure, existing_for, fail, usage};
+use super::{Failure, detach_key, existing_for, fail, usage};
 use crate::client::Client;
 use crate::client::attach::{AttachOptions, Ending};
 use crate::client::chord::DetachKey;
-use crate::protocol::SessionSpec;
+use crate::config::Config;
+use crate::protocol::{MAX_ENV_BYTES, SessionSpec, SessionState};
 
-fn default_command() -> Vec<String> {
+fn default_command(config: &Config) -> Vec<String> {
+    if let Some(command) = config.command.clone().filter(|c| !c.is_empty()) {
+        return command;
+    }
     vec![
         std::env::var("SHELL")
             .ok()
@@ -19,21 +23,67 @@ fn default_command() -> Vec<String> {
     ]
 }
 
-fn spec(
-    name: &str,
+/// Variables of the caller's that a session never inherits: linger sets its own terminal
+/// type and session variables, and `TMUX` makes Claude Code lower its colours.
+const NOT_INHERITED: [&str; 6] = [
+    "TERM",
+    "COLORTERM",
+    "TMUX",
+    "TMUX_PANE",
+    "LINGER_SESSION",
+    "LINGER_DIR",
+];
+
+/// The caller's environment (UTF-8 variables only), with `-e K=V` over it; at most
+/// [`MAX_ENV_BYTES`] in all.
+fn session_env(extra: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let mut pairs: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| !NOT_INHERITED.contains(&k.as_str()))
+        .collect();
+    for item in extra {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+                pairs.retain(|(key, _)| key != k);
+                pairs.push((k.to_string(), v.to_string()));
+            }
+            _ => {
+                return Err(usage(format!(
+                    "invalid environment '{item}': expected KEY=VALUE"
+                )));
+            }
+        }
+    }
+    let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    if bytes > MAX_ENV_BYTES {
+        return Err(fail(format!(
+            "the environment is {} KiB; a session takes at most {} KiB: unset large variables first",
+            bytes / 1024,
+            MAX_ENV_BYTES / 1024
+        )));
+    }
+    Ok(pairs)
+}
+
+/// What `new` and `attach --create` ask for, before the config file's defaults.
+struct Wanted<'a> {
+    name: &'a str,
     command: Vec<String>,
     cwd: Option<String>,
-    env: &[String],
-    scrollback: usize,
-) -> Result<SessionSpec, Failure> {
-    crate::paths::validate_session_name(name).map_err(usage)?;
+    env: &'a [String],
+    scrollback: Option<usize>,
+}
+
+fn spec(wanted: Wanted<'_>, config: &Config) -> Result<SessionSpec, Failure> {
+    crate::paths::validate_session_name(wanted.name).map_err(usage)?;
+    let scrollback = wanted.scrollback.or(config.scrollback).unwrap_or(10_000);
     if scrollback > crate::state::MAX_SCROLLBACK {
         return Err(usage(format!(
             "--scrollback {scrollback} is too large (at most {} lines)",
             crate::state::MAX_SCROLLBACK
         )));
     }
-    let cwd = match cwd {
+    let cwd = match wanted.cwd {
         Some(dir) => working_dir(&dir)?,
         None => match std::env::current_dir() {
             Ok(dir) => dir.into_os_string().into_string().map_err(|d| {
@@ -46,39 +96,39 @@ fn spec(
             Err(_) => "/".into(),
         },
     };
-    let mut pairs = Vec::new();
-    for item in env {
-        match item.split_once('=') {
-            Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-                pairs.push((k.to_string(), v.to_string()))
-            }
-            _ => {
-                return Err(usage(format!(
-                    "invalid environment '{item}': expected KEY=VALUE"
-                )));
-            }
-        }
-    }
-    if command.iter().any(|a| a.contains('\0')) {
+    let env = session_env(wanted.env)?;
+    if wanted.command.iter().any(|a| a.contains('\0')) {
         return Err(usage("command arguments must not contain NUL bytes"));
     }
-    let command = if command.is_empty() {
-        default_command()
+    let command = if wanted.command.is_empty() {
+        default_command(config)
     } else {
-        command
+        wanted.command
     };
     let (rows, cols) = crate::client::attach::terminal_size();
     Ok(SessionSpec {
-        name: name.into(),
+        name: wanted.name.into(),
+        resume_command: config.resume_for(&command),
         command,
         cwd,
-        env: pairs,
+        env,
         scrollback,
         rows,
         cols,
-        resume_command: None,
-        log_limit: 0,
+        log_limit: match &config.log_size {
+            Some(size) => parse_size(size)?,
+            None => 0,
+        },
+        clear_env: true,
     })
+}
+
+/// Attaching needs a terminal: say so before anything is created.
+fn need_terminal(hint: &str) -> Result<(), Failure> {
+    if rustix::termios::isatty(rustix::stdio::stdin()) {
+        return Ok(());
+    }
+    Err(fail(format!("attaching needs a terminal on stdin; {hint}")))
 }
 
 /// `-C DIR` as an absolute path, refused with the reason when it cannot be a working dir.
@@ -107,50 +157,71 @@ pub(crate) fn working_dir(dir: &str) -> Result<String, Failure> {
     })
 }
 
-pub(crate) async fn new(args: NewArgs, detach_key: DetachKey) -> Result<i32, Failure> {
-    let spec = spec(
-        &args.name,
-        args.command,
-        args.cwd,
-        &args.env,
-        args.scrollback,
+pub(crate) async fn new(args: NewArgs, flag_key: Option<String>) -> Result<i32, Failure> {
+    if !args.detached {
+        need_terminal("use `linger new -d` from scripts")?;
+    }
+    let config = crate::config::load().map_err(fail)?;
+    let mut spec = spec(
+        Wanted {
+            name: &args.name,
+            command: args.command,
+            cwd: args.cwd,
+            env: &args.env,
+            scrollback: args.scrollback,
+        },
+        &config,
     )?;
-    let spec = SessionSpec {
-        resume_command: args
-            .resume_cmd
-            .map(|cmd| vec!["/bin/sh".into(), "-c".into(), cmd]),
-        log_limit: args
-            .log_size
-            .as_deref()
-            .map(parse_size)
-            .transpose()?
-            .unwrap_or(0),
-        ..spec
+    if let Some(cmd) = args.resume_cmd {
+        spec.resume_command = Some(vec!["/bin/sh".into(), "-c".into(), cmd]);
+    }
+    if let Some(size) = args.log_size.as_deref() {
+        spec.log_limit = parse_size(size)?;
+    }
+    let detach_key = if args.detached {
+        DetachKey::default()
+    } else {
+        detach_key(flag_key, &config)?
     };
     let client = Client::connect().await?;
     client.create(spec).await?;
     if args.detached {
         return Ok(0);
     }
-    attach_with(
-        &client,
-        AttachOptions {
-            name: args.name,
-            read_only: false,
-            create: None,
-            detach_key,
-        },
-    )
-    .await
+    attach_with(&client, options(args.name, false, None, detach_key)).await
 }
 
-pub(crate) async fn attach(args: AttachArgs, detach_key: DetachKey) -> Result<i32, Failure> {
+fn options(
+    name: String,
+    read_only: bool,
+    create: Option<SessionSpec>,
+    detach_key: DetachKey,
+) -> AttachOptions {
+    AttachOptions {
+        name,
+        read_only,
+        create,
+        detach_key,
+    }
+}
+
+pub(crate) async fn attach(args: AttachArgs, flag_key: Option<String>) -> Result<i32, Failure> {
     crate::paths::validate_session_name(&args.name).map_err(usage)?;
     if !args.create && !args.command.is_empty() {
         return Err(usage("a command after -- needs --create"));
     }
+    let config = crate::config::load().map_err(fail)?;
+    let detach_key = detach_key(flag_key, &config)?;
     let create = if args.create {
-        Some(spec(&args.name, args.command, None, &[], 10_000)?)
+        need_terminal("use `linger new -d` from scripts")?;
+        let wanted = Wanted {
+            name: &args.name,
+            command: args.command,
+            cwd: None,
+            env: &[],
+            scrollback: None,
+        };
+        Some(spec(wanted, &config)?)
     } else {
         None
     };
@@ -159,16 +230,44 @@ pub(crate) async fn attach(args: AttachArgs, detach_key: DetachKey) -> Result<i3
     } else {
         existing_for(&args.name).await?
     };
-    attach_with(
-        &client,
-        AttachOptions {
-            name: args.name,
-            read_only: args.read_only,
-            create,
-            detach_key,
-        },
-    )
-    .await
+    if args.detach_others
+        && let Err(e) = client.detach(&args.name).await
+        && create.is_none()
+    {
+        return Err(e.into());
+    }
+    let opts = options(args.name, args.read_only, create, detach_key);
+    attach_with(&client, opts).await
+}
+
+/// Bare `linger`: attach to `main`, creating it when missing and reviving it when it ended
+/// or was lost, so the old output stays above the new.
+pub(crate) async fn bare(flag_key: Option<String>) -> Result<i32, Failure> {
+    let config = crate::config::load().map_err(fail)?;
+    let detach_key = detach_key(flag_key, &config)?;
+    need_terminal("use `linger new -d main` from scripts")?;
+    let client = Client::connect().await?;
+    let sessions = client.list().await?;
+    let main = sessions.iter().find(|s| s.name == "main");
+    let create = match main.map(|s| &s.state) {
+        None => {
+            let wanted = Wanted {
+                name: "main",
+                command: Vec::new(),
+                cwd: None,
+                env: &[],
+                scrollback: None,
+            };
+            Some(spec(wanted, &config)?)
+        }
+        Some(SessionState::Exited(_) | SessionState::Killed(_) | SessionState::Lost) => {
+            let (rows, cols) = crate::client::attach::terminal_size();
+            client.revive_in("main", None, None, rows, cols).await?;
+            None
+        }
+        Some(_) => None,
+    };
+    attach_with(&client, options("main".into(), false, create, detach_key)).await
 }
 
 async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failure> {

@@ -29,16 +29,37 @@ fn rfc3339(ms: u64) -> Option<String> {
     Some(humantime::format_rfc3339_millis(time).to_string())
 }
 
+/// The state as one word; the exit code and signal are fields of their own.
+fn state_word(state: &SessionState) -> &'static str {
+    match state {
+        SessionState::Running => "running",
+        SessionState::Exited(_) => "exited",
+        SessionState::Killed(_) => "killed",
+        SessionState::Lost => "lost",
+        SessionState::Broken => "broken",
+    }
+}
+
+/// The COMMAND column: what the terminal runs in the foreground when that is not the
+/// session's own command (a shell running vim shows vim).
+fn command_cell(s: &SessionInfo) -> String {
+    match &s.foreground {
+        Some(fg) if !fg.command.is_empty() && fg.command != s.command => fg.command.join(" "),
+        _ => s.command.join(" "),
+    }
+}
+
 fn session_json(s: &SessionInfo) -> serde_json::Value {
     let (exit_code, signal) = match s.state {
         SessionState::Exited(code) => (Some(code), None),
         SessionState::Killed(sig) => (None, Some(crate::signals::name(sig))),
         SessionState::Running | SessionState::Lost | SessionState::Broken => (None, None),
     };
+    let running = s.state == SessionState::Running;
     serde_json::json!({
         "name": s.name,
-        "state": s.state.label(),
-        "pid": s.pid,
+        "state": state_word(&s.state),
+        "pid": running.then_some(s.pid),
         "command": s.command,
         "cwd": s.cwd,
         "clients": s.clients,
@@ -53,12 +74,43 @@ fn session_json(s: &SessionInfo) -> serde_json::Value {
         "resume_command": s.resume_command,
         "persist_error": s.persist_error,
         "broken_reason": (s.state == SessionState::Broken).then_some(&s.persist_error),
+        "foreground": s.foreground.as_ref().map(|f| serde_json::json!({
+            "pid": f.pid,
+            "command": f.command,
+            "cwd": f.cwd,
+        })),
+    })
+}
+
+/// `has NAME`: exit 0 when the session exists in any state, 1 when not; prints nothing.
+pub(crate) async fn has(name: &str) -> Result<i32, Failure> {
+    if crate::paths::validate_session_name(name).is_err() {
+        return Ok(1);
+    }
+    let sessions = match Client::existing().await? {
+        Some(client) => client.list().await?,
+        None => {
+            return Ok(if super::saved_names().iter().any(|n| n == name) {
+                0
+            } else {
+                1
+            });
+        }
+    };
+    Ok(if sessions.iter().any(|s| s.name == name) {
+        0
+    } else {
+        1
     })
 }
 
 pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
-    // Starting the server here is what turns sessions of a dead server into `lost` ones.
-    let sessions = Client::connect().await?.list().await?;
+    // Starting the server (only when sessions are saved) is what turns sessions of a dead
+    // server into `lost` ones.
+    let sessions = match super::server_if_any().await? {
+        Some(client) => client.list().await?,
+        None => Vec::new(),
+    };
     if json {
         let list: Vec<_> = sessions.iter().map(session_json).collect();
         print_out(&format!("{}\n", serde_json::Value::Array(list)))?;
@@ -71,14 +123,20 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
     let rows: Vec<[String; 7]> = sessions
         .iter()
         .map(|s| {
+            let running = s.state == SessionState::Running;
+            let dash = || "-".to_string();
             [
                 s.name.clone(),
                 s.state.label(),
-                s.pid.to_string(),
+                if running { s.pid.to_string() } else { dash() },
                 s.clients.to_string(),
                 age(now, s.created_at),
-                age(now, s.last_output_at),
-                s.command.join(" "),
+                if running {
+                    age(now, s.last_output_at)
+                } else {
+                    dash()
+                },
+                command_cell(s),
             ]
         })
         .collect();

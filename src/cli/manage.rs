@@ -1,5 +1,5 @@
-//! Commands that manage sessions and the server: kill, revive, note, detach, kill-server,
-//! and the hidden connection test aid.
+//! Commands that manage sessions and the server: kill, stop, rename, revive, note, detach,
+//! kill-server, and the hidden connection test aid.
 
 use std::time::Duration;
 
@@ -8,27 +8,46 @@ use super::send::read_stdin;
 use super::{Failure, existing_for, fail, print_out, usage};
 use crate::client::Client;
 
+fn parse_signal(signal: Option<String>) -> Result<Option<i32>, Failure> {
+    signal
+        .map(|s| crate::signals::parse(&s))
+        .transpose()
+        .map_err(usage)
+}
+
 pub(crate) async fn kill(
     name: Option<String>,
     signal: Option<String>,
     lost: bool,
+    exited: bool,
 ) -> Result<i32, Failure> {
-    let signal = signal
-        .map(|s| crate::signals::parse(&s))
-        .transpose()
-        .map_err(usage)?;
-    match name {
-        Some(name) if !lost => {
-            existing_for(&name).await?.kill(&name, signal).await?;
-        }
-        _ => {
-            let forgotten = Client::connect().await?.kill_lost().await?;
-            print_out(&format!(
-                "forgot {forgotten} lost session{}\n",
-                if forgotten == 1 { "" } else { "s" }
-            ))?;
-        }
+    let signal = parse_signal(signal)?;
+    if let Some(name) = name.filter(|_| !lost && !exited) {
+        existing_for(&name).await?.kill(&name, signal).await?;
+        return Ok(0);
     }
+    let forgotten = match super::server_if_any().await? {
+        Some(client) if exited => client.kill_exited().await?,
+        Some(client) => client.kill_lost().await?,
+        None => 0,
+    };
+    print_out(&format!(
+        "forgot {forgotten} {} session{}\n",
+        if exited { "exited" } else { "lost" },
+        if forgotten == 1 { "" } else { "s" }
+    ))?;
+    Ok(0)
+}
+
+pub(crate) async fn stop(name: String, signal: Option<String>) -> Result<i32, Failure> {
+    let signal = parse_signal(signal)?;
+    existing_for(&name).await?.stop(&name, signal).await?;
+    Ok(0)
+}
+
+pub(crate) async fn rename(name: String, new_name: String) -> Result<i32, Failure> {
+    crate::paths::validate_session_name(&new_name).map_err(usage)?;
+    existing_for(&name).await?.rename(&name, &new_name).await?;
     Ok(0)
 }
 

@@ -4,18 +4,20 @@
 mod args;
 mod capture;
 mod create;
+mod errors;
+mod log;
 mod ls;
 mod manage;
 mod parse;
 mod send;
 mod wait;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::client::Client;
 use crate::client::chord::DetachKey;
 pub use args::Cli;
-use args::{AttachArgs, Command};
+use args::Command;
 
 /// A failure with its exit status: 1 for errors, 2 for usage, 124 for wait timeouts.
 pub struct Failure {
@@ -47,25 +49,7 @@ impl From<crate::client::Error> for Failure {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return 0;
-            }
-            // clap's message spans several lines; scripts get one.
-            let text = e.to_string();
-            let summary: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.starts_with("Usage:"))
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-                .collect();
-            let summary = summary.join(" ");
-            let summary = summary.strip_prefix("error: ").unwrap_or(&summary);
-            say(&format!("linger: {summary} (see `linger --help`)"));
-            return 2;
-        }
+        Err(e) => return errors::report_clap(e),
     };
     match run(cli) {
         Ok(code) => code,
@@ -119,41 +103,90 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }
 
-fn run(cli: Cli) -> Result<i32, Failure> {
-    let detach_key = match cli
-        .detach_key
-        .or_else(|| std::env::var("LINGER_DETACH_KEY").ok())
-    {
-        Some(k) => DetachKey::parse(&k).map_err(usage)?,
-        None => DetachKey::default(),
-    };
-    let command = cli.command.unwrap_or(Command::Attach(AttachArgs {
-        name: "main".into(),
-        read_only: false,
-        create: true,
-        command: Vec::new(),
-    }));
-    if let Command::Server = command {
-        return server();
+/// The detach chord for commands that attach: `--detach-key`, else `LINGER_DETACH_KEY`, else
+/// the config file's. A bad flag is a usage error; a bad variable or file setting only warns
+/// (one line) and falls back to the default, so a typo in a shell rc breaks nothing.
+pub(crate) fn detach_key(
+    flag: Option<String>,
+    config: &crate::config::Config,
+) -> Result<DetachKey, Failure> {
+    if let Some(key) = flag {
+        return DetachKey::parse(&key).map_err(usage);
     }
+    let file = crate::config::path().map(|p| p.display().to_string());
+    let sources = [
+        (
+            "LINGER_DETACH_KEY".to_string(),
+            std::env::var("LINGER_DETACH_KEY").ok(),
+        ),
+        (file.unwrap_or_default(), config.detach_key.clone()),
+    ];
+    for (source, value) in sources {
+        let Some(value) = value else { continue };
+        return Ok(DetachKey::parse(&value).unwrap_or_else(|e| {
+            say(&format!("linger: {source}: {e}; using C-\\"));
+            DetachKey::default()
+        }));
+    }
+    Ok(DetachKey::default())
+}
+
+fn run(cli: Cli) -> Result<i32, Failure> {
+    let flag_key = cli.detach_key;
+    let command = match cli.command {
+        Some(Command::Server) => return server(),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "linger", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| fail(format!("cannot write the man page: {e}")))?;
+            return Ok(0);
+        }
+        other => other,
+    };
     let rt = runtime()?;
     rt.block_on(async move {
-        match command {
-            Command::New(args) => create::new(args, detach_key).await,
-            Command::Attach(args) => create::attach(args, detach_key).await,
-            Command::Ls { json } => ls::ls(json).await,
-            Command::Kill { name, signal, lost } => manage::kill(name, signal, lost).await,
-            Command::Revive { name, cwd, command } => manage::revive(name, cwd, command).await,
-            Command::Note { name, text } => manage::note(name, text).await,
-            Command::Detach { name } => manage::detach(name).await,
-            Command::KillServer => manage::kill_server().await,
-            Command::Send(args) => send::send(args).await,
-            Command::Capture(args) => capture::capture(args).await,
-            Command::Wait(args) => wait::wait(args).await,
-            Command::DebugConnect { socket } => manage::debug_connect(&socket).await,
-            Command::Server => Ok(0),
+        let result = dispatch(command, flag_key).await;
+        match result {
+            Err(f) if f.message.starts_with("no session named '") => {
+                Err(errors::suggest_name(f).await)
+            }
+            other => other,
         }
     })
+}
+
+async fn dispatch(command: Option<Command>, flag_key: Option<String>) -> Result<i32, Failure> {
+    let Some(command) = command else {
+        return create::bare(flag_key).await;
+    };
+    match command {
+        Command::New(args) => create::new(args, flag_key).await,
+        Command::Attach(args) => create::attach(args, flag_key).await,
+        Command::Ls { json } => ls::ls(json).await,
+        Command::Has { name } => ls::has(&name).await,
+        Command::Kill {
+            name,
+            signal,
+            lost,
+            exited,
+        } => manage::kill(name, signal, lost, exited).await,
+        Command::Stop { name, signal } => manage::stop(name, signal).await,
+        Command::Rename { name, new_name } => manage::rename(name, new_name).await,
+        Command::Revive { name, cwd, command } => manage::revive(name, cwd, command).await,
+        Command::Note { name, text } => manage::note(name, text).await,
+        Command::Detach { name } => manage::detach(name).await,
+        Command::Log(args) => log::log(args).await,
+        Command::KillServer => manage::kill_server().await,
+        Command::Send(args) => send::send(args).await,
+        Command::Capture(args) => capture::capture(args).await,
+        Command::Wait(args) => wait::wait(args).await,
+        Command::DebugConnect { socket } => manage::debug_connect(&socket).await,
+        Command::Server | Command::Completions { .. } | Command::Man => Ok(0),
+    }
 }
 
 /// `linger server`: runs the server in the foreground until it is stopped.
@@ -169,9 +202,49 @@ fn server() -> Result<i32, Failure> {
     }
 }
 
-/// Commands about one session start the server when none runs: it is what turns sessions
-/// saved by a dead server into `lost` ones that can be captured and revived.
+/// Names of the sessions saved in the state dir (what a server would list after starting).
+pub(crate) fn saved_names() -> Vec<String> {
+    let Some(dir) = crate::state::state_dir() else {
+        return Vec::new();
+    };
+    std::fs::read_dir(dir.join("sessions"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| crate::paths::validate_session_name(n).is_ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn no_session(name: &str) -> Failure {
+    fail(format!("no session named '{name}' (see `linger ls`)"))
+}
+
+/// A client for a command about one session. A server that is not running is started only
+/// when the session is saved on disk (starting it is what turns a dead server's sessions
+/// into `lost` ones); for any other name the answer is known without one.
 pub(crate) async fn existing_for(name: &str) -> Result<Client, Failure> {
     crate::paths::validate_session_name(name).map_err(usage)?;
-    Ok(Client::connect().await?)
+    if let Some(client) = Client::existing().await? {
+        return Ok(client);
+    }
+    if saved_names().iter().any(|n| n == name) {
+        return Ok(Client::connect().await?);
+    }
+    Err(no_session(name))
+}
+
+/// A client when a server runs or sessions are saved (it starts one then); `None` when there
+/// is nothing to talk about.
+pub(crate) async fn server_if_any() -> Result<Option<Client>, Failure> {
+    if let Some(client) = Client::existing().await? {
+        return Ok(Some(client));
+    }
+    if saved_names().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Client::connect().await?))
 }

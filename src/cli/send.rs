@@ -40,7 +40,15 @@ pub(crate) async fn send(args: SendArgs) -> Result<i32, Failure> {
         return Ok(0);
     }
     let text = if args.text.len() == 1 && args.text[0] == "-" {
-        read_stdin()?
+        // `echo cmd | linger send s - --enter`: echo's newline is not part of the text.
+        let mut data = read_stdin()?;
+        if data.ends_with(b"\n") {
+            data.pop();
+            if data.ends_with(b"\r") {
+                data.pop();
+            }
+        }
+        data
     } else {
         args.text.join(" ").into_bytes()
     };

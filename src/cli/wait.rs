@@ -19,6 +19,7 @@ pub(crate) async fn wait(args: WaitArgs) -> Result<i32, Failure> {
             WaitCondition::Text {
                 regex,
                 from_line: args.from_line,
+                new: args.new,
             },
             what,
         )

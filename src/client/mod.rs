@@ -324,6 +324,36 @@ impl Client {
         }
     }
 
+    /// Forgets every exited or killed session; returns how many.
+    pub async fn kill_exited(&self) -> Result<usize> {
+        match self.request(&Request::KillExited).await? {
+            Response::Forgotten(n) => Ok(n as usize),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Ends the session's program (`signal`, else SIGTERM, then SIGKILL after a grace) and
+    /// returns once it has ended; the session stays, with its output.
+    pub async fn stop(&self, name: &str, signal: Option<i32>) -> Result<()> {
+        let request = Request::Stop {
+            name: name.into(),
+            signal,
+        };
+        // The server escalates to SIGKILL after its grace, well within the request timeout.
+        match self.request(&request).await? {
+            Response::Ok => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        self.expect_ok(&Request::Rename {
+            name: name.into(),
+            new_name: new_name.into(),
+        })
+        .await
+    }
+
     pub async fn send_keys(&self, name: &str, keys: &[String]) -> Result<()> {
         self.expect_ok(&Request::SendKeys {
             name: name.into(),

@@ -86,4 +86,13 @@ pub enum SessionCmd {
     },
     /// Server shutdown: end the child like a closing terminal would.
     Shutdown,
+    /// `stop`: end the program but keep the session; answers once it has ended.
+    Stop {
+        signal: Option<i32>,
+        reply: oneshot::Sender<Response>,
+    },
+    Rename {
+        new_name: String,
+        reply: oneshot::Sender<Response>,
+    },
 }

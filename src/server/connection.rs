@@ -222,6 +222,24 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             )),
             text => ask(server, &name, |reply| SessionCmd::Note { text, reply }).await,
         },
+        Request::Revive { .. }
+        | Request::KillLost
+        | Request::Stop { .. }
+        | Request::Rename { .. }
+        | Request::KillExited => manage(server, request).await,
+        Request::Input(_) | Request::Resize { .. } => {
+            Response::Error("input and resize are only valid while attached".into())
+        }
+        Request::Attach { .. } | Request::Wait { .. } | Request::Send { .. } => {
+            Response::Error("unexpected request".into())
+        }
+        Request::SendData(_) => Response::Error("text without a send request".into()),
+    }
+}
+
+/// Requests that start, end, rename or forget sessions.
+async fn manage(server: &Server, request: Request) -> Response {
+    match request {
         Request::Revive {
             name,
             command,
@@ -244,14 +262,49 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             Err(e) => Response::Error(e),
         },
         Request::KillLost => kill_lost(server).await,
-        Request::Input(_) | Request::Resize { .. } => {
-            Response::Error("input and resize are only valid while attached".into())
+        Request::Stop { name, signal } => {
+            match ask(server, &name, |reply| SessionCmd::Stop { signal, reply }).await {
+                Response::WaitDone { .. } => Response::Ok,
+                other => other,
+            }
         }
-        Request::Attach { .. } | Request::Wait { .. } | Request::Send { .. } => {
-            Response::Error("unexpected request".into())
+        Request::Rename { name, new_name } => {
+            ask(server, &name, |reply| SessionCmd::Rename {
+                new_name,
+                reply,
+            })
+            .await
         }
-        Request::SendData(_) => Response::Error("text without a send request".into()),
+        Request::KillExited => kill_exited(server).await,
+        other => Response::Error(format!("unexpected request {other:?}")),
     }
+}
+
+/// Forgets every session whose program has ended (exited or killed), as `kill` would.
+async fn kill_exited(server: &Server) -> Response {
+    let Response::Sessions(sessions) = list(server).await else {
+        return Response::Forgotten(0);
+    };
+    let mut forgotten = 0;
+    for info in sessions {
+        if !matches!(
+            info.state,
+            protocol::SessionState::Exited(_) | protocol::SessionState::Killed(_)
+        ) {
+            continue;
+        }
+        let name = info.name;
+        if ask(server, &name, |reply| SessionCmd::Kill {
+            signal: None,
+            reply,
+        })
+        .await
+            == Response::Ok
+        {
+            forgotten += 1;
+        }
+    }
+    Response::Forgotten(forgotten)
 }
 
 /// Waits for a condition; gives up on timeout or when the client goes away.

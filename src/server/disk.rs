@@ -67,6 +67,12 @@ enum Job {
     },
     /// Answers once everything queued before it was attempted.
     Barrier(oneshot::Sender<()>),
+    /// Move a session's directory (after `rename`), writing what is outstanding first.
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// A handle to the writer thread; cheap to clone.
@@ -116,6 +122,13 @@ impl Disk {
         rx
     }
 
+    /// Moves a session's files from `from` to `to`, in order with its other writes.
+    pub fn rename(&self, from: PathBuf, to: PathBuf) -> oneshot::Receiver<Result<(), String>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.jobs.send(Job::Rename { from, to, reply });
+        rx
+    }
+
     /// Resolves once everything queued so far was attempted.
     pub fn barrier(&self) -> oneshot::Receiver<()> {
         let (reply, rx) = oneshot::channel();
@@ -156,6 +169,9 @@ fn run(rx: std::sync::mpsc::Receiver<Job>) {
             }
             Some(Job::Barrier(reply)) => {
                 let _ = reply.send(());
+            }
+            Some(Job::Rename { from, to, reply }) => {
+                let _ = reply.send(move_dir(&mut sessions, &from, &to));
             }
             None => {}
         }
@@ -245,6 +261,32 @@ impl Files {
             }
         }
     }
+}
+
+/// Renames a session's directory, carrying what is not written yet over to the new path.
+fn move_dir(
+    sessions: &mut HashMap<PathBuf, Files>,
+    from: &std::path::Path,
+    to: &std::path::Path,
+) -> Result<(), String> {
+    if let Some(files) = sessions.get_mut(from) {
+        files.write(from);
+    }
+    if to.exists() {
+        return Err(format!(
+            "{} already exists on disk; remove it or pick another name",
+            to.display()
+        ));
+    }
+    if from.exists() {
+        std::fs::rename(from, to).map_err(|e| format!("cannot rename {}: {e}", from.display()))?;
+    }
+    if let Some(mut files) = sessions.remove(from) {
+        // The open log points into the old path's inode, which moved; reopen by the new path.
+        files.log = None;
+        sessions.insert(to.to_path_buf(), files);
+    }
+    Ok(())
 }
 
 /// Drops whole lines from the front until `text` is at most `limit` bytes.

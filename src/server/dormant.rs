@@ -10,7 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::Registry;
 use super::commands::{ClientLink, SessionCmd};
 use super::outbox::{Control, Outbox};
-use super::transcript::{notes_block, select_history, strip_sgr, without_trailing_blanks};
+use super::transcript::{
+    logical_lines, notes_block, select_history, strip_sgr, without_trailing_blanks,
+};
 use crate::protocol::{Capture, Response, SessionInfo, SessionState, WaitCondition};
 use crate::state::SessionRecord;
 
@@ -115,7 +117,8 @@ impl Dormant {
                 let _ = reply.send(Response::Capture(capture));
             }
             SessionCmd::Send(super::commands::SendText { reply, .. })
-            | SessionCmd::SendKeys { reply, .. } => {
+            | SessionCmd::SendKeys { reply, .. }
+            | SessionCmd::Stop { reply, .. } => {
                 let _ = reply.send(Response::Error(format!(
                     "session {} is not running ({}); revive it with `linger revive {}`",
                     self.record.name,
@@ -128,6 +131,9 @@ impl Dormant {
             }
             SessionCmd::Note { text, reply } => {
                 let _ = reply.send(self.note(text).await);
+            }
+            SessionCmd::Rename { new_name, reply } => {
+                let _ = reply.send(self.rename(new_name));
             }
             SessionCmd::Kill { reply, .. } => {
                 let response = match self.forget().await {
@@ -230,6 +236,25 @@ impl Dormant {
             .map_err(|e| format!("cannot delete the session's files: {e}"))?
     }
 
+    fn rename(&mut self, new_name: String) -> Response {
+        let old = self.record.name.clone();
+        match super::rename::rename_session(&self.registry, &old, &new_name, 0, Some(&self.dir)) {
+            Ok(dir) => {
+                if let Some(dir) = dir {
+                    self.dir = dir;
+                }
+                self.record.name = new_name;
+                if self.broken.is_none()
+                    && let Err(e) = crate::state::write_record(&self.dir, &self.record)
+                {
+                    crate::log::warn(&format!("session {old} renamed, but its record not: {e}"));
+                }
+                Response::Ok
+            }
+            Err(e) => Response::Error(e),
+        }
+    }
+
     fn info(&self) -> SessionInfo {
         SessionInfo {
             name: self.record.name.clone(),
@@ -245,6 +270,7 @@ impl Dormant {
             notes: self.record.notes.clone(),
             resume_command: self.record.resume_command.clone(),
             persist_error: self.broken.clone(),
+            foreground: None,
         }
     }
 
@@ -278,12 +304,12 @@ impl Dormant {
 
     async fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
         let (lines, screen) = self.read_output().await;
-        let next_line = lines.len() as u64;
+        let first_screen_line = lines.len() as u64;
         let numbered = lines
             .iter()
             .enumerate()
             .map(|(i, l)| (i as u64, l.as_str()));
-        let history = select_history(numbered, next_line, history, from_line, ansi);
+        let history = select_history(numbered, first_screen_line, history, from_line, ansi);
         let screen: Vec<String> = screen
             .iter()
             .map(|l| {
@@ -294,6 +320,11 @@ impl Dormant {
                 }
             })
             .collect();
+        // Saved rows carry no wrap flags: each is a line of its own.
+        let (mut numbered, cursor_line) =
+            logical_lines(&screen, &[], 0, u16::MAX, first_screen_line, ansi);
+        let next_line = numbered.last().map_or(first_screen_line, |l| l.line + 1);
+        numbered.retain(|l| l.line >= from_line.unwrap_or(0));
         Capture {
             name: self.record.name.clone(),
             rows: screen.len() as u16,
@@ -306,6 +337,9 @@ impl Dormant {
             history,
             screen,
             next_line,
+            lines: numbered,
+            cursor_line: cursor_line.max(next_line),
+            running: false,
         }
     }
 }

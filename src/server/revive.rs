@@ -117,6 +117,7 @@ fn spec_for(name: &str, record: &SessionRecord, req: ReviveRequest) -> SessionSp
         cols: req.cols,
         resume_command: record.resume_command.clone(),
         log_limit: record.log_limit.min(crate::state::MAX_LOG_LIMIT),
+        clear_env: record.clear_env,
     }
 }
 

@@ -52,3 +52,73 @@ pub fn without_trailing_blanks(mut rows: Vec<String>) -> Vec<String> {
     }
     rows
 }
+
+/// Which screen rows continue on the next row (soft-wrapped), from the model.
+pub fn wrapped_rows(model: &crate::model::Model) -> Vec<bool> {
+    let (rows, _) = model.size();
+    (0..rows).map(|r| model.row_wrapped(r)).collect()
+}
+
+/// The screen's rows as logical lines: a soft-wrapped row and the rows it continues on are one
+/// line, so text split at the wrap reads (and matches) as printed. Lines are numbered from
+/// `first`; trailing blank lines are dropped. Also returns the number of the cursor's line.
+pub fn logical_lines(
+    rows: &[String],
+    wrapped: &[bool],
+    cols: u16,
+    cursor_row: u16,
+    first: u64,
+    ansi: bool,
+) -> (Vec<CaptureLine>, u64) {
+    let mut lines: Vec<CaptureLine> = Vec::new();
+    let mut open = false;
+    let mut cursor_line = first;
+    for (i, row) in rows.iter().enumerate() {
+        if !open {
+            lines.push(CaptureLine {
+                line: first + lines.len() as u64,
+                text: String::new(),
+            });
+        }
+        if i == cursor_row as usize {
+            cursor_line = first + lines.len() as u64 - 1;
+        }
+        let continues = wrapped.get(i).copied().unwrap_or(false);
+        if let Some(line) = lines.last_mut() {
+            line.text.push_str(row);
+            if continues && !ansi {
+                // Rows come with trailing blanks trimmed; a wrapped row was full, so the
+                // blanks were printed (a space before the wrap is part of the text).
+                let width = unicode_width::UnicodeWidthStr::width(row.as_str());
+                let pad = (cols as usize).saturating_sub(width);
+                line.text.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        open = continues;
+    }
+    while lines
+        .last()
+        .is_some_and(|l| strip_sgr(&l.text).trim().is_empty())
+    {
+        lines.pop();
+    }
+    (lines, cursor_line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logical_lines;
+
+    #[test]
+    fn wrapped_rows_join_with_the_blank_before_the_wrap() {
+        let rows: Vec<String> = ["abc0", "MARKER", "", "x", "", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let wrapped = [true, false, false, false, false, false];
+        let (lines, cursor) = logical_lines(&rows, &wrapped, 5, 3, 10, false);
+        let got: Vec<_> = lines.iter().map(|l| (l.line, l.text.as_str())).collect();
+        assert_eq!(got, vec![(10, "abc0 MARKER"), (11, ""), (12, "x")]);
+        assert_eq!(cursor, 12);
+    }
+}

@@ -17,6 +17,11 @@ impl Engine {
         })
     }
 
+    /// Whether a visible row was soft-wrapped: its line continues on the next row.
+    pub fn row_wrapped(&self, row: usize) -> bool {
+        self.grid().rows.get(row).is_some_and(|r| r.wrapped)
+    }
+
     /// Text of a visible row, trailing blanks trimmed; with `ansi`, self-contained SGR.
     pub fn row_text(&self, row: usize, ansi: bool) -> String {
         let mut out = String::new();

@@ -41,6 +41,7 @@ pub(super) fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>
         } else {
             spec.log_limit
         },
+        clear_env: spec.clear_env,
     }
 }
 
@@ -64,6 +65,25 @@ impl Session {
                 self.kill_deadline = Some(Instant::now() + KILL_GRACE);
             }
         }
+    }
+
+    /// `stop`: like `kill`, but the session stays (ended, with its output); the reply comes
+    /// once the program has ended.
+    pub(super) fn stop(&mut self, signal: Option<i32>, reply: oneshot::Sender<Response>) {
+        if self.state != SessionState::Running {
+            let _ = reply.send(Response::Error(format!(
+                "session {} is not running ({})",
+                self.name,
+                self.state.label()
+            )));
+            return;
+        }
+        let sig = signal.unwrap_or(libc::SIGTERM);
+        self.signal_group(sig);
+        if sig != libc::SIGKILL {
+            self.kill_deadline = Some(Instant::now() + KILL_GRACE);
+        }
+        self.waiters.add_exit(reply);
     }
 
     /// Server shutdown: hang up on the program like a closing terminal, then SIGKILL.

@@ -119,6 +119,7 @@ impl Session {
             cwd: &spec.cwd,
             env: session_env(&spec, runtime_dir),
             env_remove: vec!["TMUX", "TMUX_PANE"],
+            clear_env: spec.clear_env,
             rows: spec.rows,
             cols: spec.cols,
         })?;
@@ -306,8 +307,8 @@ impl Session {
             ));
         }
         if self.waiters.has_text() {
-            self.waiters
-                .check_text(self.model.history(), &self.model.screen_lines(false));
+            let (screen, _) = self.numbered_screen(false);
+            self.waiters.check_text(self.model.history(), &screen);
         }
     }
 
@@ -338,7 +339,8 @@ impl Session {
     }
 }
 
-/// The environment a session's program starts with, on top of the server's.
+/// The environment a session's program starts with: linger's own variables, then the spec's
+/// (the creator's whole environment when `clear_env`, else `-e` on top of the server's).
 fn session_env(
     spec: &SessionSpec,
     runtime_dir: &std::path::Path,
@@ -347,7 +349,13 @@ fn session_env(
         ("TERM".into(), "xterm-256color".into()),
         ("COLORTERM".into(), "truecolor".into()),
     ];
-    env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
+    // Claude Code lowers its colours when it sees TMUX: never pass it on, from anyone.
+    env.extend(
+        spec.env
+            .iter()
+            .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
+            .map(|(k, v)| (k.into(), v.into())),
+    );
     env.push(("LINGER_SESSION".into(), spec.name.clone().into()));
     env.push(("LINGER_DIR".into(), runtime_dir.as_os_str().to_owned()));
     env

@@ -115,6 +115,22 @@ impl Persist {
         self.target.as_ref().map(|t| t.disk.barrier())
     }
 
+    /// Moves the session's files to `dir` (after `rename`); `None` when it is not saved.
+    pub fn move_to(&mut self, dir: PathBuf) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let target = self.target.as_mut()?;
+        let from = std::mem::replace(&mut target.dir, dir.clone());
+        Some(target.disk.rename(from, dir))
+    }
+
+    /// Where the session is saved, if it is.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.target.as_ref().map(|t| t.dir.as_path())
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+
     /// Forgets the session on disk (after `kill`); an error tells `kill` it will be back.
     pub async fn remove(&mut self) -> Response {
         let Some(target) = self.target.take() else {

@@ -8,10 +8,10 @@ use tokio::sync::oneshot;
 
 use super::{Session, unix_millis};
 use crate::log;
-use crate::protocol::{Capture, Response, SessionInfo, SessionState, WaitCondition};
+use crate::protocol::{Capture, CaptureLine, Response, SessionInfo, SessionState, WaitCondition};
 use crate::server::commands::{ClientLink, SendText, SessionCmd};
 use crate::server::outbox::Control;
-use crate::server::transcript::{notes_block, select_history};
+use crate::server::transcript::{logical_lines, notes_block, select_history, wrapped_rows};
 
 impl Session {
     pub(super) fn on_command(&mut self, cmd: SessionCmd) {
@@ -61,7 +61,52 @@ impl Session {
             SessionCmd::ForgetIfLost { reply } => {
                 let _ = reply.send(false);
             }
+            SessionCmd::Stop { signal, reply } => self.stop(signal, reply),
+            SessionCmd::Rename { new_name, reply } => self.rename(new_name, reply),
         }
+    }
+
+    /// `rename`: the registry, the directory on disk and the record follow the new name. The
+    /// registry moves at once (so the name is taken); the files move on the disk writer, and
+    /// the answer waits for that. A failed move puts the session back under its old name.
+    fn rename(&mut self, new_name: String, reply: oneshot::Sender<Response>) {
+        if let Err(e) = crate::paths::validate_session_name(&new_name)
+            .and_then(|()| self.registry.rename(&self.name, &new_name, self.pid))
+        {
+            let _ = reply.send(Response::Error(e));
+            return;
+        }
+        let old_name = std::mem::replace(&mut self.name, new_name.clone());
+        self.spec.name.clone_from(&new_name);
+        self.record.name.clone_from(&new_name);
+        self.persist.set_name(&new_name);
+        log::info(&format!("session {old_name} renamed to {new_name}"));
+        self.persist.flush(&mut self.model, true);
+        let moved = self
+            .persist
+            .dir()
+            .map(|d| d.with_file_name(&new_name))
+            .and_then(|to| self.persist.move_to(to));
+        let record = self.record.clone();
+        self.persist.write_record(&record);
+        let Some(moved) = moved else {
+            let _ = reply.send(Response::Ok);
+            return;
+        };
+        tokio::spawn(async move {
+            let answer = match moved.await {
+                Ok(Err(e)) => {
+                    // The session keeps running under the new name in memory; its files stay
+                    // where they were, so say so rather than pretend.
+                    log::warn(&format!("session {new_name}: {e}"));
+                    Response::Error(format!(
+                        "renamed to {new_name}, but its files could not move: {e}"
+                    ))
+                }
+                _ => Response::Ok,
+            };
+            let _ = reply.send(answer);
+        });
     }
 
     /// Sets the notes and answers once they are on disk: notes are what a user writes to
@@ -190,13 +235,37 @@ impl Session {
             notes: self.record.notes.clone(),
             resume_command: self.record.resume_command.clone(),
             persist_error: self.persist.error(),
+            foreground: if self.state == SessionState::Running {
+                crate::server::foreground::of_terminal(self.master.get_ref())
+            } else {
+                None
+            },
         }
+    }
+
+    /// The screen as numbered logical lines, and the number of the cursor's line.
+    pub(super) fn numbered_screen(&self, ansi: bool) -> (Vec<CaptureLine>, u64) {
+        let (_, cols) = self.model.size();
+        let (cursor_row, _) = self.model.cursor_position();
+        logical_lines(
+            &self.model.screen_lines(ansi),
+            &wrapped_rows(&self.model),
+            cols,
+            cursor_row,
+            self.model.history().next_line(),
+            ansi,
+        )
     }
 
     fn capture(&self, history: Option<usize>, from_line: Option<u64>, ansi: bool) -> Capture {
         let (rows, cols) = self.model.size();
         let (cursor_row, cursor_col) = self.model.cursor_position();
+        let (mut numbered, cursor_line) = self.numbered_screen(ansi);
         let hist = self.model.history();
+        let next_line = numbered.last().map_or(hist.next_line(), |l| l.line + 1);
+        if let Some(from) = from_line {
+            numbered.retain(|l| l.line >= from);
+        }
         let lines = select_history(
             hist.since(hist.first_line()),
             hist.next_line(),
@@ -215,7 +284,10 @@ impl Session {
             alternate_screen: self.model.alternate_screen(),
             history: lines,
             screen: self.model.screen_lines(ansi),
-            next_line: hist.next_line(),
+            next_line,
+            lines: numbered,
+            cursor_line,
+            running: self.state == SessionState::Running,
         }
     }
 
@@ -233,14 +305,24 @@ impl Session {
                 self.waiters.add_idle(Duration::from_millis(millis), reply);
                 self.waiters.check_idle(self.last_output.elapsed());
             }
-            WaitCondition::Text { regex, from_line } => {
-                let from_line = from_line.unwrap_or_else(|| self.model.history().next_line());
-                if let Err((e, reply)) = self.waiters.add_text(&regex, from_line, reply) {
+            WaitCondition::Text {
+                regex,
+                from_line,
+                new,
+            } => {
+                let (screen, cursor_line) = self.numbered_screen(false);
+                let (from_line, old) = match (from_line, new) {
+                    // What is on the screen from the cursor's line on may still change: only
+                    // lines that differ from now count.
+                    (_, true) => (cursor_line, screen.clone()),
+                    (Some(n), false) => (n, Vec::new()),
+                    (None, false) => (self.model.history().next_line(), Vec::new()),
+                };
+                if let Err((e, reply)) = self.waiters.add_text(&regex, from_line, old, reply) {
                     let _ = reply.send(Response::Error(e));
                     return;
                 }
-                self.waiters
-                    .check_text(self.model.history(), &self.model.screen_lines(false));
+                self.waiters.check_text(self.model.history(), &screen);
                 if ended {
                     // Nothing more will be printed: a text not there now never will be.
                     self.waiters.fail_text(&format!(

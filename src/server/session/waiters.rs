@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::history::History;
-use crate::protocol::Response;
+use crate::protocol::{CaptureLine, Response};
 use crate::server::transcript::strip_sgr;
 
 enum Waiter {
     Text {
         regex: regex::Regex,
         from_line: u64,
+        /// With `--new`: the lines already there when the wait began, which do not count.
+        old: Vec<CaptureLine>,
         reply: oneshot::Sender<Response>,
     },
     Idle {
@@ -65,6 +67,7 @@ impl Waiters {
         &mut self,
         regex: &str,
         from_line: u64,
+        old: Vec<CaptureLine>,
         reply: oneshot::Sender<Response>,
     ) -> Result<(), (String, oneshot::Sender<Response>)> {
         let regex = match regex::Regex::new(regex) {
@@ -75,29 +78,41 @@ impl Waiters {
         self.parked.push(Waiter::Text {
             regex,
             from_line,
+            old,
             reply,
         });
         Ok(())
     }
 
-    /// Answers text waiters whose text is in the history since their line or on the screen.
-    pub fn check_text(&mut self, history: &History, screen_lines: &[String]) {
+    /// Answers text waiters whose text is in a line numbered from theirs on, in the history or
+    /// on the screen (`screen` holds the screen's numbered logical lines).
+    pub fn check_text(&mut self, history: &History, screen: &[CaptureLine]) {
         let mut remaining = Vec::with_capacity(self.parked.len());
         for waiter in self.parked.drain(..) {
             let Waiter::Text {
                 regex,
                 from_line,
+                old,
                 reply,
             } = waiter
             else {
                 remaining.push(waiter);
                 continue;
             };
+            let is_old =
+                |line: u64, text: &str| old.iter().any(|o| o.line == line && o.text == text);
             let found = history
                 .since(from_line)
-                .map(|(_, l)| strip_sgr(l))
-                .find(|l| regex.is_match(l))
-                .or_else(|| screen_lines.iter().find(|l| regex.is_match(l)).cloned());
+                .map(|(n, l)| (n, strip_sgr(l)))
+                .find(|(n, l)| regex.is_match(l) && !is_old(*n, l))
+                .or_else(|| {
+                    screen
+                        .iter()
+                        .filter(|l| l.line >= from_line)
+                        .find(|l| regex.is_match(&l.text) && !is_old(l.line, &l.text))
+                        .map(|l| (l.line, l.text.clone()))
+                })
+                .map(|(_, text)| text);
             match found {
                 Some(line) => {
                     let _ = reply.send(done(line, None));
@@ -107,6 +122,7 @@ impl Waiters {
                 None => remaining.push(Waiter::Text {
                     regex,
                     from_line: from_line.max(history.next_line()),
+                    old,
                     reply,
                 }),
             }

@@ -1,0 +1,60 @@
+//! `log`: a session's transcript as logical lines (history, then the screen), and with `-f`
+//! the lines that complete after it, until the session ends.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::args::LogArgs;
+use super::{Failure, existing_for};
+use crate::protocol::Capture;
+
+/// How often `log -f` looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Prints the lines of `cap` numbered from `from` and before `until`; returns the number of
+/// the next line to print, or `None` once stdout is gone (a closed pipe ends `log`).
+fn print_lines(cap: &Capture, from: u64, until: u64) -> Option<u64> {
+    let mut out = std::io::stdout().lock();
+    let mut next = from;
+    let history = cap.history.iter().map(|l| (l.line, &l.text));
+    for (line, text) in history.chain(cap.lines.iter().map(|l| (l.line, &l.text))) {
+        if line < next || line >= until {
+            continue;
+        }
+        writeln!(out, "{text}").ok()?;
+        next = line + 1;
+    }
+    out.flush().ok()?;
+    Some(next)
+}
+
+pub(crate) async fn log(args: LogArgs) -> Result<i32, Failure> {
+    let client = existing_for(&args.name).await?;
+    let mut cap = client
+        .capture(&args.name, Some(usize::MAX), None, args.ansi)
+        .await?;
+    if !args.follow {
+        print_lines(&cap, 0, u64::MAX);
+        return Ok(0);
+    }
+    let mut next = 0;
+    loop {
+        // Lines above the cursor's are complete; the rest only once the session has ended.
+        let until = if cap.running {
+            cap.cursor_line
+        } else {
+            u64::MAX
+        };
+        let Some(after) = print_lines(&cap, next, until) else {
+            return Ok(0);
+        };
+        next = after;
+        if !cap.running {
+            return Ok(0);
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+        cap = client
+            .capture(&args.name, None, Some(next), args.ansi)
+            .await?;
+    }
+}

@@ -1,0 +1,105 @@
+//! The user's config file, `$XDG_CONFIG_HOME/linger/config.toml` (else
+//! `~/.config/linger/config.toml`): defaults that environment variables and flags override.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Largest config file read: it holds a handful of settings.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// What the file may set; every key is optional and unknown keys are refused (a typo should
+/// not be silently ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Detach chord, e.g. "C-a" (`LINGER_DETACH_KEY` and `--detach-key` win).
+    pub detach_key: Option<String>,
+    /// History lines kept for new sessions (`--scrollback` wins).
+    pub scrollback: Option<usize>,
+    /// Bound on each new session's output log, e.g. "64M" (`--log-size` wins).
+    pub log_size: Option<String>,
+    /// Program (and arguments) new sessions run without `-- CMD`, instead of `$SHELL`.
+    pub command: Option<Vec<String>>,
+    /// Resume presets: program name to the arguments `revive` adds to the original command,
+    /// e.g. `myagent = ["--resume"]` (`--resume-cmd` wins; these win over built-in presets).
+    #[serde(default)]
+    pub resume: BTreeMap<String, Vec<String>>,
+}
+
+/// Where the config file is looked for.
+pub fn path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })?;
+    Some(base.join("linger").join("config.toml"))
+}
+
+/// The config file's settings; none when there is no file. A file that cannot be read or
+/// parsed is one line naming the file, the line and the problem.
+pub fn load() -> Result<Config, String> {
+    let Some(path) = path() else {
+        return Ok(Config::default());
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(e) => return Err(format!("config file {}: {e}", path.display())),
+    };
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "config file {}: larger than {} KiB",
+            path.display(),
+            MAX_CONFIG_BYTES / 1024
+        ));
+    }
+    toml::from_str(&text).map_err(|e| {
+        let message = e.message().lines().next().unwrap_or("").trim().to_string();
+        let line = error_line(&text, e.span(), &message)
+            .map(|n| format!("line {n}: "))
+            .unwrap_or_default();
+        format!("config file {}: {line}{message}", path.display())
+    })
+}
+
+/// The line an error is about: the unknown key's own line (toml points those at the whole
+/// table), else where its span starts.
+fn error_line(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> Option<usize> {
+    if let Some(key) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+        && let Some(i) = text.lines().position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+    {
+        return Some(i + 1);
+    }
+    let start = span?.start.min(text.len());
+    Some(text.get(..start)?.matches('\n').count() + 1)
+}
+
+impl Config {
+    /// The resume command a preset of this file gives `command`: the original command with
+    /// the preset's arguments after it.
+    pub fn resume_for(&self, command: &[String]) -> Option<Vec<String>> {
+        let program = command.first()?;
+        let base = std::path::Path::new(program).file_name()?.to_str()?;
+        let extra = self.resume.get(base)?;
+        let mut argv = command.to_vec();
+        argv.extend(extra.iter().cloned());
+        Some(argv)
+    }
+}
