@@ -29,6 +29,27 @@ use input::Input;
 use persist::Persist;
 use waiters::Waiters;
 
+/// Variables that describe the terminal the creator (or the server's starter) sat at; a
+/// program that saw them would enable features for a terminal it is not talking to.
+const OUTER_TERMINAL_VARS: [&str; 16] = [
+    "TMUX",
+    "TMUX_PANE",
+    "STY",
+    "KITTY_WINDOW_ID",
+    "KITTY_PID",
+    "KITTY_PUBLIC_KEY",
+    "ITERM_SESSION_ID",
+    "WEZTERM_PANE",
+    "WEZTERM_EXECUTABLE",
+    "GHOSTTY_RESOURCES_DIR",
+    "GHOSTTY_BIN_DIR",
+    "ALACRITTY_WINDOW_ID",
+    "ALACRITTY_SOCKET",
+    "VTE_VERSION",
+    "KONSOLE_VERSION",
+    "WT_SESSION",
+];
+
 /// Quiet time after output before freed memory is returned to the system: once per burst.
 const TRIM_AFTER_OUTPUT: Duration = Duration::from_secs(1);
 /// Bytes read from the pty before forwarding, to batch small reads under load. The buffer is
@@ -118,7 +139,7 @@ impl Session {
             command: &spec.command,
             cwd: &spec.cwd,
             env: session_env(&spec, runtime_dir),
-            env_remove: vec!["TMUX", "TMUX_PANE"],
+            env_remove: OUTER_TERMINAL_VARS.to_vec(),
             clear_env: spec.clear_env,
             rows: spec.rows,
             cols: spec.cols,
@@ -349,13 +370,19 @@ fn session_env(
         ("TERM".into(), "xterm-256color".into()),
         ("COLORTERM".into(), "truecolor".into()),
     ];
-    // Claude Code lowers its colours when it sees TMUX: never pass it on, from anyone.
+    // Programs talk to linger's terminal, not the one the creator sat at: variables naming
+    // that one (and TMUX, which makes Claude Code lower its colours) are never passed on.
     env.extend(
         spec.env
             .iter()
-            .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
+            .filter(|(k, _)| !OUTER_TERMINAL_VARS.contains(&k.as_str()))
             .map(|(k, v)| (k.into(), v.into())),
     );
+    env.push(("TERM_PROGRAM".into(), "linger".into()));
+    env.push((
+        "TERM_PROGRAM_VERSION".into(),
+        env!("CARGO_PKG_VERSION").into(),
+    ));
     env.push(("LINGER_SESSION".into(), spec.name.clone().into()));
     env.push(("LINGER_DIR".into(), runtime_dir.as_os_str().to_owned()));
     env
