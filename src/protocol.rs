@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -99,6 +99,8 @@ pub enum Request {
         cols: u16,
         /// Create the session with this spec when it does not exist.
         create: Option<SessionSpec>,
+        /// What the client's terminal said about itself; `None` when it answered nothing.
+        profile: Option<crate::term::Profile>,
     },
     Kill {
         name: String,

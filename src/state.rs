@@ -113,6 +113,10 @@ pub struct SessionRecord {
     /// `env` is the creator's whole environment (records from before it hold `-e` only).
     #[serde(default)]
     pub clear_env: bool,
+    /// The terminal profile queries are answered with (from the client that attached or
+    /// typed last), kept across revive.
+    #[serde(default)]
+    pub profile: Option<crate::term::Profile>,
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:

@@ -778,6 +778,7 @@ fn huge_size_from_a_client_is_bounded() {
         rows: 2000,
         cols: 2000,
         create: None,
+        profile: None,
     }))
     .unwrap();
     let read_frame = |s: &mut UnixStream| -> Vec<u8> {

@@ -48,12 +48,16 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     }
     let (rows, cols) = terminal_size();
     let mut stream = client.open().await?;
+    // Raw mode first: the terminal's answers to the probe must not echo or wait for Enter.
+    let raw = RawMode::enable()?;
+    let probed = super::probe::probe();
     let request = Request::Attach {
         name: opts.name.clone(),
         read_only: opts.read_only,
         rows,
         cols,
         create: opts.create,
+        profile: probed.profile,
     };
     protocol::write_frame(&mut stream, &request)
         .await
@@ -70,8 +74,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         }
         Err(e) => return Err(Error(format!("lost the server: {e}"))),
     }
-    let raw = RawMode::enable()?;
-    let ending = run(frames, wr, opts.read_only, opts.detach_key).await;
+    let ending = run(frames, wr, opts.read_only, opts.detach_key, probed.typed).await;
     drop(raw);
     Ok(ending)
 }
@@ -130,6 +133,7 @@ async fn run(
     mut wr: tokio::net::unix::OwnedWriteHalf,
     read_only: bool,
     key: DetachKey,
+    typed_during_probe: Vec<u8>,
 ) -> Ending {
     let mut keyboard = spawn_stdin_reader();
     let (screen, screen_done) = spawn_screen_writer();
@@ -142,6 +146,12 @@ async fn run(
         return Ending::ConnectionLost;
     };
     let mut unwritten: Option<Vec<u8>> = None;
+    if !typed_during_probe.is_empty() {
+        let actions = matcher.feed(&typed_during_probe, Instant::now());
+        if let Some(ending) = send_keys(&mut wr, actions, read_only).await {
+            return ending;
+        }
+    }
     let ending = loop {
         let deadline = matcher.deadline();
         // Every branch is cancellation-safe: the frame reader keeps partial frames in its own
@@ -165,7 +175,8 @@ async fn run(
                 continue;
             }
             input = keyboard.recv() => match input {
-                Some(Some(bytes)) => matcher.feed(&bytes, Instant::now()),
+                // A terminal's late answers to the probe are not keys: never pass them on.
+                Some(Some(bytes)) => matcher.feed(&super::probe::parse(&bytes).typed, Instant::now()),
                 _ => return Ending::TerminalGone,
             },
             _ = sleep_until_opt(deadline), if deadline.is_some() => matcher.tick(Instant::now()),

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod chord;
+pub mod probe;
 pub mod rawmode;
 
 use std::path::{Path, PathBuf};

@@ -71,7 +71,11 @@ fn read_until_da1(deadline: Instant) -> Vec<u8> {
 
 fn da1_seen(data: &[u8]) -> bool {
     data.windows(3).enumerate().any(|(i, w)| {
-        w == b"\x1b[?" && data[i + 3..].iter().find(|b| !b.is_ascii_digit() && **b != b';') == Some(&b'c')
+        w == b"\x1b[?"
+            && data[i + 3..]
+                .iter()
+                .find(|b| !b.is_ascii_digit() && **b != b';')
+                == Some(&b'c')
     })
 }
 

@@ -34,6 +34,7 @@ pub enum SessionCmd {
         read_only: bool,
         rows: u16,
         cols: u16,
+        profile: Option<crate::term::Profile>,
         reply: oneshot::Sender<ClientLink>,
     },
     Input {

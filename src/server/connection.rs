@@ -33,8 +33,17 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
             rows,
             cols,
             create,
+            profile,
         } => {
-            return attach(server, rd, wr, name, read_only, rows, cols, create).await;
+            let wanted = AttachRequest {
+                name,
+                read_only,
+                rows,
+                cols,
+                create,
+                profile,
+            };
+            return attach(server, rd, wr, wanted).await;
         }
         Request::Wait {
             name,
@@ -392,17 +401,30 @@ async fn send(
     answer.await.unwrap_or_else(|_| no_session(name))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn attach(
-    server: Arc<Server>,
-    mut rd: FrameReader<OwnedReadHalf>,
-    mut wr: OwnedWriteHalf,
+/// What an attaching client asked for.
+struct AttachRequest {
     name: String,
     read_only: bool,
     rows: u16,
     cols: u16,
     create: Option<protocol::SessionSpec>,
+    profile: Option<crate::term::Profile>,
+}
+
+async fn attach(
+    server: Arc<Server>,
+    mut rd: FrameReader<OwnedReadHalf>,
+    mut wr: OwnedWriteHalf,
+    wanted: AttachRequest,
 ) {
+    let AttachRequest {
+        name,
+        read_only,
+        rows,
+        cols,
+        create,
+        profile,
+    } = wanted;
     let tx = match server.registry.get(&name) {
         Some(tx) => tx,
         None => match create {
@@ -428,6 +450,7 @@ async fn attach(
         read_only,
         rows,
         cols,
+        profile,
         reply,
     };
     let link = match tx.send(attach).await {

@@ -67,6 +67,7 @@ impl Server {
             lines,
             notes: record.notes.clone(),
             created_at: record.created_at,
+            profile: record.profile.clone(),
         };
         match self.start(spec, Some(earlier)) {
             Ok(_) => Ok(()),

@@ -16,6 +16,9 @@ pub use screen::Screen;
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The background colour the test terminal reports when asked (OSC 11).
+pub const TERMINAL_BACKGROUND_ANSWER: &[u8] = b"\x1b]11;rgb:2020/3030/4040\x1b\\";
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_linger"))
 }
@@ -203,6 +206,18 @@ impl Term {
                             .unwrap_or_else(|p| p.into_inner());
                         out.bytes.extend_from_slice(&buf[..n]);
                         out.parser.process(&buf[..n]);
+                        // Like a real terminal, answer the attach probe's background colour
+                        // query and its DA1 sentinel, in that order; the emulator answers
+                        // nothing else. (Programs' queries never get here: linger answers them.)
+                        {
+                            use std::io::Write as _;
+                            if contains(&buf[..n], b"\x1b]11;?") {
+                                let _ = (&file).write_all(TERMINAL_BACKGROUND_ANSWER);
+                            }
+                            if contains(&buf[..n], b"\x1b[c") {
+                                let _ = (&file).write_all(b"\x1b[?62;22c");
+                            }
+                        }
                         reader_shared.changed.notify_all();
                     }
                 }

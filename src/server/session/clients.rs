@@ -13,6 +13,8 @@ struct Client {
     outbox: Arc<Outbox>,
     read_only: bool,
     size: (u16, u16),
+    /// What the client's terminal said about itself.
+    profile: Option<crate::term::Profile>,
 }
 
 #[derive(Default)]
@@ -23,7 +25,13 @@ pub struct Clients {
 
 impl Clients {
     /// Attaches a client whose first output is `screen`.
-    pub fn add(&mut self, read_only: bool, size: (u16, u16), screen: Bytes) -> ClientLink {
+    pub fn add(
+        &mut self,
+        read_only: bool,
+        size: (u16, u16),
+        screen: Bytes,
+        profile: Option<crate::term::Profile>,
+    ) -> ClientLink {
         self.next_id += 1;
         let id = self.next_id;
         let outbox = Arc::new(Outbox::default());
@@ -34,6 +42,7 @@ impl Clients {
                 outbox: outbox.clone(),
                 read_only,
                 size,
+                profile,
             },
         );
         ClientLink { outbox, id }
@@ -53,6 +62,14 @@ impl Clients {
             .get(&id)
             .filter(|c| !c.read_only)
             .map(|c| c.size)
+    }
+
+    /// A writer's terminal profile, if it sent one.
+    pub fn profile(&self, id: ClientId) -> Option<&crate::term::Profile> {
+        self.attached
+            .get(&id)
+            .filter(|c| !c.read_only)
+            .and_then(|c| c.profile.as_ref())
     }
 
     /// Records a writer's new size; false for viewers and strangers.

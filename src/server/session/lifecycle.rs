@@ -34,6 +34,7 @@ pub(super) fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>
             .clone()
             .or_else(|| crate::state::preset_resume_command(&spec.command)),
         notes: earlier.map(|e| e.notes.clone()).unwrap_or_default(),
+        profile: earlier.and_then(|e| e.profile.clone()),
         updated_at: now,
         scrollback: spec.scrollback,
         log_limit: if spec.log_limit == 0 {

@@ -98,6 +98,8 @@ pub struct Earlier {
     pub lines: Vec<String>,
     pub notes: String,
     pub created_at: u64,
+    /// The terminal profile the session answered queries with.
+    pub profile: Option<crate::term::Profile>,
 }
 
 pub fn unix_millis() -> u64 {
@@ -154,6 +156,9 @@ impl Session {
             None => Model::new(spec.rows, spec.cols, spec.scrollback),
         };
         let record = lifecycle::new_record(&spec, pid, earlier.as_ref());
+        if let Some(profile) = &record.profile {
+            model.set_profile(profile.clone());
+        }
         let mut persist = Persist::new(
             save_to.map(|(s, disk)| (crate::state::session_dir(s, &spec.name), disk.clone())),
             &record,

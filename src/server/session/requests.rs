@@ -20,9 +20,10 @@ impl Session {
                 read_only,
                 rows,
                 cols,
+                profile,
                 reply,
             } => {
-                let link = self.attach(read_only, rows, cols);
+                let link = self.attach(read_only, rows, cols, profile);
                 if let Err(link) = reply.send(link) {
                     self.clients.remove(link.id);
                 }
@@ -138,9 +139,18 @@ impl Session {
     }
 
     /// Built between two pty reads, so no output is lost or repeated around it.
-    fn attach(&mut self, read_only: bool, rows: u16, cols: u16) -> ClientLink {
+    fn attach(
+        &mut self,
+        read_only: bool,
+        rows: u16,
+        cols: u16,
+        profile: Option<crate::term::Profile>,
+    ) -> ClientLink {
         if !read_only && self.state == SessionState::Running {
             self.apply_size(rows, cols);
+            if let Some(profile) = &profile {
+                self.adopt_profile(profile);
+            }
         }
         let mut replay = self.model.replay(true);
         if !self.record.notes.is_empty() {
@@ -148,7 +158,7 @@ impl Session {
         }
         let link = self
             .clients
-            .add(read_only, (rows, cols), Bytes::from(replay));
+            .add(read_only, (rows, cols), Bytes::from(replay), profile);
         if self.state != SessionState::Running {
             link.outbox.end(Control::Exited(self.exit_message()));
             self.clients.remove(link.id);
@@ -162,6 +172,10 @@ impl Session {
             return;
         };
         self.apply_size(rows, cols);
+        // ... and its terminal the one the session describes to programs.
+        if let Some(profile) = self.clients.profile(client).cloned() {
+            self.adopt_profile(&profile);
+        }
         if self.state == SessionState::Running && !self.input.push_typed(data) {
             log::warn(&format!(
                 "session {}: program is not reading its input; dropped {} typed bytes",
@@ -169,6 +183,18 @@ impl Session {
                 data.len()
             ));
         }
+    }
+
+    /// Answers queries as this terminal from now on; remembered in the record, so a revived
+    /// session starts with it too.
+    fn adopt_profile(&mut self, profile: &crate::term::Profile) {
+        if self.model.profile() == profile {
+            return;
+        }
+        self.model.set_profile(profile.clone());
+        self.record.profile = Some(profile.clone());
+        let record = self.record.clone();
+        self.persist.write_record(&record);
     }
 
     fn running_or_error(&self) -> Response {
