@@ -1,6 +1,9 @@
-//! Screen-model throughput: `linger::model::Model::process` (vt100 with linger's callbacks,
-//! 10,000 lines of history) against a bare `vt100::Parser` (no scrollback, no callbacks) on the
-//! same corpora in the same run, plus the cost of `Model::replay(true)` with a full history.
+//! Screen-model throughput: `linger::model::Model::process` (linger's engine, 10,000 lines of
+//! history) against two vt100 0.18 baselines on the same corpora in the same run: vt100 with
+//! history capture (the model linger had before its own engine: `Callbacks::on_scroll`
+//! serialising each row into the same history ring) and a bare `vt100::Parser` (no scrollback,
+//! no callbacks). Plus the cost of `Model::replay(true)` with a full history, and the heap a
+//! fresh 200x50 model takes.
 //!
 //! Run: `cargo bench --bench model`. Criterion prints its own report; a summary table with the
 //! ratios follows at the end.
@@ -14,8 +17,85 @@ use std::num::NonZeroU16;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
 use criterion::{BenchmarkId, Criterion, Throughput};
+use linger::history::History;
 use linger::model::Model;
+
+/// Counts live heap bytes, for the fresh-model figure.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Heap bytes held by what `make` returns, plus its inline size.
+fn heap_of<T>(make: impl FnOnce() -> T) -> usize {
+    let before = LIVE.load(Ordering::Relaxed);
+    let value = make();
+    let after = LIVE.load(Ordering::Relaxed);
+    let bytes = (after - before).max(0) as usize + std::mem::size_of::<T>();
+    drop(black_box(value));
+    bytes
+}
+
+/// vt100 with history capture, as linger's model was before its own engine: each row leaving
+/// the screen is formatted with SGR and pushed to (or joined onto the last line of) the ring.
+struct Capture {
+    history: History,
+    scratch: String,
+    line_open: bool,
+    state: vt100::capture::BasicFormattedCaptureState,
+}
+
+impl vt100::Callbacks for Capture {
+    fn on_scroll(&mut self, contents: vt100::capture::RowContents<'_>, alternate: bool) {
+        if alternate {
+            return;
+        }
+        let mut row = std::mem::take(&mut self.scratch);
+        row.clear();
+        let _ = contents.write_formatted_basic(&mut row, &mut self.state);
+        match row.strip_prefix('\n') {
+            Some(line) => self.history.push(line),
+            None if !self.line_open => self.history.push(&row),
+            None => {
+                if !self.history.append_to_last(&row) {
+                    self.history.push(&row);
+                }
+            }
+        }
+        self.scratch = row;
+        self.line_open = true;
+    }
+}
+
+fn vt100_with_capture() -> vt100::Parser<Capture> {
+    let capture = Capture {
+        history: History::new(SCROLLBACK),
+        scratch: String::new(),
+        line_open: false,
+        state: Default::default(),
+    };
+    vt100::Parser::new_with_callbacks(nz(ROWS), nz(COLS), 0, capture)
+}
 
 const ROWS: u16 = 50;
 const COLS: u16 = 200;
@@ -51,38 +131,40 @@ fn median(id: &str) -> Option<f64> {
 /// Rounds of the paired comparison; see `paired_ratio`.
 const PAIRED_ROUNDS: usize = 7;
 
-/// linger's speed as a fraction of vt100's, from alternating one pass of each over `data`
-/// (median of the per-round ratios). Both sides of a round see the same machine, so the ratio
-/// holds up when other load or CPU throttling shifts the absolute numbers between samples.
-fn paired_ratio(data: &[u8]) -> f64 {
+/// linger's speed as a multiple of each vt100 baseline's (with capture, bare), from
+/// alternating one pass of each over `data` (median of the per-round ratios). All sides of a
+/// round see the same machine, so the ratio holds up when other load or CPU throttling shifts
+/// the absolute numbers between samples.
+fn paired_ratio(data: &[u8]) -> (f64, f64) {
     let mut model = Model::new(ROWS, COLS, SCROLLBACK);
-    let mut parser = vt100::Parser::new(nz(ROWS), nz(COLS), 0);
-    let mut linger_pass = || {
+    let mut captured = vt100_with_capture();
+    let mut bare = vt100::Parser::new(nz(ROWS), nz(COLS), 0);
+    let time = |pass: &mut dyn FnMut(&[u8])| {
         let start = Instant::now();
         for chunk in data.chunks(CHUNK) {
-            model.process(black_box(chunk)).expect("model panicked");
+            pass(black_box(chunk));
         }
         start.elapsed().as_secs_f64()
     };
-    let mut vt100_pass = || {
-        let start = Instant::now();
-        for chunk in data.chunks(CHUNK) {
-            parser.process(black_box(chunk));
-        }
-        start.elapsed().as_secs_f64()
+    let mut linger_pass = |c: &[u8]| model.process(c).expect("model panicked");
+    let mut captured_pass = |c: &[u8]| captured.process(c);
+    let mut bare_pass = |c: &[u8]| bare.process(c);
+    // Warm-up: fills the history rings, as in the criterion runs.
+    time(&mut linger_pass);
+    time(&mut captured_pass);
+    time(&mut bare_pass);
+    let mut with_capture = Vec::new();
+    let mut without = Vec::new();
+    for _ in 0..PAIRED_ROUNDS {
+        let l = time(&mut linger_pass);
+        with_capture.push(time(&mut captured_pass) / l);
+        without.push(time(&mut bare_pass) / l);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
     };
-    // Warm-up: fills the history ring, as in the criterion runs.
-    linger_pass();
-    vt100_pass();
-    let mut ratios: Vec<f64> = (0..PAIRED_ROUNDS)
-        .map(|_| {
-            let l = linger_pass();
-            let v = vt100_pass();
-            v / l
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios[ratios.len() / 2]
+    (median(with_capture), median(without))
 }
 
 fn nz(n: u16) -> NonZeroU16 {
@@ -95,6 +177,7 @@ fn corpora() -> Vec<(&'static str, Vec<u8>)> {
         ("sgr", corpus::sgr(CORPUS_BYTES, 2)),
         ("tui", corpus::tui(CORPUS_BYTES, ROWS, COLS, 3)),
         ("unicode", corpus::unicode(CORPUS_BYTES, 4)),
+        ("mixed", corpus::mixed(CORPUS_BYTES, ROWS, COLS, 5)),
     ]
 }
 
@@ -121,8 +204,24 @@ fn throughput(c: &mut Criterion, corpora: &[(&'static str, Vec<u8>)]) {
             black_box(model.history().len());
         });
         group.bench_with_input(BenchmarkId::new("vt100", name), data, |b, data| {
-            let mut parser = vt100::Parser::new(nz(ROWS), nz(COLS), 0);
+            let mut parser = vt100_with_capture();
             let id = format!("process/vt100/{name}");
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    for chunk in data.chunks(CHUNK) {
+                        parser.process(black_box(chunk));
+                    }
+                }
+                let elapsed = start.elapsed();
+                record(&id, iters, elapsed);
+                elapsed
+            });
+            black_box(parser.callbacks().history.len());
+        });
+        group.bench_with_input(BenchmarkId::new("vt100_bare", name), data, |b, data| {
+            let mut parser = vt100::Parser::new(nz(ROWS), nz(COLS), 0);
+            let id = format!("process/vt100_bare/{name}");
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
@@ -177,30 +276,37 @@ fn replay(c: &mut Criterion, model: &Model) {
 fn summary(corpora: &[(&'static str, Vec<u8>)], model: &Model) {
     println!();
     println!(
-        "model summary ({COLS}x{ROWS}, linger history {SCROLLBACK} lines, vt100 baseline scrollback 0, {CHUNK}-byte chunks)"
+        "model summary ({COLS}x{ROWS}, linger history {SCROLLBACK} lines, vt100 with capture into the same ring, vt100 bare with scrollback 0, {CHUNK}-byte chunks)"
     );
     println!(
-        "MB/s = 10^6 bytes/s from the median criterion sample; the ratio is paired ({PAIRED_ROUNDS} alternating passes)"
+        "MB/s = 10^6 bytes/s from the median criterion sample; ratios are paired ({PAIRED_ROUNDS} alternating passes)"
     );
     println!(
-        "| corpus | bytes | linger MB/s | vt100 MB/s | linger / vt100 (paired) |\n|---|---:|---:|---:|---:|"
+        "| corpus | bytes | linger MB/s | vt100+capture MB/s | vt100 bare MB/s | linger / vt100+capture | linger / vt100 bare |\n|---|---:|---:|---:|---:|---:|---:|"
     );
     for (name, data) in corpora {
-        let (Some(l), Some(v)) = (
+        let (Some(l), Some(v), Some(b)) = (
             median(&format!("process/linger/{name}")),
             median(&format!("process/vt100/{name}")),
+            median(&format!("process/vt100_bare/{name}")),
         ) else {
             continue;
         };
         let mb = data.len() as f64 / 1e6;
+        let (with_capture, bare) = paired_ratio(data);
         println!(
-            "| {name} | {} | {:.1} | {:.1} | {:.2} |",
+            "| {name} | {} | {:.1} | {:.1} | {:.1} | {with_capture:.2} | {bare:.2} |",
             data.len(),
             mb / l,
             mb / v,
-            paired_ratio(data)
+            mb / b,
         );
     }
+    println!(
+        "fresh {COLS}x{ROWS} model: linger {} bytes, vt100 {} bytes (heap + inline)",
+        heap_of(|| Model::new(ROWS, COLS, SCROLLBACK)),
+        heap_of(|| vt100::Parser::new(nz(ROWS), nz(COLS), 0)),
+    );
     for (label, history) in [("with_history", true), ("screen_only", false)] {
         if let Some(t) = median(&format!("replay/{label}")) {
             println!(

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-/// Lines are stored SGR-formatted (as vt100 emits them) and numbered from 0 for the life of the
+/// Lines are stored SGR-formatted (each line self-contained: it starts from default attributes) and numbered from 0 for the life of the
 /// session, so scripts can read incrementally by number even as old lines fall off the front.
 ///
 /// All kept lines sit back to back in one buffer (no allocation per line): a session that
@@ -87,12 +87,40 @@ impl History {
         true
     }
 
+    /// Forgets every line (`CSI 3 J`); numbering goes on from where it was.
+    pub fn clear(&mut self) {
+        self.first_line = self.next_line();
+        self.text.clear();
+        self.ends.clear();
+        self.start = 0;
+    }
+
+    /// Takes the newest line back out (a screen that grew pulls its rows back from history);
+    /// its number is reused by the next line pushed.
+    pub fn pop_last(&mut self) -> Option<String> {
+        let end = self.ends.pop_back()?;
+        let begin = self.line_start(self.ends.len());
+        let line = self.text[begin..end].to_string();
+        self.text.truncate(begin);
+        if self.ends.is_empty() {
+            self.text.clear();
+            self.start = 0;
+        }
+        Some(line)
+    }
+
     fn line_start(&self, index: usize) -> usize {
         if index == 0 {
             self.start
         } else {
             self.ends[index - 1]
         }
+    }
+
+    /// The newest line.
+    pub fn last(&self) -> Option<&str> {
+        let end = *self.ends.back()?;
+        Some(&self.text[self.line_start(self.ends.len() - 1)..end])
     }
 
     /// Number of the next line to be pushed.

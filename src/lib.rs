@@ -16,5 +16,6 @@ pub mod query_filter;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod term;
 
 pub use client::Client;

@@ -49,6 +49,13 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), String> {
 pub fn check_private_dir(dir: &Path) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link; linger needs a real directory there (point LINGER_DIR or \
+             LINGER_STATE_DIR at the target, or remove the link)",
+            dir.display()
+        ));
+    }
     if !meta.file_type().is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }

@@ -1,10 +1,18 @@
-//! Removes terminal queries (DA1, DA2, DSR, CPR) from the output forwarded to clients: the
-//! server answers them once from the model, so attached terminals must never see them.
+//! Removes terminal queries from the output forwarded to clients: the server answers every
+//! query itself, once, from the session's state and its terminal profile (`term::answers`), so
+//! attached terminals must never see one (their late answers would arrive as typed input, and
+//! two terminals would answer twice).
+//!
+//! Recognised: DA1/DA2/DA3, DSR 5/6, `CSI ? 6 n`, `CSI ? 996 n`, DECRQM (`CSI ? Ps $ p`,
+//! `CSI Ps $ p`), XTVERSION (`CSI > q`), kitty's `CSI ? u`, XTWINOPS reports 14/16/18, OSC
+//! 10/11/12/4 and 52 queries (a `?` value), DECRQSS (`DCS $ q`) and XTGETTCAP (`DCS + q`).
 
 use bytes::Bytes;
 
 /// A CSI longer than this is not a query; it is passed on rather than held back.
-const MAX_QUERY_LEN: usize = 16;
+const MAX_QUERY_LEN: usize = 32;
+/// An OSC or DCS query longer than this is passed on rather than held back.
+const MAX_STRING_QUERY_LEN: usize = 512;
 
 #[derive(Default)]
 pub struct QueryFilter {
@@ -20,16 +28,20 @@ enum Scan {
 
 /// Looks at the escape sequence starting at `seq[0] == ESC`.
 fn scan(seq: &[u8]) -> Scan {
-    let Some(&second) = seq.get(1) else {
-        return Scan::Incomplete;
-    };
-    if second != b'[' {
-        return Scan::Other;
+    match seq.get(1) {
+        None => Scan::Incomplete,
+        Some(b'[') => scan_csi(seq),
+        Some(b']') => scan_string(seq, is_osc_query),
+        Some(b'P') => scan_string(seq, is_dcs_query),
+        Some(_) => Scan::Other,
     }
+}
+
+fn scan_csi(seq: &[u8]) -> Scan {
     let mut i = 2;
     let marker = match seq.get(i) {
         None => return Scan::Incomplete,
-        Some(&m @ (b'>' | b'?')) => {
+        Some(&m @ (b'>' | b'?' | b'=')) => {
             i += 1;
             Some(m)
         }
@@ -37,27 +49,84 @@ fn scan(seq: &[u8]) -> Scan {
     };
     let params_start = i;
     while let Some(&b) = seq.get(i) {
-        if b.is_ascii_digit() {
-            i += 1;
-            if i > MAX_QUERY_LEN {
-                return Scan::Other;
-            }
-            continue;
+        if i > MAX_QUERY_LEN {
+            return Scan::Other;
         }
-        let params = &seq[params_start..i];
-        let is_query = match (marker, b) {
-            (None | Some(b'>'), b'c') => params.is_empty() || params == b"0",
-            (None, b'n') => params == b"5" || params == b"6",
-            (Some(b'?'), b'n') => params == b"6",
-            _ => false,
-        };
-        return if is_query {
-            Scan::Query(i + 1)
-        } else {
-            Scan::Other
-        };
+        match b {
+            b'0'..=b'9' | b';' => i += 1,
+            b'$' => {
+                // DECRQM: `CSI [?] Ps $ p`.
+                return match seq.get(i + 1) {
+                    None => Scan::Incomplete,
+                    Some(b'p') if marker != Some(b'>') => Scan::Query(i + 2),
+                    Some(_) => Scan::Other,
+                };
+            }
+            _ => {
+                let params = &seq[params_start..i];
+                return if is_csi_query(marker, params, b) {
+                    Scan::Query(i + 1)
+                } else {
+                    Scan::Other
+                };
+            }
+        }
     }
     Scan::Incomplete
+}
+
+fn is_csi_query(marker: Option<u8>, params: &[u8], action: u8) -> bool {
+    let first = params.split(|b| *b == b';').next().unwrap_or_default();
+    match (marker, action) {
+        (None | Some(b'>') | Some(b'='), b'c') => params.is_empty() || params == b"0",
+        (None, b'n') => params == b"5" || params == b"6",
+        (Some(b'?'), b'n') => params == b"6" || params == b"996",
+        (Some(b'>'), b'q') => params.is_empty() || params == b"0",
+        (Some(b'?'), b'u') => params.is_empty(),
+        (None, b't') => matches!(first, b"14" | b"16" | b"18"),
+        _ => false,
+    }
+}
+
+/// An OSC or DCS string: up to BEL or ST, bounded.
+fn scan_string(seq: &[u8], is_query: fn(&[u8]) -> bool) -> Scan {
+    let body_start = 2;
+    let mut i = body_start;
+    while i < seq.len() {
+        if i > MAX_STRING_QUERY_LEN {
+            return Scan::Other;
+        }
+        match seq[i] {
+            0x07 => return verdict(is_query(&seq[body_start..i]), i + 1),
+            0x1b => {
+                return match seq.get(i + 1) {
+                    None => Scan::Incomplete,
+                    Some(b'\\') => verdict(is_query(&seq[body_start..i]), i + 2),
+                    Some(_) => Scan::Other,
+                };
+            }
+            _ => i += 1,
+        }
+    }
+    Scan::Incomplete
+}
+
+fn verdict(query: bool, len: usize) -> Scan {
+    if query { Scan::Query(len) } else { Scan::Other }
+}
+
+fn is_osc_query(body: &[u8]) -> bool {
+    let mut fields = body.split(|b| *b == b';');
+    let command = fields.next().unwrap_or_default();
+    match command {
+        b"10" | b"11" | b"12" => fields.next() == Some(b"?"),
+        b"4" | b"52" => fields.any(|f| f == b"?"),
+        _ => false,
+    }
+}
+
+fn is_dcs_query(body: &[u8]) -> bool {
+    body.starts_with(b"$q") || body.starts_with(b"+q")
 }
 
 impl QueryFilter {
@@ -136,6 +205,44 @@ mod tests {
     fn strips_queries_split_across_reads() {
         assert_eq!(run(&[b"a\x1b", b"[", b"6", b"nb"]), b"ab");
         assert_eq!(run(&[b"a\x1b[3", b"1mb"]), b"a\x1b[31mb");
+    }
+
+    #[test]
+    fn strips_every_query_linger_answers() {
+        let queries: &[&[u8]] = &[
+            b"\x1b[=c",
+            b"\x1b[>q",
+            b"\x1b[?2026$p",
+            b"\x1b[4$p",
+            b"\x1b[?u",
+            b"\x1b[14t",
+            b"\x1b[18t",
+            b"\x1b[?996n",
+            b"\x1b]11;?\x07",
+            b"\x1b]10;?\x1b\\",
+            b"\x1b]4;1;?\x1b\\",
+            b"\x1b]52;c;?\x07",
+            b"\x1bP$qm\x1b\\",
+            b"\x1bP+q544e\x1b\\",
+        ];
+        for q in queries {
+            let mut input = b"a".to_vec();
+            input.extend_from_slice(q);
+            input.extend_from_slice(b"b");
+            assert_eq!(run(&[&input]), b"ab", "{q:?}");
+            let (x, y) = input.split_at(input.len() / 2);
+            assert_eq!(run(&[x, y]), b"ab", "split {q:?}");
+        }
+        // Not queries: setting colours, titles, kitty push, window ops that change things.
+        for keep in [
+            &b"\x1b]11;#000000\x07"[..],
+            b"\x1b]2;title\x07",
+            b"\x1b[>1u",
+            b"\x1b[8;24;80t",
+            b"\x1b[?2026h",
+        ] {
+            assert_eq!(run(&[keep]), keep, "{keep:?}");
+        }
     }
 
     #[test]

@@ -57,6 +57,34 @@ pub fn prepare_state_dir(dir: &Path) -> Result<(), String> {
     crate::paths::ensure_private_dir(&sessions)
 }
 
+/// Why sessions are not being saved, as found when the server started.
+static UNSAVED_REASON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records why the state dir cannot be used, for every session to report (`ls --json`).
+pub fn set_unsaved_reason(reason: String) {
+    let _ = UNSAVED_REASON.set(reason);
+}
+
+pub fn unsaved_reason() -> String {
+    UNSAVED_REASON
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "no state dir (set LINGER_STATE_DIR or HOME)".into())
+}
+
+/// Deletes a session's files (`kill`). A failure is an error for the user: the session would
+/// be listed again after a restart.
+pub fn remove_session_dir(name: &str, dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!(
+            "forgot session {name} but could not delete {} ({e}); it will be listed again when \
+             the server restarts: delete that directory yourself",
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn session_dir(state: &Path, name: &str) -> PathBuf {
     state.join("sessions").join(name)
 }
@@ -155,6 +183,20 @@ fn read_tail(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
     let mut bytes = Vec::new();
     file.take(max).read_to_end(&mut bytes)?;
     Ok((bytes, start == 0))
+}
+
+/// A small file (an owner or pid file) as text, if it is a regular file: never blocks on a
+/// FIFO and reads at most 4 KiB.
+pub fn read_small(path: &Path) -> Option<String> {
+    let (bytes, _) = read_tail(path, 4096).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The saved screen file's bytes (at most 4 MiB), if it is a regular file.
+pub fn read_screen(dir: &Path) -> Option<Vec<u8>> {
+    read_tail(&screen_path(dir), MAX_SCREEN_READ)
+        .ok()
+        .map(|(b, _)| b)
 }
 
 pub fn read_record(dir: &Path) -> Result<SessionRecord, String> {

@@ -3,13 +3,20 @@
 
 mod common;
 
+use std::os::unix::ffi::OsStrExt;
 use std::process::{Child, Stdio};
 
 use common::{Env, eventually};
 
+/// Whether a process runs; an exited server waiting to be reaped (by whatever adopted it)
+/// counts as gone.
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name in parentheses, which may itself contain spaces.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    matches!(state, Some(s) if s != 'Z' && s != 'X')
 }
 
 /// Runs `linger server` in the foreground with the given stdout and stderr.
@@ -529,4 +536,130 @@ fn a_lost_sessions_capture_reads_a_bounded_tail_of_its_log() {
     assert!(all.len() <= 16 << 20, "{} bytes read back", all.len());
     assert!(all.contains("line 0999999 "), "the newest line is missing");
     assert!(!all.contains("line 0000000 "), "the oldest line was read");
+}
+
+/// Runs linger and returns (exit code, stderr), for errors.
+fn failing(env: &Env, args: &[&str]) -> (Option<i32>, String) {
+    let out = env.run(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn errors_say_what_happened() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // -C to a file.
+    let (code, err) = failing(&env, &["new", "-d", "a", "-C", "/etc/passwd", "--", "true"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is not a directory"), "{err}");
+    // A regex mistake, with its reason.
+    env.ok(&["new", "-d", "w", "--", "sleep", "100"]);
+    let (code, err) = failing(&env, &["wait", "w", "--text", "(", "--timeout", "1s"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unclosed group") && err.lines().count() == 1,
+        "{err}"
+    );
+    // A duration that would wrap.
+    let start = std::time::Instant::now();
+    let (code, err) = failing(
+        &env,
+        &["wait", "w", "--text", "never", "--timeout", "584000000y"],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("too long"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    // Output that cannot be written.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = env
+        .cmd()
+        .args(["capture", "w"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
+    // A current directory that is not UTF-8.
+    let odd = env.home.join(std::ffi::OsStr::from_bytes(b"odd-\xff"));
+    std::fs::create_dir(&odd).unwrap();
+    let out = env
+        .cmd()
+        .args(["new", "-d", "u", "--", "true"])
+        .current_dir(&odd)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UTF-8"));
+    // A symlinked runtime dir.
+    let real = env.home.join("real-rt");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = env.home.join("link-rt");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = env
+        .cmd()
+        .env("LINGER_DIR", &link)
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+}
+
+#[test]
+fn a_refused_state_dir_says_why() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    std::fs::create_dir(&env.state).unwrap();
+    std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.ok(&["new", "-d", "a", "--", "sleep", "100"]);
+    let a = session_json(&env, "a");
+    let reason = a["persist_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("open to other users"), "{a}");
+}
+
+#[test]
+fn kill_reports_files_it_could_not_delete() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "a", "--", "sleep", "100"]);
+    let dir = env.state.join("sessions/a");
+    // Records are written behind the request, by the state dir's writer thread.
+    common::eventually("the record on disk", || {
+        dir.join("meta.json").exists().then_some(())
+    });
+    let pinned = dir.join("pinned");
+    std::fs::write(&pinned, "x").unwrap();
+    let root = rustix::process::getuid().as_raw() == 0;
+    // Root deletes anything but an immutable file; anyone else cannot delete from a read-only dir.
+    let pin = |on: bool| {
+        if root {
+            let flag = if on { "+i" } else { "-i" };
+            std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(&pinned)
+                .status()
+                .is_ok_and(|s| s.success())
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if on { 0o500 } else { 0o700 };
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).is_ok()
+        }
+    };
+    if !pin(true) {
+        eprintln!(
+            "SKIPPED kill_reports_files_it_could_not_delete: as root it needs `chattr +i`, which \
+             failed here (no chattr, or a filesystem without immutable files)"
+        );
+        return;
+    }
+    let (code, err) = failing(&env, &["kill", "a"]);
+    pin(false);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("could not delete"), "{err}");
 }

@@ -174,10 +174,9 @@ fn fuzz_corpus_files_pass() {
 }
 
 /// A multi-byte character split across two pty reads must not cost the characters after it.
-/// vte 0.15.0 (under vt100 0.18.1) drops up to two of them when the 4-byte look-ahead it copies
-/// after a partial sequence ends in an incomplete or invalid one (alacritty/vte#159):
-/// "é!日本" read as [c3] [a9 21 e6 ...] leaves "é日本" in the model, so capture, `wait --text`,
-/// history and attach replays miss the "!" while live clients (raw bytes) show it.
+/// vte 0.15.0 drops up to two of them when the 4-byte look-ahead it copies after a partial
+/// sequence ends in an incomplete or invalid one (alacritty/vte#159): "é!日本" read as [c3]
+/// [a9 21 e6 ...] would leave "é日本"; the engine holds an incomplete sequence back instead.
 #[test]
 fn utf8_split_across_reads_keeps_every_character() {
     let text = "é!日本 ok";

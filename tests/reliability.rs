@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 
 use common::{Env, Term};
 
-/// A count for this build: `debug` in debug builds, `release` otherwise, or the value of `var`.
+/// A count for this build: `debug` in debug builds, `release` otherwise or with
+/// `LINGER_SOAK=1` (the full counts, which CI runs), or the value of `var`.
 fn scaled(var: &str, debug: u64, release: u64) -> u64 {
+    let soak = std::env::var_os("LINGER_SOAK").is_some_and(|v| v == "1");
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) {
+        .unwrap_or(if cfg!(debug_assertions) && !soak {
             debug
         } else {
             release
@@ -141,13 +143,8 @@ fn captured(env: &Env, name: &str) -> (Vec<String>, (u16, u16)) {
     (rows, cursor)
 }
 
-fn shown(screen: &vt100::Screen) -> (Vec<String>, (u16, u16)) {
-    let cols = screen.size().1.get();
-    let rows = screen
-        .rows(0, cols)
-        .map(|r| r.trim_end().to_string())
-        .collect();
-    (rows, screen.cursor_position())
+fn shown(screen: &common::Screen) -> (Vec<String>, (u16, u16)) {
+    (screen.rows(), screen.cursor_position())
 }
 
 /// Waits until a client's terminal shows exactly what `capture` reports for its session.
@@ -208,7 +205,7 @@ fn run_flood(env: &Env, name: &str, limit: Duration) -> Duration {
 #[test]
 fn stopped_client_during_a_flood() {
     const T: &str = "slow_client";
-    let bytes = scaled("LINGER_FLOOD_BYTES", 8_000_000, 50_000_000);
+    let bytes = scaled("LINGER_FLOOD_BYTES", 4_000_000, 50_000_000);
     let env = Env::new();
     let script = flood_script(bytes);
 
@@ -275,7 +272,7 @@ fn stopped_client_during_a_flood() {
 #[test]
 fn attach_kill9_churn_leaks_nothing() {
     const T: &str = "churn";
-    let cycles = scaled("LINGER_CHURN_CYCLES", 300, 1000);
+    let cycles = scaled("LINGER_CHURN_CYCLES", 150, 1000);
     let env = Env::new();
     env.ok(&[
         "new",
@@ -366,8 +363,8 @@ fn attach_kill9_churn_leaks_nothing() {
 #[test]
 fn many_flooding_sessions_with_two_clients_each() {
     const T: &str = "many";
-    let sessions = scaled("LINGER_MANY_SESSIONS", 6, 16) as usize;
-    let bytes = scaled("LINGER_MANY_BYTES", 2_000_000, 5_000_000);
+    let sessions = scaled("LINGER_MANY_SESSIONS", 4, 16) as usize;
+    let bytes = scaled("LINGER_MANY_BYTES", 1_000_000, 5_000_000);
     let env = Env::new();
     let names: Vec<String> = (0..sessions).map(|i| format!("m{i}")).collect();
     for name in &names {
@@ -445,8 +442,10 @@ fn idle_connections_cost_little_and_are_dropped() {
     let idle: Vec<UnixStream> = (0..n)
         .map(|_| UnixStream::connect(env.socket()).expect("connect"))
         .collect();
+    // `fd_start` may still count the connection of the `new` above, which the server closes
+    // a moment later (under load, after the count): allow for that one.
     within(Duration::from_secs(20), "all connections accepted", || {
-        (fd_count(pid) >= fd_start + n).then_some(())
+        (fd_count(pid) + 1 >= fd_start + n).then_some(())
     });
     let accepted = opened.elapsed();
     let rss_open = rss_kib(pid);
@@ -701,7 +700,7 @@ fn binary_garbage_from_the_child() {
 #[test]
 fn endless_line_memory_is_bounded() {
     const T: &str = "endless_line";
-    let bytes = scaled("LINGER_LINE_BYTES", 16_000_000, 64_000_000);
+    let bytes = scaled("LINGER_LINE_BYTES", 8_000_000, 64_000_000);
     let env = Env::new();
     env.ok(&[
         "new",
@@ -760,7 +759,7 @@ fn capture_all_of_a_full_default_history() {
 }
 
 /// A client may state any terminal size; the server should not allocate a screen for
-/// whatever it is told. 2000 x 2000 cells are 128 MB of vt100 cells (32 bytes each); the
+/// whatever it is told. 2000 x 2000 cells are 32 MB of 8-byte cells once written; the
 /// protocol allows 65535 x 65535 (137 GB).
 #[test]
 fn huge_size_from_a_client_is_bounded() {

@@ -45,12 +45,80 @@ fn fragment() -> impl Strategy<Value = Vec<u8>> {
         Just(b"\x1b[r".to_vec()),
         Just(b"\x1bM".to_vec()),
         Just(b"\x1b[6n".to_vec()),
+        // State the engine keeps beyond what vt100 did.
+        Just(b"\x1b7".to_vec()),
+        Just(b"\x1b8".to_vec()),
+        Just(b"\x1b[s".to_vec()),
+        Just(b"\x1b(0".to_vec()),
+        Just(b"\x1b(B".to_vec()),
+        Just(b"\x1b)0\x0e".to_vec()),
+        Just(b"\x0f".to_vec()),
+        Just(b"\x1b[?6h".to_vec()),
+        Just(b"\x1b[?6l".to_vec()),
+        Just(b"\x1b[?7l".to_vec()),
+        Just(b"\x1b[?7h".to_vec()),
+        Just(b"\x1b[4h".to_vec()),
+        Just(b"\x1b[4l".to_vec()),
+        Just(b"\x1b[?47h".to_vec()),
+        Just(b"\x1b[?47l".to_vec()),
+        Just(b"\x1bH".to_vec()),
+        Just(b"\x1b[3g".to_vec()),
+        Just(b"\x1b[2b".to_vec()),
+        Just(b"\x1bD".to_vec()),
+        Just(b"\x1bE".to_vec()),
+        Just(b"\x1b#8".to_vec()),
+        Just(b"\x1b[2S".to_vec()),
+        Just(b"\x1b[2T".to_vec()),
+        Just(b"\x1b[3X".to_vec()),
+        Just(b"\x1b[2;9;53m".to_vec()),
+        Just(b"\x1b[4:3;58:2::1:2:3m".to_vec()),
+        Just(b"\x1b[38:2:9:8:7m".to_vec()),
+        Just(b"\x1b]8;;http://x.example\x1b\\".to_vec()),
+        Just(b"\x1b]8;;\x1b\\".to_vec()),
+        Just(b"\x1b]2;title\x07".to_vec()),
+        Just(b"\x1b[22t".to_vec()),
+        Just(b"\x1b[23t".to_vec()),
+        Just(b"\x1b[>1u".to_vec()),
+        Just(b"\x1b[<u".to_vec()),
+        Just(b"\x1b[=5;2u".to_vec()),
+        Just(b"\x1b[>4;2m".to_vec()),
+        Just(b"\x1b[4 q".to_vec()),
+        Just(b"\x1b[?1004h".to_vec()),
+        Just(b"\x1b[?1007h".to_vec()),
+        Just(b"\x1b[20h".to_vec()),
+        Just(b"\x1b[20l".to_vec()),
+        Just("e\u{301}".as_bytes().to_vec()),
+        Just("👩\u{200d}💻".as_bytes().to_vec()),
     ]
 }
 
 /// Two models show the same thing: every cell's text and attributes, the cursor and the modes
-/// that change what keys send.
+/// that change what keys send; and keep the same state behind it: the main screen under the
+/// alternate one, saved cursors, scroll region, charsets, pen, title and kitty flags.
 fn assert_same(a: &Model, b: &Model) -> Result<(), TestCaseError> {
+    let (x, y) = (a.engine(), b.engine());
+    prop_assert_eq!(x.main_screen_lines(), y.main_screen_lines());
+    let mut modes = (*x.modes(), *y.modes());
+    // A replay never turns synchronized output on: the user's terminal would stop drawing.
+    modes.0.synchronized = false;
+    modes.1.synchronized = false;
+    prop_assert_eq!(modes.0, modes.1);
+    let cursor = |e: &linger::term::Engine| {
+        let c = e.cursor();
+        (c.row, c.col, c.pending_wrap, c.pen, c.charsets)
+    };
+    prop_assert_eq!(cursor(x), cursor(y));
+    let saved = |e: &linger::term::Engine, alt: bool| {
+        let c = e.saved_cursor(alt);
+        (c.row, c.col, c.pen, c.charsets)
+    };
+    prop_assert_eq!(saved(x, false), saved(y, false));
+    if x.alternate_screen() {
+        prop_assert_eq!(saved(x, true), saved(y, true));
+    }
+    prop_assert_eq!(x.scroll_region(), y.scroll_region());
+    prop_assert_eq!(x.title(), y.title());
+    prop_assert_eq!(x.kitty_flags(), y.kitty_flags());
     prop_assert_eq!(a.size(), b.size());
     prop_assert_eq!(a.screen_lines(true), b.screen_lines(true));
     prop_assert_eq!(a.cursor_position(), b.cursor_position());

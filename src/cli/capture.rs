@@ -1,9 +1,7 @@
 //! `capture`: a session's screen and history on stdout.
 
-use std::io::Write;
-
 use super::args::CaptureArgs;
-use super::{Failure, existing_for};
+use super::{Failure, existing_for, print_out};
 
 pub(crate) async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
     let client = existing_for(&args.name).await?;
@@ -15,7 +13,6 @@ pub(crate) async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
     let cap = client
         .capture(&args.name, history, args.from_line, args.ansi)
         .await?;
-    let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
             "name": cap.name,
@@ -29,22 +26,25 @@ pub(crate) async fn capture(args: CaptureArgs) -> Result<i32, Failure> {
             "next_line": cap.next_line,
             "lines": cap.lines.iter().map(|l| serde_json::json!({"line": l.line, "text": l.text})).collect::<Vec<_>>(),
         });
-        let _ = writeln!(out, "{value}");
+        print_out(&format!("{value}\n"))?;
         return Ok(0);
     }
+    let mut text = String::new();
     for line in &cap.history {
-        let _ = writeln!(out, "{}", line.text);
+        text.push_str(&line.text);
+        text.push('\n');
     }
-    if args.from_line.is_some() {
-        // Numbered lines only, so that a script reading from `next_line` on never sees a line
-        // twice; the screen's blank rows below the output are not lines yet.
-        for line in &cap.lines {
-            let _ = writeln!(out, "{}", line.text);
-        }
-        return Ok(0);
+    // With --from-line, numbered lines only, so that a script reading from `next_line` on
+    // never sees a line twice; the screen's blank rows below the output are not lines yet.
+    let rest: Vec<&String> = if args.from_line.is_some() {
+        cap.lines.iter().map(|l| &l.text).collect()
+    } else {
+        cap.screen.iter().collect()
+    };
+    for line in rest {
+        text.push_str(line);
+        text.push('\n');
     }
-    for line in &cap.screen {
-        let _ = writeln!(out, "{line}");
-    }
+    print_out(&text)?;
     Ok(0)
 }

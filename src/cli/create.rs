@@ -85,9 +85,16 @@ fn spec(wanted: Wanted<'_>, config: &Config) -> Result<SessionSpec, Failure> {
     }
     let cwd = match wanted.cwd {
         Some(dir) => working_dir(&dir)?,
-        None => std::env::current_dir()
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "/".into()),
+        None => match std::env::current_dir() {
+            Ok(dir) => dir.into_os_string().into_string().map_err(|d| {
+                fail(format!(
+                    "the current directory {} is not valid UTF-8, which linger needs; use -C DIR",
+                    std::path::Path::new(&d).display()
+                ))
+            })?,
+            // Deleted under us, say: start where every program can.
+            Err(_) => "/".into(),
+        },
     };
     let mut env = session_env(wanted.env)?;
     // The caller's PWD names the caller's directory; shells trust it when it matches theirs.

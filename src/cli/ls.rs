@@ -1,9 +1,8 @@
 //! `ls`: the session table and its JSON form.
 
-use std::io::Write;
 use std::time::Duration;
 
-use super::Failure;
+use super::{Failure, print_out};
 use crate::client::Client;
 use crate::protocol::{SessionInfo, SessionState};
 
@@ -113,10 +112,9 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
         Some(client) => client.list().await?,
         None => Vec::new(),
     };
-    let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<_> = sessions.iter().map(session_json).collect();
-        let _ = writeln!(out, "{}", serde_json::Value::Array(list));
+        print_out(&format!("{}\n", serde_json::Value::Array(list)))?;
         return Ok(0);
     }
     if sessions.is_empty() {
@@ -152,7 +150,8 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let print = |out: &mut dyn Write, cells: &[&str]| {
+    let mut out = String::new();
+    let mut print = |cells: &[&str]| {
         let mut line = String::new();
         for (i, cell) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -161,12 +160,14 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
                 line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
             }
         }
-        let _ = writeln!(out, "{}", line.trim_end());
+        out.push_str(line.trim_end());
+        out.push('\n');
     };
-    print(&mut out, &header);
+    print(&header);
     for row in &rows {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        print(&mut out, &cells);
+        print(&cells);
     }
+    print_out(&out)?;
     Ok(0)
 }

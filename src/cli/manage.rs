@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::create::working_dir;
 use super::send::read_stdin;
-use super::{Failure, existing_for, fail, usage};
+use super::{Failure, existing_for, fail, print_out, usage};
 use crate::client::Client;
 
 fn parse_signal(signal: Option<String>) -> Result<Option<i32>, Failure> {
@@ -31,11 +31,11 @@ pub(crate) async fn kill(
         Some(client) => client.kill_lost().await?,
         None => 0,
     };
-    println!(
-        "forgot {forgotten} {} session{}",
+    print_out(&format!(
+        "forgot {forgotten} {} session{}\n",
         if exited { "exited" } else { "lost" },
         if forgotten == 1 { "" } else { "s" }
-    );
+    ))?;
     Ok(0)
 }
 
@@ -80,10 +80,8 @@ pub(crate) async fn note(name: String, text: Vec<String>) -> Result<i32, Failure
     }
     let notes = client.note(&name, text.clone()).await?;
     if text.is_none() && !notes.is_empty() {
-        print!("{notes}");
-        if !notes.ends_with('\n') {
-            println!();
-        }
+        let end = if notes.ends_with('\n') { "" } else { "\n" };
+        print_out(&format!("{notes}{end}"))?;
     }
     Ok(0)
 }
@@ -114,11 +112,11 @@ pub(crate) async fn debug_connect(socket: &std::path::Path) -> Result<i32, Failu
     .await
     {
         Ok(Ok(hello)) => {
-            println!("hello protocol {}", hello.protocol);
+            print_out(&format!("hello protocol {}\n", hello.protocol))?;
             Ok(0)
         }
         _ => {
-            println!("refused");
+            print_out("refused\n")?;
             Ok(3)
         }
     }

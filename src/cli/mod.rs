@@ -12,8 +12,6 @@ mod parse;
 mod send;
 mod wait;
 
-use std::io::Write as _;
-
 use clap::{CommandFactory, Parser};
 
 use crate::client::Client;
@@ -56,11 +54,45 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(f) => {
-            let first = f.message.lines().next().unwrap_or("");
-            // Never panics: a closed stderr must not turn a clean failure into a crash.
-            let _ = writeln!(std::io::stderr(), "linger: {first}");
+            if !f.message.is_empty() {
+                say(&format!("linger: {}", one_line(&f.message)));
+            }
             f.code
         }
+    }
+}
+
+/// A message that spans lines (a cause chain, a library's diagram) as one line, every part
+/// kept: scripts read one line per error.
+fn one_line(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(": ")
+}
+
+/// Writes a line to stderr; `eprintln!` would panic when stderr is closed or full.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.write_all(b"\n");
+}
+
+/// Writes `text` to stdout and flushes it, so a full disk or a closed pipe is an error (exit 1)
+/// rather than output silently lost. A reader that went away (`| head`) ends us quietly.
+pub(crate) fn print_out(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure {
+            code: 1,
+            message: String::new(),
+        }),
+        Err(e) => Err(fail(format!("cannot write to stdout: {e}"))),
     }
 }
 
@@ -92,7 +124,7 @@ pub(crate) fn detach_key(
     for (source, value) in sources {
         let Some(value) = value else { continue };
         return Ok(DetachKey::parse(&value).unwrap_or_else(|e| {
-            let _ = writeln!(std::io::stderr(), "linger: {source}: {e}; using C-\\");
+            say(&format!("linger: {source}: {e}; using C-\\"));
             DetachKey::default()
         }));
     }

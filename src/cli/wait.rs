@@ -2,19 +2,18 @@
 
 use super::args::WaitArgs;
 use super::parse::duration;
-use super::{Failure, existing_for, usage};
+use super::{Failure, existing_for, print_out};
 use crate::client::WaitOutcome;
 use crate::protocol::WaitCondition;
 
 pub(crate) async fn wait(args: WaitArgs) -> Result<i32, Failure> {
-    let client = existing_for(&args.name).await?;
     let timeout = args
         .timeout
         .as_deref()
         .map(|t| duration(t, "--timeout"))
         .transpose()?;
     let (condition, what) = if let Some(regex) = args.text {
-        regex::Regex::new(&regex).map_err(|e| usage(format!("invalid regex: {e}")))?;
+        super::parse::regex(&regex)?;
         let what = format!("text /{regex}/");
         (
             WaitCondition::Text {
@@ -36,10 +35,11 @@ pub(crate) async fn wait(args: WaitArgs) -> Result<i32, Failure> {
         (WaitCondition::Exit, "exit".to_string())
     };
     let is_exit = matches!(condition, WaitCondition::Exit);
+    let client = existing_for(&args.name).await?;
     match client.wait(&args.name, condition, timeout).await? {
         WaitOutcome::Done { line, exit_code } => {
             if !is_exit && !line.is_empty() {
-                println!("{line}");
+                print_out(&format!("{line}\n"))?;
             }
             Ok(if is_exit { exit_code.unwrap_or(0) } else { 0 })
         }

@@ -164,6 +164,18 @@ async fn list(server: &Server) -> Response {
     Response::Sessions(sessions)
 }
 
+/// `kill --lost`: every lost session forgets itself.
+async fn kill_lost(server: &Server) -> Response {
+    let mut forgotten = 0;
+    for tx in server.registry.all() {
+        let (reply, rx) = oneshot::channel();
+        if tx.send(SessionCmd::ForgetIfLost { reply }).await.is_ok() && rx.await == Ok(true) {
+            forgotten += 1;
+        }
+    }
+    Response::Forgotten(forgotten)
+}
+
 async fn dispatch(server: &Server, request: Request) -> Response {
     match request {
         Request::List => list(server).await,
@@ -249,17 +261,7 @@ async fn manage(server: &Server, request: Request) -> Response {
             Ok(()) => Response::Ok,
             Err(e) => Response::Error(e),
         },
-        Request::KillLost => {
-            let mut forgotten = 0;
-            for tx in server.registry.all() {
-                let (reply, rx) = oneshot::channel();
-                if tx.send(SessionCmd::ForgetIfLost { reply }).await.is_ok() && rx.await == Ok(true)
-                {
-                    forgotten += 1;
-                }
-            }
-            Response::Forgotten(forgotten)
-        }
+        Request::KillLost => kill_lost(server).await,
         Request::Stop { name, signal } => {
             match ask(server, &name, |reply| SessionCmd::Stop { signal, reply }).await {
                 Response::WaitDone { .. } => Response::Ok,

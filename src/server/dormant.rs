@@ -1,6 +1,7 @@
 //! A session without a process: lost when its server died, or ended before this server
 //! started. It serves its saved record, output and screen from disk until revived or killed.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -15,6 +16,9 @@ use super::transcript::{
 use crate::protocol::{Capture, Response, SessionInfo, SessionState, WaitCondition};
 use crate::state::SessionRecord;
 
+/// Where `revive` receives a session's record and earlier lines.
+type RevivedReply = oneshot::Sender<Result<(SessionRecord, Vec<String>), String>>;
+
 pub struct Dormant {
     dir: PathBuf,
     record: SessionRecord,
@@ -26,13 +30,15 @@ pub struct Dormant {
 }
 
 impl Dormant {
+    /// `last_seen`: when its files were last written ([`crate::state::last_written`], read by
+    /// the caller off the async workers).
     pub fn new(
         dir: PathBuf,
         record: SessionRecord,
+        last_seen: u64,
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
     ) -> Dormant {
-        let last_seen = crate::state::last_written(&dir);
         Dormant {
             dir,
             record,
@@ -49,6 +55,7 @@ impl Dormant {
         dir: PathBuf,
         name: String,
         reason: String,
+        last_seen: u64,
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
     ) -> Dormant {
@@ -58,7 +65,7 @@ impl Dormant {
         };
         Dormant {
             broken: Some(reason),
-            ..Dormant::new(dir, record, registry, rx)
+            ..Dormant::new(dir, record, last_seen, registry, rx)
         }
     }
 
@@ -86,140 +93,147 @@ impl Dormant {
 
     pub async fn run(mut self) {
         while let Some(cmd) = self.rx.recv().await {
-            match cmd {
-                SessionCmd::Attach { reply, .. } => self.attach(reply).await,
-                SessionCmd::Info(reply) => {
-                    let _ = reply.send(self.info());
-                }
-                SessionCmd::Capture {
-                    history,
-                    from_line,
-                    ansi,
-                    reply,
-                } => {
-                    let capture = self.capture(history, from_line, ansi).await;
-                    let _ = reply.send(Response::Capture(capture));
-                }
-                SessionCmd::Send(super::commands::SendText { reply, .. })
-                | SessionCmd::SendKeys { reply, .. }
-                | SessionCmd::Stop { reply, .. } => {
-                    let _ = reply.send(Response::Error(format!(
-                        "session {} is not running ({}); revive it with `linger revive {}`",
-                        self.record.name,
-                        self.state().label(),
-                        self.record.name
-                    )));
-                }
-                SessionCmd::Wait { condition, reply } => {
-                    let response = match condition {
-                        WaitCondition::Exit | WaitCondition::Idle { .. } => Response::WaitDone {
-                            line: self.not_running(),
-                            exit_code: self
-                                .record
-                                .exit_code
-                                .or(self.record.signal.map(|s| 128 + s)),
-                        },
-                        WaitCondition::Text { .. } => {
-                            Response::Error(format!("session {} is not running", self.record.name))
-                        }
-                    };
-                    let _ = reply.send(response);
-                }
-                SessionCmd::Note { text, reply } => {
-                    if self.broken.is_some() {
-                        let _ = reply.send(Response::Error(format!(
-                            "session {} is broken; `linger kill {}` forgets it",
-                            self.record.name, self.record.name
-                        )));
-                        continue;
-                    }
-                    if let Some(text) = text {
-                        let mut record = self.record.clone();
-                        record.notes = text;
-                        let dir = self.dir.clone();
-                        let written = tokio::task::spawn_blocking(move || {
-                            crate::state::write_record(&dir, &record).map(|()| record)
-                        })
-                        .await
-                        .map_err(std::io::Error::other)
-                        .and_then(|r| r);
-                        match written {
-                            Ok(record) => self.record = record,
-                            Err(e) => {
-                                let _ = reply
-                                    .send(Response::Error(format!("cannot save the notes: {e}")));
-                                continue;
-                            }
-                        }
-                    }
-                    let _ = reply.send(Response::Notes(self.record.notes.clone()));
-                }
-                SessionCmd::Kill { reply, .. } => {
-                    let response = match self.forget().await {
-                        Ok(()) => Response::Ok,
-                        Err(e) => Response::Error(e),
-                    };
-                    let _ = reply.send(response);
-                    return;
-                }
-                SessionCmd::ForgetIfLost { reply } => {
-                    let lost = self.state() == SessionState::Lost;
-                    if lost && let Err(e) = self.forget().await {
-                        crate::log::warn(&e);
-                    }
-                    let _ = reply.send(lost);
-                    if lost {
-                        return;
-                    }
-                }
-                SessionCmd::TakeForRevive { reply } => {
-                    if let Some(reason) = &self.broken {
-                        let name = &self.record.name;
-                        let _ = reply.send(Err(format!(
-                            "cannot revive '{name}': its saved record is broken ({reason}); \
-                             `linger kill {name}` forgets it"
-                        )));
-                        continue;
-                    }
-                    let (mut lines, screen) = self.read_output().await;
-                    lines.extend(without_trailing_blanks(screen));
-                    self.registry.remove(&self.record.name, 0);
-                    let _ = reply.send(Ok((self.record.clone(), lines)));
-                    return;
-                }
-                SessionCmd::Shutdown => return,
-                SessionCmd::Rename { new_name, reply } => {
-                    let _ = reply.send(self.rename(new_name));
-                }
-                SessionCmd::Input { .. }
-                | SessionCmd::Resize { .. }
-                | SessionCmd::Leave { .. }
-                | SessionCmd::Resync { .. }
-                | SessionCmd::DetachAll => {}
+            if self.on_command(cmd).await.is_break() {
+                return;
             }
         }
+    }
+
+    /// Answers one command; `Break` when the session is gone from this server (killed,
+    /// forgotten, handed to a revived session, or the server is stopping).
+    async fn on_command(&mut self, cmd: SessionCmd) -> ControlFlow<()> {
+        match cmd {
+            SessionCmd::Attach { reply, .. } => self.attach(reply).await,
+            SessionCmd::Info(reply) => {
+                let _ = reply.send(self.info());
+            }
+            SessionCmd::Capture {
+                history,
+                from_line,
+                ansi,
+                reply,
+            } => {
+                let capture = self.capture(history, from_line, ansi).await;
+                let _ = reply.send(Response::Capture(capture));
+            }
+            SessionCmd::Send(super::commands::SendText { reply, .. })
+            | SessionCmd::SendKeys { reply, .. }
+            | SessionCmd::Stop { reply, .. } => {
+                let _ = reply.send(Response::Error(format!(
+                    "session {} is not running ({}); revive it with `linger revive {}`",
+                    self.record.name,
+                    self.state().label(),
+                    self.record.name
+                )));
+            }
+            SessionCmd::Wait { condition, reply } => {
+                let _ = reply.send(self.wait(condition));
+            }
+            SessionCmd::Note { text, reply } => {
+                let _ = reply.send(self.note(text).await);
+            }
+            SessionCmd::Rename { new_name, reply } => {
+                let _ = reply.send(self.rename(new_name));
+            }
+            SessionCmd::Kill { reply, .. } => {
+                let response = match self.forget().await {
+                    Ok(()) => Response::Ok,
+                    Err(e) => Response::Error(e),
+                };
+                let _ = reply.send(response);
+                return ControlFlow::Break(());
+            }
+            SessionCmd::ForgetIfLost { reply } => {
+                let lost = self.state() == SessionState::Lost;
+                if lost && let Err(e) = self.forget().await {
+                    crate::log::warn(&e);
+                }
+                let _ = reply.send(lost);
+                if lost {
+                    return ControlFlow::Break(());
+                }
+            }
+            SessionCmd::TakeForRevive { reply } => return self.take_for_revive(reply).await,
+            SessionCmd::Shutdown => {
+                // The server waits for every session to leave before it exits.
+                self.registry.remove(&self.record.name, 0);
+                return ControlFlow::Break(());
+            }
+            SessionCmd::Input { .. }
+            | SessionCmd::Resize { .. }
+            | SessionCmd::Leave { .. }
+            | SessionCmd::Resync { .. }
+            | SessionCmd::DetachAll => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn wait(&self, condition: WaitCondition) -> Response {
+        match condition {
+            WaitCondition::Exit | WaitCondition::Idle { .. } => Response::WaitDone {
+                line: self.not_running(),
+                exit_code: self
+                    .record
+                    .exit_code
+                    .or(self.record.signal.map(|s| 128 + s)),
+            },
+            WaitCondition::Text { .. } => {
+                Response::Error(format!("session {} is not running", self.record.name))
+            }
+        }
+    }
+
+    /// Sets the notes (written on a blocking thread) when `text` is given; answers with them.
+    async fn note(&mut self, text: Option<String>) -> Response {
+        if self.broken.is_some() {
+            return Response::Error(format!(
+                "session {} is broken; `linger kill {}` forgets it",
+                self.record.name, self.record.name
+            ));
+        }
+        if let Some(text) = text {
+            let mut record = self.record.clone();
+            record.notes = text;
+            let dir = self.dir.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                crate::state::write_record(&dir, &record).map(|()| record)
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+            match written {
+                Ok(record) => self.record = record,
+                Err(e) => return Response::Error(format!("cannot save the notes: {e}")),
+            }
+        }
+        Response::Notes(self.record.notes.clone())
+    }
+
+    /// Hands the record and saved output to `revive`; a broken session stays as it is.
+    async fn take_for_revive(&mut self, reply: RevivedReply) -> ControlFlow<()> {
+        if let Some(reason) = &self.broken {
+            let name = &self.record.name;
+            let _ = reply.send(Err(format!(
+                "cannot revive '{name}': its saved record is broken ({reason}); \
+                 `linger kill {name}` forgets it"
+            )));
+            return ControlFlow::Continue(());
+        }
+        let (mut lines, screen) = self.read_output().await;
+        lines.extend(without_trailing_blanks(screen));
+        self.registry.remove(&self.record.name, 0);
+        let _ = reply.send(Ok((self.record.clone(), lines)));
+        ControlFlow::Break(())
     }
 
     /// Deletes the session's files and unlists it. When the files cannot be deleted it is
     /// unlisted all the same (as asked), and the error says it will be back after a restart.
     async fn forget(&mut self) -> Result<(), String> {
         self.registry.remove(&self.record.name, 0);
-        let dir = self.dir.clone();
-        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r);
-        removed.map_err(|e| {
-            format!(
-                "forgot session {} but could not delete {} ({e}); it will be listed again when \
-                 the server restarts: delete that directory yourself",
-                self.record.name,
-                self.dir.display()
-            )
-        })
+        let (name, dir) = (self.record.name.clone(), self.dir.clone());
+        tokio::task::spawn_blocking(move || crate::state::remove_session_dir(&name, &dir))
+            .await
+            .map_err(|e| format!("cannot delete the session's files: {e}"))?
     }
 
     fn rename(&mut self, new_name: String) -> Response {

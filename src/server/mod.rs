@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod connection;
+pub mod disk;
 pub mod dormant;
 pub mod foreground;
 pub mod outbox;
@@ -71,6 +72,8 @@ pub struct Server {
     pub dir: PathBuf,
     /// Where session records and output logs live; `None` when it could not be used.
     pub store: Option<PathBuf>,
+    /// The writer thread for `store`.
+    pub disk: Option<disk::Disk>,
     pub shutdown: Notify,
     next_seq: std::sync::atomic::AtomicU64,
 }
@@ -121,7 +124,7 @@ impl Server {
             self.registry.clone(),
             rx,
             &self.dir,
-            self.store.as_deref(),
+            self.store.as_deref().zip(self.disk.as_ref()),
             earlier,
         )
         .map_err(|e| {
@@ -148,15 +151,22 @@ impl Server {
 
     /// Lists the sessions found on disk at start-up (see [`scan_saved`]).
     fn load_saved(&self, saved: Vec<Saved>) {
-        for (dir, name, record) in saved {
+        for Saved {
+            dir,
+            name,
+            record,
+            last_seen,
+        } in saved
+        {
             match record {
-                Ok(record) => self.add_dormant(dir, record),
+                Ok(record) => self.add_dormant(dir, record, last_seen),
                 Err(reason) => {
                     let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
                     let dormant = dormant::Dormant::broken(
                         dir,
                         name.clone(),
                         reason,
+                        last_seen,
                         self.registry.clone(),
                         rx,
                     );
@@ -182,17 +192,24 @@ impl Server {
     }
 
     /// Lists a session without a process, served from its files in `dir`.
-    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord) {
+    fn add_dormant(&self, dir: PathBuf, record: crate::state::SessionRecord, last_seen: u64) {
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = record.name.clone();
-        let dormant = dormant::Dormant::new(dir, record, self.registry.clone(), rx);
+        let dormant = dormant::Dormant::new(dir, record, last_seen, self.registry.clone(), rx);
         self.register_dormant(name, tx);
         tokio::spawn(dormant.run());
     }
 }
 
-/// A session found on disk: its dir, its name, and its record or why that cannot be read.
-type Saved = (PathBuf, String, Result<crate::state::SessionRecord, String>);
+/// A session found on disk.
+struct Saved {
+    dir: PathBuf,
+    name: String,
+    /// Its record, or why that cannot be read.
+    record: Result<crate::state::SessionRecord, String>,
+    /// When its files were last written (unix ms).
+    last_seen: u64,
+}
 
 /// Reads every saved session before the runtime starts (this is blocking disk work), and marks
 /// the ones that were running when their server died as lost. Unreadable records are kept
@@ -228,7 +245,13 @@ fn scan_saved(store: &Path) -> Vec<Saved> {
                 Err(e)
             }
         };
-        saved.push((dir, name, record));
+        let last_seen = crate::state::last_written(&dir);
+        saved.push(Saved {
+            dir,
+            name,
+            record,
+            last_seen,
+        });
     }
     saved
 }
@@ -256,13 +279,21 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         Ok(()) => Some(d),
         Err(e) => {
             log::warn(&format!("sessions will not be saved: {e}"));
+            crate::state::set_unsaved_reason(format!("sessions are not saved: {e}"));
             None
         }
     });
     let mut runtime_lock = Some(lock);
-    let state_lock = match &store {
-        Some(state) => Some(ownership::lock_state_dir(state, dir, &mut runtime_lock)?),
-        None => None,
+    let state_lock = match store
+        .as_deref()
+        .map(|state| ownership::lock_state_dir(state, dir, &mut runtime_lock))
+        .transpose()
+    {
+        Ok(lock) => lock,
+        Err(e) => {
+            log::flush();
+            return Err(e);
+        }
     };
     let Some(lock) = runtime_lock else {
         return Err(NotStarted::Failed("lost the runtime dir's lock".into()));
@@ -272,12 +303,20 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    // A duplicate of the runtime dir's lock (flock belongs to the open file, shared by dups)
+    // keeps it held until the state dir's lock is gone: a client that sees the runtime lock
+    // free (`kill-server` waits for that) may start a server at once, which must find the
+    // state dir free too.
+    let runtime_lock_until_exit = lock
+        .try_clone()
+        .map_err(|e| format!("cannot duplicate the runtime dir's lock: {e}"))?;
     let runtime_dir = ownership::RuntimeDir::new(dir, lock);
     let saved = store.as_deref().map(scan_saved).unwrap_or_default();
     let result = runtime.block_on(serve(runtime_dir, store, saved));
     runtime.shutdown_timeout(Duration::from_secs(1));
     log::flush();
     drop(state_lock);
+    drop(runtime_lock_until_exit);
     result.map_err(NotStarted::Failed)
 }
 
@@ -286,11 +325,20 @@ async fn serve(
     store: Option<PathBuf>,
     saved: Vec<Saved>,
 ) -> Result<(), String> {
+    let dir = runtime_dir.dir.clone();
     let mut listener = runtime_dir.bind()?;
+    // Shared with the blocking thread that binds again after SIGUSR1.
+    let runtime_dir = Arc::new(std::sync::Mutex::new(runtime_dir));
+    let disk = store
+        .as_ref()
+        .map(|_| disk::Disk::start())
+        .transpose()
+        .map_err(|e| format!("cannot start the disk writer thread: {e}"))?;
     let server = Arc::new(Server {
         registry: Registry::default(),
-        dir: runtime_dir.dir.clone(),
+        dir: dir.clone(),
         store,
+        disk,
         shutdown: Notify::new(),
         next_seq: Default::default(),
     });
@@ -319,8 +367,16 @@ async fn serve(
                 }
             },
             _ = sigusr1.recv() => {
-                if let Some(fresh) = runtime_dir.rebind() {
-                    listener = fresh;
+                // Disk work (mkdir, lock, bind) goes to a blocking thread.
+                let dir = runtime_dir.clone();
+                let rebound = tokio::task::spawn_blocking(move || {
+                    dir.lock().unwrap_or_else(|p| p.into_inner()).rebind()
+                })
+                .await;
+                match rebound {
+                    Ok(Some(fresh)) => listener = fresh,
+                    Ok(None) => {}
+                    Err(e) => log::warn(&format!("cannot listen again: {e}")),
                 }
             }
             _ = server.shutdown.notified() => break,
@@ -330,7 +386,17 @@ async fn serve(
         }
     }
     log::info("shutting down");
-    runtime_dir.remove();
+    runtime_dir
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove();
+    end_sessions(&server).await;
+    Ok(())
+}
+
+/// Ends every session like a closing terminal would, and waits (bounded) for them and for
+/// what they handed to the disk writer.
+async fn end_sessions(server: &Server) {
     for tx in server.registry.all() {
         let _ = tx.send(SessionCmd::Shutdown).await;
     }
@@ -338,5 +404,7 @@ async fn serve(
     while !server.registry.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(())
+    if let Some(disk) = &server.disk {
+        let _ = tokio::time::timeout(Duration::from_secs(5), disk.barrier()).await;
+    }
 }

@@ -96,7 +96,7 @@ pub fn lock_state_dir(
         }
         return Ok(StateLock { _file: file });
     }
-    let text = std::fs::read_to_string(owner_path(state)).unwrap_or_default();
+    let text = crate::state::read_small(&owner_path(state)).unwrap_or_default();
     let mut lines = text.lines();
     let pid = lines.next().and_then(|p| p.trim().parse::<i32>().ok());
     let owner_dir = lines.next().map(PathBuf::from);
@@ -157,7 +157,7 @@ fn reachable(dir: &Path) -> bool {
 }
 
 fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::state::read_small(path)?.trim().parse().ok()
 }
 
 fn wake(pid: i32) {

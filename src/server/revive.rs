@@ -88,7 +88,11 @@ impl Server {
             ));
             return;
         };
-        self.add_dormant(dir, record);
+        let seen_in = dir.clone();
+        let last_seen = tokio::task::spawn_blocking(move || crate::state::last_written(&seen_in))
+            .await
+            .unwrap_or(0);
+        self.add_dormant(dir, record, last_seen);
     }
 }
 
@@ -215,7 +219,7 @@ impl Folded {
 fn fold_screen_into_log(dir: &Path) -> Option<Folded> {
     use std::io::Write;
     let screen = dir.join("screen.txt");
-    let screen_bytes = std::fs::read(&screen).ok()?;
+    let screen_bytes = crate::state::read_screen(dir)?;
     let rows: Vec<String> = String::from_utf8_lossy(&screen_bytes)
         .lines()
         .map(str::to_string)

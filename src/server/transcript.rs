@@ -56,7 +56,7 @@ pub fn without_trailing_blanks(mut rows: Vec<String>) -> Vec<String> {
 /// Which screen rows continue on the next row (soft-wrapped), from the model.
 pub fn wrapped_rows(model: &crate::model::Model) -> Vec<bool> {
     let (rows, _) = model.size();
-    (0..rows).map(|r| model.screen().row_wrapped(r)).collect()
+    (0..rows).map(|r| model.row_wrapped(r)).collect()
 }
 
 /// The screen's rows as logical lines: a soft-wrapped row and the rows it continues on are one

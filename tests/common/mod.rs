@@ -11,6 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod screen;
+pub use screen::Screen;
+
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub fn bin() -> PathBuf {
@@ -134,7 +137,7 @@ struct Shared {
 /// Everything the terminal received, and its screen model kept up to date as it arrives.
 struct Output_ {
     bytes: Vec<u8>,
-    parser: vt100::Parser,
+    parser: screen::Emulator,
 }
 
 /// A process on a pty, with everything it printed and a screen model of it.
@@ -168,7 +171,7 @@ impl Term {
         let shared = Arc::new(Shared {
             output: Mutex::new(Output_ {
                 bytes: Vec::new(),
-                parser: vt100::Parser::new(nz(rows), nz(cols), 0),
+                parser: screen::Emulator::new(rows, cols),
             }),
             changed: Condvar::new(),
             paused: Default::default(),
@@ -252,14 +255,13 @@ impl Term {
     }
 
     /// The screen as the user's terminal would show it.
-    pub fn screen(&self) -> vt100::Screen {
+    pub fn screen(&self) -> Screen {
         self.shared
             .output
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .parser
             .screen()
-            .clone()
     }
 
     pub fn screen_text(&self) -> String {
@@ -302,8 +304,8 @@ impl Term {
     }
 
     /// Waits until the emulated screen satisfies `pred`.
-    pub fn wait_screen(&self, what: &str, pred: impl Fn(&vt100::Screen) -> bool) {
-        self.wait_until(what, |o| pred(o.parser.screen()));
+    pub fn wait_screen(&self, what: &str, pred: impl Fn(&Screen) -> bool) {
+        self.wait_until(what, |o| pred(&o.parser.screen()));
     }
 
     pub fn resize(&mut self, rows: u16, cols: u16) {

@@ -187,9 +187,9 @@ impl Session {
         self.record.signal = signal;
         self.record.updated_at = unix_millis();
         self.persist.mark_dirty();
-        self.persist.flush(&self.name, &mut self.model);
         let record = self.record.clone();
         self.persist.write_record(&record);
+        self.persist.flush(&mut self.model, true);
     }
 
     /// `revive`: an ended session hands over its record and all its output, then ends.
@@ -204,7 +204,7 @@ impl Session {
             )));
             return;
         }
-        self.persist.flush(&self.name, &mut self.model);
+        self.persist.flush(&mut self.model, true);
         let mut lines: Vec<String> = self
             .model
             .history()
@@ -214,23 +214,31 @@ impl Session {
         lines.extend(crate::server::transcript::without_trailing_blanks(
             self.model.screen_lines(true),
         ));
-        if reply.send(Ok((self.record.clone(), lines))).is_ok() {
-            self.handed_over = true;
-        }
+        // The revive reads the files: answer once they are written.
+        let written = self.persist.written();
+        let record = self.record.clone();
+        tokio::spawn(async move {
+            if let Some(written) = written {
+                let _ = written.await;
+            }
+            let _ = reply.send(Ok((record, lines)));
+        });
+        self.handed_over = true;
     }
 
     /// After the loop: save or delete what is on disk, leave the registry, answer `kill`.
-    pub(super) fn end(mut self) {
+    pub(super) async fn end(mut self) {
+        let mut answer = Response::Ok;
         if self.handed_over {
             // The revived session owns the files now.
         } else if self.kill_replies.is_empty() {
-            self.persist.flush(&self.name, &mut self.model);
+            self.persist.flush(&mut self.model, true);
         } else {
-            self.persist.remove();
+            answer = self.persist.remove().await;
         }
         self.registry.remove(&self.name, self.pid);
         for reply in self.kill_replies.drain(..) {
-            let _ = reply.send(Response::Ok);
+            let _ = reply.send(answer.clone());
         }
         log::info(&format!("session {} forgotten", self.name));
     }

@@ -109,7 +109,7 @@ impl Session {
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
         runtime_dir: &std::path::Path,
-        store: Option<&std::path::Path>,
+        save_to: Option<(&std::path::Path, &crate::server::disk::Disk)>,
         earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
         let mut spec = spec;
@@ -134,10 +134,10 @@ impl Session {
         };
         let record = lifecycle::new_record(&spec, pid, earlier.as_ref());
         let mut persist = Persist::new(
-            store.map(|s| crate::state::session_dir(s, &spec.name)),
+            save_to.map(|(s, disk)| (crate::state::session_dir(s, &spec.name), disk.clone())),
             &record,
         );
-        if persist.log.is_some() {
+        if persist.saves() {
             model.collect_fresh_lines();
         }
         if earlier.is_some() {
@@ -204,7 +204,7 @@ impl Session {
                 tokio::task::yield_now().await;
             }
         }
-        self.end();
+        self.end().await;
     }
 
     fn on_event(&mut self, event: Event) {
@@ -221,7 +221,7 @@ impl Session {
                 self.signal_group(libc::SIGKILL);
             }
             Event::IdleCheck => self.waiters.check_idle(self.last_output.elapsed()),
-            Event::Flush => self.persist.flush(&self.name, &mut self.model),
+            Event::Flush => self.persist.flush(&mut self.model, false),
             Event::Trim => {
                 self.trim_at = None;
                 release_freed_memory();

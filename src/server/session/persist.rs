@@ -1,98 +1,144 @@
-//! A session's record and output log on disk: written as the session changes, failures
-//! reported instead of fatal.
+//! A session's record and output log on disk: changes collected here and handed to the state
+//! dir's writer thread in batches, at most every half second; failures are reported (and
+//! retried by the writer) instead of fatal.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::log;
+use tokio::sync::oneshot;
+
 use crate::model::Model;
+use crate::protocol::Response;
+use crate::server::disk::{Batch, Disk, MAX_UNSAVED, SaveStatus, keep_newest};
 use crate::state::SessionRecord;
 
 /// How often, at most, output reaches the disk; a SIGKILLed server loses at most this much.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The session's record and output log on disk. Any failure is logged once and reported in
-/// `ls --json`; the session carries on in memory.
+/// Where a session is saved.
+struct Target {
+    disk: Disk,
+    dir: PathBuf,
+    status: Arc<SaveStatus>,
+}
+
 pub struct Persist {
-    pub dir: Option<std::path::PathBuf>,
-    pub log: Option<crate::state::OutputLog>,
-    pub error: Option<String>,
-    pub flush_at: Option<Instant>,
+    name: String,
+    log_limit: u64,
+    target: Option<Target>,
+    /// History lines not yet handed to the writer; at most [`MAX_UNSAVED`] bytes (oldest whole
+    /// lines dropped first) while the writer still works on the previous batch.
+    lines: String,
+    record: Option<SessionRecord>,
     screen_dirty: bool,
+    pub flush_at: Option<Instant>,
 }
 
 impl Persist {
-    pub fn new(dir: Option<std::path::PathBuf>, record: &SessionRecord) -> Persist {
-        let mut persist = Persist {
-            dir,
-            log: None,
-            error: None,
-            flush_at: None,
+    /// Starts saving `record` into `dir` through `disk`; `None` when there is no state dir.
+    pub fn new(target: Option<(PathBuf, Disk)>, record: &SessionRecord) -> Persist {
+        Persist {
+            name: record.name.clone(),
+            log_limit: record.log_limit,
+            target: target.map(|(dir, disk)| Target {
+                disk,
+                dir,
+                status: Arc::default(),
+            }),
+            lines: String::new(),
+            record: Some(record.clone()),
             screen_dirty: false,
-        };
-        let Some(dir) = persist.dir.clone() else {
-            persist.error = Some("no state dir (set LINGER_STATE_DIR or HOME)".into());
-            return persist;
-        };
-        let opened = crate::state::write_record(&dir, record)
-            .and_then(|()| crate::state::OutputLog::open(&dir, record.log_limit));
-        match opened {
-            Ok(log) => persist.log = Some(log),
-            Err(e) => persist.fail(&record.name, &e),
+            flush_at: Some(Instant::now()),
         }
-        persist
     }
 
-    pub fn fail(&mut self, name: &str, e: &std::io::Error) {
-        if self.error.is_none() {
-            let dir = self
-                .dir
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default();
-            log::warn(&format!(
-                "session {name}: cannot save state in {dir} ({e}); keeping it in memory only"
-            ));
-            self.error = Some(format!("cannot save state in {dir}: {e}"));
+    pub fn saves(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// Why the session is not (fully) on disk right now, if it is not.
+    pub fn error(&self) -> Option<String> {
+        match &self.target {
+            Some(target) => target.status.error(),
+            None => Some(crate::state::unsaved_reason()),
         }
-        self.log = None;
-        self.flush_at = None;
     }
 
     pub fn mark_dirty(&mut self) {
-        if self.log.is_some() {
+        if self.target.is_some() {
             self.screen_dirty = true;
             self.flush_at
                 .get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
         }
     }
 
+    /// Saves the record with the next batch, which goes out now.
     pub fn write_record(&mut self, record: &SessionRecord) {
-        if self.error.is_some() {
+        if self.target.is_some() {
+            self.record = Some(record.clone());
+            self.flush_at = Some(Instant::now());
+        }
+    }
+
+    /// Hands what changed to the writer. Unless `last`, waits (keeping the changes, bounded)
+    /// while the previous batch is still queued.
+    pub fn flush(&mut self, model: &mut Model, last: bool) {
+        self.flush_at = None;
+        let Some(target) = &self.target else { return };
+        self.lines.push_str(&model.take_fresh_lines());
+        keep_newest(&mut self.lines, MAX_UNSAVED);
+        if target.status.in_flight() && !last {
+            self.flush_at = Some(Instant::now() + FLUSH_INTERVAL);
             return;
         }
-        if let Some(dir) = self.dir.clone()
-            && let Err(e) = crate::state::write_record(&dir, record)
-        {
-            self.fail(&record.name, &e);
-        }
-    }
-
-    pub fn flush(&mut self, name: &str, model: &mut Model) {
-        self.flush_at = None;
-        let Some(log) = self.log.as_mut() else { return };
-        log.push_lines(&model.take_fresh_lines());
         let screen = self.screen_dirty.then(|| model.screen_lines(true));
         self.screen_dirty = false;
-        if let Err(e) = log.flush(screen.as_deref()) {
-            self.fail(name, &e);
-        }
+        target.disk.save(Batch {
+            name: self.name.clone(),
+            dir: target.dir.clone(),
+            log_limit: self.log_limit,
+            record: self.record.take(),
+            lines: std::mem::take(&mut self.lines),
+            screen,
+            status: target.status.clone(),
+        });
     }
 
-    /// Forgets the session on disk (after `kill`).
-    pub fn remove(&mut self) {
-        self.log = None;
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
+    /// How the writer is doing with this session; `None` when it is not saved at all.
+    pub fn status(&self) -> Option<Arc<SaveStatus>> {
+        self.target.as_ref().map(|t| t.status.clone())
+    }
+
+    /// Resolves once everything handed over so far was written (or failed).
+    pub fn written(&self) -> Option<oneshot::Receiver<()>> {
+        self.target.as_ref().map(|t| t.disk.barrier())
+    }
+
+    /// Moves the session's files to `dir` (after `rename`); `None` when it is not saved.
+    pub fn move_to(&mut self, dir: PathBuf) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let target = self.target.as_mut()?;
+        let from = std::mem::replace(&mut target.dir, dir.clone());
+        Some(target.disk.rename(from, dir))
+    }
+
+    /// Where the session is saved, if it is.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.target.as_ref().map(|t| t.dir.as_path())
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+
+    /// Forgets the session on disk (after `kill`); an error tells `kill` it will be back.
+    pub async fn remove(&mut self) -> Response {
+        let Some(target) = self.target.take() else {
+            return Response::Ok;
+        };
+        match target.disk.remove(&self.name, target.dir).await {
+            Ok(Err(e)) => Response::Error(e),
+            _ => Response::Ok,
         }
     }
 }

@@ -56,58 +56,85 @@ impl Session {
                 let _ = reply.send(Response::Capture(self.capture(history, from_line, ansi)));
             }
             SessionCmd::Wait { condition, reply } => self.add_waiter(condition, reply),
-            SessionCmd::Note { text, reply } => {
-                if let Some(text) = text {
-                    self.record.notes = text;
-                    self.record.updated_at = unix_millis();
-                    let record = self.record.clone();
-                    self.persist.write_record(&record);
-                }
-                let _ = reply.send(Response::Notes(self.record.notes.clone()));
-            }
+            SessionCmd::Note { text, reply } => self.note(text, reply),
             SessionCmd::TakeForRevive { reply } => self.take_for_revive(reply),
             SessionCmd::ForgetIfLost { reply } => {
                 let _ = reply.send(false);
             }
             SessionCmd::Stop { signal, reply } => self.stop(signal, reply),
-            SessionCmd::Rename { new_name, reply } => {
-                let _ = reply.send(self.rename(new_name));
-            }
+            SessionCmd::Rename { new_name, reply } => self.rename(new_name, reply),
         }
     }
 
-    /// `rename`: the registry, the directory on disk and the record follow the new name.
-    fn rename(&mut self, new_name: String) -> Response {
-        // The log keeps its directory's path: write what is pending, reopen it after the move.
-        self.persist.flush(&self.name, &mut self.model);
-        let moved = crate::server::rename::rename_session(
-            &self.registry,
-            &self.name,
-            &new_name,
-            self.pid,
-            self.persist.dir.as_deref(),
-        );
-        match moved {
-            Ok(dir) => {
-                if let Some(dir) = dir {
-                    if self.persist.log.is_some() {
-                        match crate::state::OutputLog::open(&dir, self.record.log_limit) {
-                            Ok(log) => self.persist.log = Some(log),
-                            Err(e) => self.persist.fail(&new_name, &e),
-                        }
-                    }
-                    self.persist.dir = Some(dir);
-                }
-                log::info(&format!("session {} renamed to {new_name}", self.name));
-                self.name.clone_from(&new_name);
-                self.spec.name.clone_from(&new_name);
-                self.record.name = new_name;
-                let record = self.record.clone();
-                self.persist.write_record(&record);
-                Response::Ok
-            }
-            Err(e) => Response::Error(e),
+    /// `rename`: the registry, the directory on disk and the record follow the new name. The
+    /// registry moves at once (so the name is taken); the files move on the disk writer, and
+    /// the answer waits for that. A failed move puts the session back under its old name.
+    fn rename(&mut self, new_name: String, reply: oneshot::Sender<Response>) {
+        if let Err(e) = crate::paths::validate_session_name(&new_name)
+            .and_then(|()| self.registry.rename(&self.name, &new_name, self.pid))
+        {
+            let _ = reply.send(Response::Error(e));
+            return;
         }
+        let old_name = std::mem::replace(&mut self.name, new_name.clone());
+        self.spec.name.clone_from(&new_name);
+        self.record.name.clone_from(&new_name);
+        self.persist.set_name(&new_name);
+        log::info(&format!("session {old_name} renamed to {new_name}"));
+        self.persist.flush(&mut self.model, true);
+        let moved = self
+            .persist
+            .dir()
+            .map(|d| d.with_file_name(&new_name))
+            .and_then(|to| self.persist.move_to(to));
+        let record = self.record.clone();
+        self.persist.write_record(&record);
+        let Some(moved) = moved else {
+            let _ = reply.send(Response::Ok);
+            return;
+        };
+        tokio::spawn(async move {
+            let answer = match moved.await {
+                Ok(Err(e)) => {
+                    // The session keeps running under the new name in memory; its files stay
+                    // where they were, so say so rather than pretend.
+                    log::warn(&format!("session {new_name}: {e}"));
+                    Response::Error(format!(
+                        "renamed to {new_name}, but its files could not move: {e}"
+                    ))
+                }
+                _ => Response::Ok,
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
+    /// Sets the notes and answers once they are on disk: notes are what a user writes to
+    /// find again, so `note` succeeds only when they were saved.
+    fn note(&mut self, text: Option<String>, reply: oneshot::Sender<Response>) {
+        let notes = Response::Notes(text.clone().unwrap_or_else(|| self.record.notes.clone()));
+        let Some(text) = text else {
+            let _ = reply.send(notes);
+            return;
+        };
+        self.record.notes = text;
+        self.record.updated_at = unix_millis();
+        let record = self.record.clone();
+        self.persist.write_record(&record);
+        self.persist.flush(&mut self.model, true);
+        let Some(written) = self.persist.written() else {
+            let _ = reply.send(notes);
+            return;
+        };
+        let status = self.persist.status();
+        tokio::spawn(async move {
+            let _ = written.await;
+            let answer = match status.and_then(|s| s.error()) {
+                Some(e) => Response::Error(format!("the notes are kept but not saved yet: {e}")),
+                None => notes,
+            };
+            let _ = reply.send(answer);
+        });
     }
 
     /// Built between two pty reads, so no output is lost or repeated around it.
@@ -207,7 +234,7 @@ impl Session {
             cols,
             notes: self.record.notes.clone(),
             resume_command: self.record.resume_command.clone(),
-            persist_error: self.persist.error.clone(),
+            persist_error: self.persist.error(),
             foreground: if self.state == SessionState::Running {
                 crate::server::foreground::of_terminal(self.master.get_ref())
             } else {

@@ -1,0 +1,313 @@
+//! Cell styles: colours, attributes and links, interned into a table so a cell holds a 16-bit id.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// A colour as the app named it; palette indices stay indices so the user's theme applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Color {
+    #[default]
+    Default,
+    Idx(u8),
+    Rgb(u8, u8, u8),
+}
+
+/// Underline shapes of `CSI 4:n m`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Underline {
+    #[default]
+    None = 0,
+    Single = 1,
+    Double = 2,
+    Curly = 3,
+    Dotted = 4,
+    Dashed = 5,
+}
+
+impl Underline {
+    fn from_param(n: u16) -> Underline {
+        match n {
+            0 => Underline::None,
+            2 => Underline::Double,
+            3 => Underline::Curly,
+            4 => Underline::Dotted,
+            5 => Underline::Dashed,
+            _ => Underline::Single,
+        }
+    }
+}
+
+pub const BOLD: u16 = 1;
+pub const DIM: u16 = 1 << 1;
+pub const ITALIC: u16 = 1 << 2;
+pub const BLINK: u16 = 1 << 3;
+pub const INVERSE: u16 = 1 << 4;
+pub const HIDDEN: u16 = 1 << 5;
+pub const STRIKE: u16 = 1 << 6;
+pub const OVERLINE: u16 = 1 << 7;
+/// DECSCA protection: kept from selective erase. Not an SGR attribute, so never written out.
+pub const PROTECTED: u16 = 1 << 8;
+
+/// Everything SGR and OSC 8 set for the cells printed after them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Style {
+    pub fg: Color,
+    pub bg: Color,
+    pub underline_color: Color,
+    pub attrs: u16,
+    pub underline: Underline,
+    /// Index into the link table; 0 is "no link".
+    pub link: u16,
+}
+
+impl Style {
+    /// The style erased cells get: only the background survives (background colour erase).
+    pub fn erased(&self) -> Style {
+        Style {
+            bg: self.bg,
+            ..Style::default()
+        }
+    }
+
+    pub fn without_link(&self) -> Style {
+        Style { link: 0, ..*self }
+    }
+
+    pub fn has(&self, attr: u16) -> bool {
+        self.attrs & attr != 0
+    }
+}
+
+/// Most distinct styles kept at once. A session that produces more (a truecolor gradient) gets
+/// its table compacted to the styles still on screen; see `Term::intern_style`.
+pub const MAX_STYLES: usize = 1 << 16;
+
+/// Style 0 is always the default style.
+pub struct StyleTable {
+    styles: Vec<Style>,
+    ids: HashMap<Style, u16>,
+}
+
+impl Default for StyleTable {
+    fn default() -> StyleTable {
+        let mut ids = HashMap::new();
+        ids.insert(Style::default(), 0);
+        StyleTable {
+            styles: vec![Style::default()],
+            ids,
+        }
+    }
+}
+
+impl StyleTable {
+    pub fn get(&self, id: u16) -> &Style {
+        self.styles.get(id as usize).unwrap_or(&self.styles[0])
+    }
+
+    /// The id of `style`, or None when the table is full.
+    pub fn intern(&mut self, style: &Style) -> Option<u16> {
+        if let Some(&id) = self.ids.get(style) {
+            return Some(id);
+        }
+        if self.styles.len() >= MAX_STYLES {
+            return None;
+        }
+        let id = self.styles.len() as u16;
+        self.styles.push(*style);
+        self.ids.insert(*style, id);
+        Some(id)
+    }
+}
+
+/// Longest OSC 8 URI or id kept; longer links are dropped (the text still shows).
+const MAX_LINK_BYTES: usize = 2048;
+/// Most distinct links kept; later ones are shown unlinked.
+const MAX_LINKS: usize = 4096;
+
+/// OSC 8 hyperlinks, interned: index 0 is "no link".
+pub struct LinkTable {
+    links: Vec<(String, String)>,
+    ids: HashMap<(String, String), u16>,
+}
+
+impl Default for LinkTable {
+    fn default() -> LinkTable {
+        LinkTable {
+            links: vec![(String::new(), String::new())],
+            ids: HashMap::new(),
+        }
+    }
+}
+
+impl LinkTable {
+    /// `(id, uri)` of link `n`.
+    pub fn get(&self, n: u16) -> Option<(&str, &str)> {
+        let (id, uri) = self.links.get(n as usize).filter(|_| n != 0)?;
+        Some((id, uri))
+    }
+
+    pub fn intern(&mut self, id: &str, uri: &str) -> u16 {
+        if uri.is_empty() || uri.len() > MAX_LINK_BYTES || id.len() > MAX_LINK_BYTES {
+            return 0;
+        }
+        let key = (id.to_string(), uri.to_string());
+        if let Some(&n) = self.ids.get(&key) {
+            return n;
+        }
+        if self.links.len() >= MAX_LINKS {
+            return 0;
+        }
+        let n = self.links.len() as u16;
+        self.links.push(key.clone());
+        self.ids.insert(key, n);
+        n
+    }
+}
+
+/// Applies one `CSI ... m` to `style`. `params` are vte's groups: a group holds a parameter and
+/// its `:` sub-parameters.
+pub fn apply_sgr<'a>(style: &mut Style, params: impl IntoIterator<Item = &'a [u16]>) {
+    let mut iter = params.into_iter();
+    let mut any = false;
+    while let Some(group) = iter.next() {
+        any = true;
+        let p = group.first().copied().unwrap_or(0);
+        match p {
+            0 => {
+                *style = Style {
+                    link: style.link,
+                    ..Style::default()
+                }
+            }
+            1 => style.attrs |= BOLD,
+            2 => style.attrs |= DIM,
+            3 => style.attrs |= ITALIC,
+            4 => style.underline = Underline::from_param(group.get(1).copied().unwrap_or(1)),
+            5 | 6 => style.attrs |= BLINK,
+            7 => style.attrs |= INVERSE,
+            8 => style.attrs |= HIDDEN,
+            9 => style.attrs |= STRIKE,
+            // ECMA-48 and xterm make 21 a double underline; alacritty and the Linux console
+            // cancel bold. The oracle is alacritty, and `4:2` says double underline clearly.
+            21 => style.attrs &= !BOLD,
+            22 => style.attrs &= !(BOLD | DIM),
+            23 => style.attrs &= !ITALIC,
+            24 => style.underline = Underline::None,
+            25 => style.attrs &= !BLINK,
+            27 => style.attrs &= !INVERSE,
+            28 => style.attrs &= !HIDDEN,
+            29 => style.attrs &= !STRIKE,
+            30..=37 => style.fg = Color::Idx((p - 30) as u8),
+            38 => style.fg = extended_color(group, &mut iter).unwrap_or(style.fg),
+            39 => style.fg = Color::Default,
+            40..=47 => style.bg = Color::Idx((p - 40) as u8),
+            48 => style.bg = extended_color(group, &mut iter).unwrap_or(style.bg),
+            49 => style.bg = Color::Default,
+            53 => style.attrs |= OVERLINE,
+            55 => style.attrs &= !OVERLINE,
+            58 => {
+                style.underline_color =
+                    extended_color(group, &mut iter).unwrap_or(style.underline_color)
+            }
+            59 => style.underline_color = Color::Default,
+            90..=97 => style.fg = Color::Idx((p - 90 + 8) as u8),
+            100..=107 => style.bg = Color::Idx((p - 100 + 8) as u8),
+            _ => {}
+        }
+    }
+    if !any {
+        *style = Style {
+            link: style.link,
+            ..Style::default()
+        };
+    }
+}
+
+/// The colour of `38`/`48`/`58`, in `:` form (all in `group`) or `;` form (taken from `rest`).
+fn extended_color<'a>(group: &[u16], rest: &mut impl Iterator<Item = &'a [u16]>) -> Option<Color> {
+    let byte = |v: u16| v.min(255) as u8;
+    if group.len() > 1 {
+        return match group[1] {
+            5 => group.get(2).map(|&n| Color::Idx(byte(n))),
+            // `38:2::r:g:b` carries a colour-space id before the components; `38:2:r:g:b`
+            // does not. Tell them apart by count.
+            2 if group.len() >= 6 => {
+                Some(Color::Rgb(byte(group[3]), byte(group[4]), byte(group[5])))
+            }
+            2 if group.len() == 5 => {
+                Some(Color::Rgb(byte(group[2]), byte(group[3]), byte(group[4])))
+            }
+            _ => None,
+        };
+    }
+    let mut next = || rest.next().and_then(|g| g.first().copied());
+    match next()? {
+        5 => next().map(|n| Color::Idx(byte(n))),
+        2 => {
+            let (r, g, b) = (next()?, next()?, next()?);
+            Some(Color::Rgb(byte(r), byte(g), byte(b)))
+        }
+        _ => None,
+    }
+}
+
+fn write_color(out: &mut String, color: Color, base: u8) {
+    let _ = match (color, base) {
+        (Color::Default, _) => Ok(()),
+        (Color::Idx(i), 30 | 40) if i < 8 => write!(out, ";{}", base + i),
+        (Color::Idx(i), 30 | 40) if i < 16 => write!(out, ";{}", base + 60 + i - 8),
+        (Color::Idx(i), _) => write!(out, ";{};5;{}", base + 8, i),
+        (Color::Rgb(r, g, b), _) => write!(out, ";{};2;{};{};{}", base + 8, r, g, b),
+    };
+}
+
+/// Writes the SGR that sets `style`, links excepted: from any previous state (it starts with a
+/// reset), or, with `from_default`, from default attributes (shorter: `CSI 31 m`).
+pub fn write_sgr(out: &mut String, style: &Style, from_default: bool) {
+    let start = out.len();
+    out.push_str("\x1b[0");
+    const SIMPLE: [(u16, &str); 8] = [
+        (BOLD, ";1"),
+        (DIM, ";2"),
+        (ITALIC, ";3"),
+        (BLINK, ";5"),
+        (INVERSE, ";7"),
+        (HIDDEN, ";8"),
+        (STRIKE, ";9"),
+        (OVERLINE, ";53"),
+    ];
+    for (bit, code) in SIMPLE {
+        if style.has(bit) {
+            out.push_str(code);
+        }
+    }
+    match style.underline {
+        Underline::None => {}
+        Underline::Single => out.push_str(";4"),
+        u => {
+            let _ = write!(out, ";4:{}", u as u8);
+        }
+    }
+    write_color(out, style.fg, 30);
+    write_color(out, style.bg, 40);
+    write_color(out, style.underline_color, 50);
+    out.push('m');
+    if from_default && out.len() > start + 5 {
+        // Drop the "0;" of the reset.
+        out.replace_range(start + 2..start + 4, "");
+    }
+}
+
+/// Writes the OSC 8 that opens link `n`, or closes any link for 0.
+pub fn write_link(out: &mut String, links: &LinkTable, n: u16) {
+    match links.get(n) {
+        Some(("", uri)) => {
+            let _ = write!(out, "\x1b]8;;{uri}\x1b\\");
+        }
+        Some((id, uri)) => {
+            let _ = write!(out, "\x1b]8;id={id};{uri}\x1b\\");
+        }
+        None => out.push_str("\x1b]8;;\x1b\\"),
+    }
+}
