@@ -47,8 +47,7 @@ fn server_log_rotates_within_its_bound() {
     let out = env
         .cmd()
         .env("LINGER_TEST_LOG_LIMIT", "4096")
-        // Starts the server (plain `ls` does not, with nothing saved).
-        .args(["new", "-d", "boot", "--", "sleep", "100"])
+        .args(["new", "-d", "starter", "--", "sleep", "1000"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -69,7 +68,8 @@ fn server_log_rotates_within_its_bound() {
 fn repeated_warnings_are_written_once() {
     use std::io::{Read, Write};
     let env = Env::new();
-    env.ok(&["new", "-d", "boot", "--", "sleep", "100"]);
+    // `ls` starts no server when there is nothing to list; `new` does.
+    env.ok(&["new", "-d", "starter", "--", "sleep", "1000"]);
     // Each connection announces a frame of 4 GiB: the server drops it with a warning.
     for _ in 0..3000 {
         let mut s = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
@@ -151,7 +151,7 @@ fn session_programs_start_with_default_signals_and_an_empty_mask() {
     use std::os::unix::process::CommandExt;
     let env = Env::new();
     let mut starter = env.cmd();
-    starter.arg("ls");
+    starter.args(["new", "-d", "starter", "--", "sleep", "1000"]);
     // SAFETY: signal(2) and sigprocmask(2) between fork and exec, as `nohup` would do.
     unsafe {
         starter.pre_exec(|| {
@@ -165,7 +165,7 @@ fn session_programs_start_with_default_signals_and_an_empty_mask() {
             Ok(())
         });
     }
-    // This `ls` starts the server, which inherits the ignored signals and the mask.
+    // This `new` starts the server, which inherits the ignored signals and the mask.
     assert!(starter.output().unwrap().status.success());
     env.ok(&[
         "new",

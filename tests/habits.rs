@@ -143,6 +143,39 @@ fn bare_linger_revives_an_exited_main_and_attaches() {
             == 2
     });
     assert_eq!(session(&env, "main").expect("main")["state"], "running");
+    drop(term);
+
+    // Lost with its server (a crash, a reboot): the same, from what reached the disk.
+    let screen = env.state.join("sessions/main/screen.txt");
+    eventually("the new run's screen on disk", || {
+        let saved = std::fs::read_to_string(&screen).ok()?;
+        saved.contains("hello-from-main").then_some(())
+    });
+    let pid = env.server_pid().expect("server pid");
+    // SAFETY: kill(2) on the test's own server.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    eventually("server gone", || {
+        // SAFETY: signal 0 only checks that the process exists.
+        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+    });
+    let term = env.term(&[], 24, 80);
+    term.wait_output("both earlier runs above the new one", |o| {
+        String::from_utf8_lossy(o)
+            .matches("hello-from-main")
+            .count()
+            == 3
+    });
+    assert_eq!(session(&env, "main").expect("main")["state"], "running");
+}
+
+#[test]
+fn bare_linger_creates_main_with_the_callers_environment() {
+    let env = Env::new();
+    let mut cmd = env.cmd();
+    cmd.env("FOO", "bare-from-caller");
+    let term = common::Term::spawn(cmd, 24, 80);
+    term.write(b"echo foo=$FOO\r");
+    term.wait_text("foo=bare-from-caller");
 }
 
 #[test]

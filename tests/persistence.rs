@@ -85,7 +85,7 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
     assert_eq!(session(&list, "one")["state"], "lost");
     assert_eq!(session(&list, "two")["state"], "lost");
     assert!(session(&list, "one")["last_seen_at"].is_string());
-    assert_eq!(session(&list, "done")["state"], "exited(3)");
+    assert_eq!(session(&list, "done")["state"], "exited");
     assert_eq!(session(&list, "done")["exit_code"], 3);
     assert_eq!(
         session(&list, "one")["notes"],
@@ -185,7 +185,8 @@ fn kill_server_ends_sessions_cleanly_not_lost() {
     env.ok(&["new", "-d", "k", "--", "sleep", "1000"]);
     env.ok(&["kill-server"]);
     let list = json_ls(&env);
-    assert_eq!(session(&list, "k")["state"], "killed(SIGHUP)");
+    assert_eq!(session(&list, "k")["state"], "killed");
+    assert_eq!(session(&list, "k")["signal"], "SIGHUP");
 }
 
 #[test]

@@ -96,7 +96,12 @@ fn spec(wanted: Wanted<'_>, config: &Config) -> Result<SessionSpec, Failure> {
             Err(_) => "/".into(),
         },
     };
-    let env = session_env(wanted.env)?;
+    let mut env = session_env(wanted.env)?;
+    // The caller's PWD names the caller's directory; shells trust it when it matches theirs.
+    if !wanted.env.iter().any(|e| e.starts_with("PWD=")) {
+        env.retain(|(k, _)| k != "PWD");
+        env.push(("PWD".into(), cwd.clone()));
+    }
     if wanted.command.iter().any(|a| a.contains('\0')) {
         return Err(usage("command arguments must not contain NUL bytes"));
     }

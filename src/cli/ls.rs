@@ -40,11 +40,12 @@ fn state_word(state: &SessionState) -> &'static str {
     }
 }
 
-/// The COMMAND column: what the terminal runs in the foreground when that is not the
-/// session's own command (a shell running vim shows vim).
+/// The COMMAND column: what the terminal runs in the foreground when that is another process
+/// than the session's own (a shell running vim shows vim). The session's own process keeps
+/// its command as given: `/proc` would show `node .../claude` for `claude`.
 fn command_cell(s: &SessionInfo) -> String {
     match &s.foreground {
-        Some(fg) if !fg.command.is_empty() && fg.command != s.command => fg.command.join(" "),
+        Some(fg) if !fg.command.is_empty() && fg.pid != s.pid => fg.command.join(" "),
         _ => s.command.join(" "),
     }
 }

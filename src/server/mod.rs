@@ -100,6 +100,14 @@ impl Server {
         if spec.command.is_empty() {
             return Err("no command to run".into());
         }
+        let env_bytes: usize = spec.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        if env_bytes > crate::protocol::MAX_ENV_BYTES {
+            return Err(format!(
+                "the environment is {} KiB; a session takes at most {} KiB",
+                env_bytes / 1024,
+                crate::protocol::MAX_ENV_BYTES / 1024
+            ));
+        }
         let mut map = self.registry.lock();
         if map.contains_key(&spec.name) {
             return Err(format!(

@@ -340,7 +340,14 @@ impl Session {
                 let (from_line, old) = match (from_line, new) {
                     // What is on the screen from the cursor's line on may still change: only
                     // lines that differ from now count.
-                    (_, true) => (cursor_line, screen.clone()),
+                    (_, true) => (
+                        cursor_line,
+                        screen
+                            .iter()
+                            .filter(|l| l.line >= cursor_line)
+                            .cloned()
+                            .collect(),
+                    ),
                     (Some(n), false) => (n, Vec::new()),
                     (None, false) => (self.model.history().next_line(), Vec::new()),
                 };
