@@ -92,6 +92,11 @@ impl Model {
         self.term.engine().profile()
     }
 
+    /// Bells, notifications, progress and prompt marks seen since the last call.
+    pub fn take_signals(&mut self) -> Vec<crate::term::Signal> {
+        self.term.engine_mut().take_signals()
+    }
+
     /// Replies owed to the app for queries seen since the last call.
     pub fn take_answers(&mut self) -> Vec<u8> {
         self.term.engine_mut().take_answers()

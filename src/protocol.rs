@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -179,6 +179,56 @@ pub enum Request {
     },
     /// Forgets every exited or killed session.
     KillExited,
+    /// An agent's own report of its state (from its lifecycle hooks): authoritative until it
+    /// reports again or its program exits.
+    Status {
+        name: String,
+        state: AgentState,
+        reason: Option<String>,
+    },
+}
+
+/// What an agent in a session is doing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AgentState {
+    Working,
+    Idle,
+    /// It asks the user something (a permission, a question, a notification).
+    Waiting,
+    Unknown,
+}
+
+impl AgentState {
+    pub fn label(self) -> &'static str {
+        match self {
+            AgentState::Working => "working",
+            AgentState::Idle => "idle",
+            AgentState::Waiting => "waiting",
+            AgentState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<AgentState, String> {
+        match text {
+            "working" => Ok(AgentState::Working),
+            "idle" => Ok(AgentState::Idle),
+            "waiting" => Ok(AgentState::Waiting),
+            _ => Err(format!(
+                "unknown state '{text}': use working, idle or waiting"
+            )),
+        }
+    }
+}
+
+/// A session's agent: which one, and what it is doing since when.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentInfo {
+    /// `claude`, `codex`, `gemini`, `aider`, `opencode`...; `None` when not an agent linger knows.
+    pub kind: Option<String>,
+    pub state: AgentState,
+    pub reason: Option<String>,
+    /// Unix milliseconds of the last change of state.
+    pub since: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -193,6 +243,8 @@ pub enum WaitCondition {
         millis: u64,
     },
     Exit,
+    /// The agent reaches this state (`Unknown` is not waited for).
+    State(AgentState),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -248,6 +300,8 @@ pub struct SessionInfo {
     pub persist_error: Option<String>,
     /// The terminal's foreground process, when it runs.
     pub foreground: Option<Foreground>,
+    /// The agent's state, while the program runs.
+    pub agent: Option<AgentInfo>,
 }
 
 /// The process in the foreground of a session's terminal (what a shell is running now).

@@ -46,6 +46,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Report an agent's state (for its lifecycle hooks): working, idle or waiting
+    Status {
+        /// Session name
+        name: String,
+        /// working, idle or waiting
+        #[arg(value_parser = ["working", "idle", "waiting"])]
+        state: String,
+        /// Why (shown in `ls`: `waiting: permission`)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// Exit 0 if a session exists (in any state), 1 if not; prints nothing
     Has {
         /// Session name
@@ -225,7 +236,7 @@ pub struct CaptureArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("condition").required(true).multiple(false).args(["text", "idle", "exit"])))]
+#[command(group(clap::ArgGroup::new("condition").required(true).multiple(false).args(["text", "idle", "exit", "state"])))]
 pub struct WaitArgs {
     /// Session name
     pub name: String,
@@ -238,6 +249,9 @@ pub struct WaitArgs {
     /// Until the program exits; exits with its code
     #[arg(long)]
     pub exit: bool,
+    /// Until the agent is working, idle or waiting (for its user), or the program exited
+    #[arg(long, value_name = "STATE", value_parser = ["working", "idle", "waiting", "exited"])]
+    pub state: Option<String>,
     /// Give up after this long, with exit status 124 (default: never)
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,

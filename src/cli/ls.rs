@@ -80,7 +80,24 @@ fn session_json(s: &SessionInfo) -> serde_json::Value {
             "command": f.command,
             "cwd": f.cwd,
         })),
+        "agent": s.agent.as_ref().map(|a| serde_json::json!({
+            "kind": a.kind,
+            "state": a.state.label(),
+            "reason": a.reason,
+            "since": rfc3339(a.since),
+        })),
     })
+}
+
+/// `waiting: permission`, `working 3m`, `idle 12s`; `-` when the program does not run.
+fn agent_cell(s: &SessionInfo, now: u64) -> String {
+    let Some(agent) = &s.agent else {
+        return "-".into();
+    };
+    match (&agent.reason, agent.state) {
+        (Some(reason), crate::protocol::AgentState::Waiting) => format!("waiting: {reason}"),
+        (_, state) => format!("{} {}", state.label(), age(now, agent.since)),
+    }
 }
 
 /// `has NAME`: exit 0 when the session exists in any state, 1 when not; prints nothing.
@@ -121,7 +138,7 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
         return Ok(0);
     }
     let now = crate::server::session::unix_millis();
-    let rows: Vec<[String; 7]> = sessions
+    let rows: Vec<[String; 8]> = sessions
         .iter()
         .map(|s| {
             let running = s.state == SessionState::Running;
@@ -137,12 +154,13 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
                 } else {
                     dash()
                 },
+                agent_cell(s, now),
                 command_cell(s),
             ]
         })
         .collect();
     let header = [
-        "NAME", "STATE", "PID", "CLIENTS", "CREATED", "IDLE", "COMMAND",
+        "NAME", "STATE", "PID", "CLIENTS", "CREATED", "IDLE", "AGENT", "COMMAND",
     ];
     let mut widths = header.map(str::len);
     for row in &rows {

@@ -168,6 +168,18 @@ async fn dispatch(command: Option<Command>, flag_key: Option<String>) -> Result<
         Command::Attach(args) => create::attach(args, flag_key).await,
         Command::Ls { json } => ls::ls(json).await,
         Command::Has { name } => ls::has(&name).await,
+        Command::Status {
+            name,
+            state,
+            reason,
+        } => {
+            let state = crate::protocol::AgentState::parse(&state).map_err(usage)?;
+            existing_for(&name)
+                .await?
+                .status(&name, state, reason)
+                .await?;
+            Ok(0)
+        }
         Command::Kill {
             name,
             signal,

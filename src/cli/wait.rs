@@ -31,6 +31,9 @@ pub(crate) async fn wait(args: WaitArgs) -> Result<i32, Failure> {
             },
             format!("{idle} of idleness"),
         )
+    } else if let Some(state) = args.state.as_deref().filter(|s| *s != "exited") {
+        let agent = crate::protocol::AgentState::parse(state).map_err(super::usage)?;
+        (WaitCondition::State(agent), format!("state {state}"))
     } else {
         (WaitCondition::Exit, "exit".to_string())
     };

@@ -355,6 +355,21 @@ impl Client {
         .await
     }
 
+    /// Reports an agent's state (its hooks call `linger status`).
+    pub async fn status(
+        &self,
+        name: &str,
+        state: crate::protocol::AgentState,
+        reason: Option<String>,
+    ) -> Result<()> {
+        self.expect_ok(&Request::Status {
+            name: name.into(),
+            state,
+            reason,
+        })
+        .await
+    }
+
     pub async fn send_keys(&self, name: &str, keys: &[String]) -> Result<()> {
         self.expect_ok(&Request::SendKeys {
             name: name.into(),

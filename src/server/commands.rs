@@ -85,6 +85,12 @@ pub enum SessionCmd {
     ForgetIfLost {
         reply: oneshot::Sender<bool>,
     },
+    /// `linger status`: the agent's own report.
+    Status {
+        state: crate::protocol::AgentState,
+        reason: Option<String>,
+        reply: oneshot::Sender<Response>,
+    },
     /// Server shutdown: end the child like a closing terminal would.
     Shutdown,
     /// `stop`: end the program but keep the session; answers once it has ended.

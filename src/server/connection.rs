@@ -235,7 +235,8 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::KillLost
         | Request::Stop { .. }
         | Request::Rename { .. }
-        | Request::KillExited => manage(server, request).await,
+        | Request::KillExited
+        | Request::Status { .. } => manage(server, request).await,
         Request::Input(_) | Request::Resize { .. } => {
             Response::Error("input and resize are only valid while attached".into())
         }
@@ -285,6 +286,18 @@ async fn manage(server: &Server, request: Request) -> Response {
             .await
         }
         Request::KillExited => kill_exited(server).await,
+        Request::Status {
+            name,
+            state,
+            reason,
+        } => {
+            ask(server, &name, |reply| SessionCmd::Status {
+                state,
+                reason,
+                reply,
+            })
+            .await
+        }
         other => Response::Error(format!("unexpected request {other:?}")),
     }
 }

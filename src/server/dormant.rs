@@ -118,6 +118,7 @@ impl Dormant {
             }
             SessionCmd::Send(super::commands::SendText { reply, .. })
             | SessionCmd::SendKeys { reply, .. }
+            | SessionCmd::Status { reply, .. }
             | SessionCmd::Stop { reply, .. } => {
                 let _ = reply.send(Response::Error(format!(
                     "session {} is not running ({}); revive it with `linger revive {}`",
@@ -177,7 +178,7 @@ impl Dormant {
                     .exit_code
                     .or(self.record.signal.map(|s| 128 + s)),
             },
-            WaitCondition::Text { .. } => {
+            WaitCondition::Text { .. } | WaitCondition::State(_) => {
                 Response::Error(format!("session {} is not running", self.record.name))
             }
         }
@@ -271,6 +272,7 @@ impl Dormant {
             resume_command: self.record.resume_command.clone(),
             persist_error: self.broken.clone(),
             foreground: None,
+            agent: None,
         }
     }
 

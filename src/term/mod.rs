@@ -95,6 +95,23 @@ pub const MAX_KITTY_STACK: usize = 16;
 /// bound is visible.
 const MAX_REPEAT: usize = 65535;
 
+/// What a program signalled that is not drawing: how agents say they want the user (see
+/// `server::session::agent`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// BEL outside a string.
+    Bell,
+    /// A desktop notification (OSC 9, OSC 777 notify, OSC 99) and its text.
+    Attention(String),
+    /// OSC 9;4 progress: 0 none, 1 normal, 2 error, 3 indeterminate, 4 paused.
+    Progress(u8),
+    /// OSC 133 shell integration mark: `A` prompt, `B` input, `C` command, `D` done.
+    Prompt(char),
+}
+
+/// Signals kept until taken; older ones are dropped past this.
+const MAX_SIGNALS: usize = 64;
+
 /// The terminal state the parser drives.
 pub struct Engine {
     rows: usize,
@@ -125,6 +142,8 @@ pub struct Engine {
     answers: Vec<u8>,
     /// What the terminal reports about itself.
     profile: Profile,
+    /// Signals since the last `take_signals`, at most [`MAX_SIGNALS`].
+    signals: Vec<Signal>,
     /// A DCS query being collected, with its payload so far.
     dcs: Option<(identity::DcsQuery, Vec<u8>)>,
     /// The last printed char, for REP.
@@ -202,6 +221,7 @@ impl Engine {
             cap: capture::Capture::new(history),
             answers: Vec::new(),
             profile: Profile::default(),
+            signals: Vec::new(),
             dcs: None,
             last_printed: None,
             test_hooks: false,
@@ -215,6 +235,18 @@ impl Engine {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        if self.signals.len() >= MAX_SIGNALS {
+            self.signals.remove(0);
+        }
+        self.signals.push(signal);
+    }
+
+    /// Signals seen since the last call, oldest first.
+    pub fn take_signals(&mut self) -> Vec<Signal> {
+        std::mem::take(&mut self.signals)
     }
 
     pub fn set_test_hooks(&mut self, on: bool) {

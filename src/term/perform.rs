@@ -42,6 +42,7 @@ impl vte::Perform for Engine {
                 }
             }
             0x0d => self.carriage_return(),
+            0x07 => self.signal(super::Signal::Bell),
             0x0e => self.cur.charsets.active = 1,
             0x0f => self.cur.charsets.active = 0,
             _ => {}
@@ -131,12 +132,31 @@ impl vte::Perform for Engine {
                 pen.link = self.links.intern(&id, &uri);
                 self.set_pen(pen);
             }
+            Some(b"9") if params.get(1) == Some(&&b"4"[..]) => {
+                let state = params.get(2).and_then(|s| std::str::from_utf8(s).ok());
+                let state = state.and_then(|s| s.parse().ok()).unwrap_or(0);
+                self.signal(super::Signal::Progress(state));
+            }
+            Some(b"9" | b"99") => self.signal(super::Signal::Attention(osc_text(&params[1..]))),
+            Some(b"777") if params.get(1) == Some(&&b"notify"[..]) => {
+                self.signal(super::Signal::Attention(osc_text(&params[2..])))
+            }
+            Some(b"133") => {
+                if let Some(&kind) = params.get(1).and_then(|p| p.first()) {
+                    self.signal(super::Signal::Prompt(kind as char));
+                }
+            }
             Some(TEST_PANIC_OSC) if self.test_hooks => {
                 panic!("test hook: model panic requested by the session's output");
             }
             _ => {}
         }
     }
+}
+
+/// The text of a notification's fields, bounded like a title.
+fn osc_text(fields: &[&[u8]]) -> String {
+    bounded_title(&fields.join(&b';'))
 }
 
 fn bounded_title(bytes: &[u8]) -> String {

@@ -2,6 +2,7 @@
 //! the loop that serves them. Output is forwarded to clients first, then fed to the model;
 //! nothing a client does can block it.
 
+mod agent;
 mod clients;
 mod input;
 mod lifecycle;
@@ -83,6 +84,7 @@ pub struct Session {
     /// Revive took this session's record and output: end without touching the disk.
     handed_over: bool,
     waiters: Waiters,
+    agent: agent::Agent,
     last_output_at: u64,
     last_output: Instant,
     /// When to return freed memory to the system; set by output, so it fires once it stops.
@@ -196,6 +198,7 @@ impl Session {
             ending: false,
             handed_over: false,
             waiters: Waiters::default(),
+            agent: agent::Agent::default(),
             last_output_at: unix_millis(),
             last_output: Instant::now(),
             trim_at: None,
@@ -220,6 +223,10 @@ impl Session {
             }
             if self.should_end() {
                 break;
+            }
+            if self.waiters.has_state() {
+                let state = self.agent_state(None).state;
+                self.waiters.check_state(state);
             }
             self.input
                 .advance(self.model.bracketed_paste(), || unread_input(&self.master));
@@ -267,6 +274,15 @@ impl Session {
             let _ = write_input(self.master.get_ref(), &mut self.input);
         }
         let idle_deadline = self.waiters.idle_deadline(self.last_output);
+        // A program that gives no signals turns idle after a quiet spell: look again then.
+        let idle_deadline = match (idle_deadline, self.waiters.has_state()) {
+            (deadline, true) => {
+                let quiet_at = self.last_output + agent::QUIET_IDLE;
+                let quiet_at = (quiet_at > Instant::now()).then_some(quiet_at);
+                deadline.into_iter().chain(quiet_at).min()
+            }
+            (deadline, false) => deadline,
+        };
         let input_deadline = self.input.deadline();
         let has_input = self.input.next_write().is_some();
         let wants_chunk = self.input.wants_chunk();
@@ -325,6 +341,8 @@ impl Session {
         }
         self.persist.mark_dirty();
         self.trim_at = Some(self.last_output + TRIM_AFTER_OUTPUT);
+        let signals = self.model.take_signals();
+        self.agent.observe(&signals, self.model.title());
         let answers = self.model.take_answers();
         if !answers.is_empty() && self.child_running && !self.input.push_typed(&answers) {
             log::warn(&format!(

@@ -8,7 +8,9 @@ use tokio::sync::oneshot;
 
 use super::{Session, unix_millis};
 use crate::log;
-use crate::protocol::{Capture, CaptureLine, Response, SessionInfo, SessionState, WaitCondition};
+use crate::protocol::{
+    AgentInfo, Capture, CaptureLine, Response, SessionInfo, SessionState, WaitCondition,
+};
 use crate::server::commands::{ClientLink, SendText, SessionCmd};
 use crate::server::outbox::Control;
 use crate::server::transcript::{logical_lines, notes_block, select_history, wrapped_rows};
@@ -64,6 +66,14 @@ impl Session {
             }
             SessionCmd::Stop { signal, reply } => self.stop(signal, reply),
             SessionCmd::Rename { new_name, reply } => self.rename(new_name, reply),
+            SessionCmd::Status {
+                state,
+                reason,
+                reply,
+            } => {
+                self.agent.report(state, reason);
+                let _ = reply.send(self.running_or_error());
+            }
         }
     }
 
@@ -176,6 +186,7 @@ impl Session {
         if let Some(profile) = self.clients.profile(client).cloned() {
             self.adopt_profile(&profile);
         }
+        self.agent.user_typed();
         if self.state == SessionState::Running && !self.input.push_typed(data) {
             log::warn(&format!(
                 "session {}: program is not reading its input; dropped {} typed bytes",
@@ -245,8 +256,23 @@ impl Session {
         });
     }
 
-    fn info(&self) -> SessionInfo {
+    /// The agent's state; with `kind`, also which agent runs (read from `/proc`).
+    pub(super) fn agent_state(&mut self, kind: Option<String>) -> AgentInfo {
+        self.agent
+            .info(kind, self.last_output.elapsed(), unix_millis())
+    }
+
+    fn info(&mut self) -> SessionInfo {
         let (rows, cols) = self.model.size();
+        let running = self.state == SessionState::Running;
+        let foreground = running
+            .then(|| crate::server::foreground::of_terminal(self.master.get_ref()))
+            .flatten();
+        let kind = foreground
+            .as_ref()
+            .and_then(|f| super::agent::kind_of(&f.command))
+            .or_else(|| super::agent::kind_of(&self.spec.command));
+        let agent = running.then(|| self.agent_state(kind));
         SessionInfo {
             name: self.name.clone(),
             state: self.state.clone(),
@@ -261,11 +287,8 @@ impl Session {
             notes: self.record.notes.clone(),
             resume_command: self.record.resume_command.clone(),
             persist_error: self.persist.error(),
-            foreground: if self.state == SessionState::Running {
-                crate::server::foreground::of_terminal(self.master.get_ref())
-            } else {
-                None
-            },
+            foreground,
+            agent,
         }
     }
 
@@ -327,6 +350,18 @@ impl Session {
                 });
             }
             WaitCondition::Exit => self.waiters.add_exit(reply),
+            WaitCondition::State(_) if ended => {
+                let _ = reply.send(Response::Error(format!(
+                    "session {} is not running ({})",
+                    self.name,
+                    self.state.label()
+                )));
+            }
+            WaitCondition::State(wanted) => {
+                self.waiters.add_state(wanted, reply);
+                let now = self.agent_state(None).state;
+                self.waiters.check_state(now);
+            }
             WaitCondition::Idle { millis } => {
                 self.waiters.add_idle(Duration::from_millis(millis), reply);
                 self.waiters.check_idle(self.last_output.elapsed());

@@ -27,14 +27,20 @@ enum Waiter {
     Exit {
         reply: oneshot::Sender<Response>,
     },
+    /// `wait --state`: the agent reaches a state.
+    State {
+        wanted: crate::protocol::AgentState,
+        reply: oneshot::Sender<Response>,
+    },
 }
 
 impl Waiter {
     fn reply_closed(&self) -> bool {
         match self {
-            Waiter::Text { reply, .. } | Waiter::Idle { reply, .. } | Waiter::Exit { reply } => {
-                reply.is_closed()
-            }
+            Waiter::Text { reply, .. }
+            | Waiter::Idle { reply, .. }
+            | Waiter::Exit { reply }
+            | Waiter::State { reply, .. } => reply.is_closed(),
         }
     }
 }
@@ -160,9 +166,44 @@ impl Waiters {
     }
 
     /// The program ended: exit and idle waiters are done, text waiters never will be.
+    pub fn add_state(
+        &mut self,
+        wanted: crate::protocol::AgentState,
+        reply: oneshot::Sender<Response>,
+    ) {
+        self.prune();
+        self.parked.push(Waiter::State { wanted, reply });
+    }
+
+    pub fn has_state(&self) -> bool {
+        self.parked
+            .iter()
+            .any(|w| matches!(w, Waiter::State { .. }))
+    }
+
+    /// Answers the `wait --state` waiters whose state the agent is in now.
+    pub fn check_state(&mut self, now: crate::protocol::AgentState) {
+        let mut remaining = Vec::with_capacity(self.parked.len());
+        for waiter in self.parked.drain(..) {
+            match waiter {
+                Waiter::State { wanted, reply } if wanted == now => {
+                    let _ = reply.send(done(now.label().to_string(), None));
+                }
+                w if w.reply_closed() => {}
+                other => remaining.push(other),
+            }
+        }
+        self.parked = remaining;
+    }
+
     pub fn on_end(&mut self, message: &str, exit_code: Option<i32>, text_error: &str) {
         for waiter in self.parked.drain(..) {
             match waiter {
+                Waiter::State { reply, .. } => {
+                    let _ = reply.send(Response::Error(
+                        text_error.replace("the text", "that state"),
+                    ));
+                }
                 Waiter::Exit { reply } => {
                     let _ = reply.send(done(message.to_string(), exit_code));
                 }

@@ -1,0 +1,201 @@
+//! Which agent runs in a session and what it is doing: working, idle, or waiting for its
+//! user, and why. Sources, strongest first:
+//! 1. the agent's own reports (`linger status`, from its lifecycle hooks), authoritative until
+//!    it reports again or its program exits;
+//! 2. signals in its output: OSC 9 / OSC 777 notify / OSC 99 notifications and BEL (waiting),
+//!    OSC 9;4 progress, window titles (Claude Code puts a braille spinner in front of its title
+//!    while it works and `✳` when idle), OSC 133 prompt marks (a shell back at its prompt);
+//! 3. output activity, for programs that give no signal: working while output flows, idle
+//!    after [`QUIET_IDLE`] of quiet.
+//!
+//! A signal's state holds until another signal (or a report) replaces it, or the user types
+//! after a `waiting` (they answered), so a redraw does not flap the state.
+
+use std::time::Duration;
+
+use crate::protocol::{AgentInfo, AgentState};
+use crate::term::Signal;
+
+/// Quiet after which a program that gives no signals counts as idle.
+pub const QUIET_IDLE: Duration = Duration::from_secs(3);
+/// Longest reason kept.
+const MAX_REASON: usize = 256;
+
+/// Agents linger knows by their program's name.
+const KINDS: [&str; 6] = ["claude", "codex", "gemini", "aider", "opencode", "goose"];
+
+#[derive(Default)]
+pub struct Agent {
+    reported: Option<(AgentState, Option<String>)>,
+    signalled: Option<(AgentState, Option<String>)>,
+    /// The last state given out, and since when (unix ms).
+    last: Option<(AgentState, u64)>,
+    /// Whether any signal or report ever came: then activity is not used.
+    spoke: bool,
+}
+
+impl Agent {
+    pub fn report(&mut self, state: AgentState, reason: Option<String>) {
+        self.reported = Some((state, reason.map(bounded)));
+        self.spoke = true;
+    }
+
+    /// Takes in what the program signalled and its title.
+    pub fn observe(&mut self, signals: &[Signal], title: &str) {
+        for signal in signals {
+            let state = match signal {
+                Signal::Bell => Some((AgentState::Waiting, Some("bell".to_string()))),
+                Signal::Attention(text) => Some((
+                    AgentState::Waiting,
+                    Some(if text.is_empty() {
+                        "notification".to_string()
+                    } else {
+                        bounded(text.clone())
+                    }),
+                )),
+                Signal::Progress(0) => Some((AgentState::Idle, None)),
+                Signal::Progress(2) => Some((AgentState::Waiting, Some("error".to_string()))),
+                Signal::Progress(_) => Some((AgentState::Working, None)),
+                Signal::Prompt('A' | 'D') => Some((AgentState::Idle, Some("prompt".to_string()))),
+                Signal::Prompt('C') => Some((AgentState::Working, None)),
+                Signal::Prompt(_) => None,
+            };
+            if let Some(state) = state {
+                self.signalled = Some(state);
+                self.spoke = true;
+            }
+        }
+        // A `waiting` from a notification is not undone by a title that still says idle or
+        // working; only a new signal or the user typing ends it.
+        let waiting = matches!(self.signalled, Some((AgentState::Waiting, _)));
+        if let Some(state) = title_state(title)
+            && self.signalled.as_ref().map(|s| s.0) != Some(state)
+            && !waiting
+        {
+            self.signalled = Some((state, None));
+            self.spoke = true;
+        }
+    }
+
+    /// The user typed: a question the agent asked is answered.
+    pub fn user_typed(&mut self) {
+        if matches!(self.signalled, Some((AgentState::Waiting, _))) {
+            self.signalled = Some((AgentState::Working, None));
+        }
+    }
+
+    /// The state now; `kind` from the foreground program, `quiet_for` since the last output.
+    pub fn info(&mut self, kind: Option<String>, quiet_for: Duration, now_ms: u64) -> AgentInfo {
+        let (state, reason) = match (&self.reported, &self.signalled) {
+            (Some((state, reason)), _) => (*state, reason.clone()),
+            (None, Some((state, reason))) => (*state, reason.clone()),
+            (None, None) if self.spoke => (AgentState::Unknown, None),
+            (None, None) if quiet_for < QUIET_IDLE => (AgentState::Working, None),
+            (None, None) => (AgentState::Idle, None),
+        };
+        let since = match self.last {
+            Some((last, since)) if last == state => since,
+            _ => {
+                self.last = Some((state, now_ms));
+                now_ms
+            }
+        };
+        AgentInfo {
+            kind,
+            state,
+            reason,
+            since,
+        }
+    }
+}
+
+/// Claude Code's title: a braille spinner while working, `✳` when idle.
+fn title_state(title: &str) -> Option<AgentState> {
+    let first = title.chars().next()?;
+    match first {
+        '\u{2800}'..='\u{28ff}' => Some(AgentState::Working),
+        '✳' => Some(AgentState::Idle),
+        _ => None,
+    }
+}
+
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_REASON {
+        let mut end = MAX_REASON;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The agent a command line runs, by its program's name or, for scripts run by an
+/// interpreter (`node .../claude`), its script's name.
+pub fn kind_of(command: &[String]) -> Option<String> {
+    command
+        .iter()
+        .take(3)
+        .filter_map(|arg| std::path::Path::new(arg).file_name()?.to_str())
+        .find(|name| KINDS.contains(name))
+        .map(String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_moves_the_state() {
+        let mut a = Agent::default();
+        let quiet = Duration::from_secs(10);
+        assert_eq!(a.info(None, Duration::ZERO, 1).state, AgentState::Working);
+        assert_eq!(a.info(None, quiet, 2).state, AgentState::Idle);
+        a.observe(&[], "\u{280b} Claude Code");
+        assert_eq!(a.info(None, quiet, 3).state, AgentState::Working);
+        a.observe(
+            &[Signal::Attention("Claude needs your permission".into())],
+            "\u{2819} x",
+        );
+        let info = a.info(None, quiet, 4);
+        assert_eq!(info.state, AgentState::Waiting);
+        assert_eq!(info.reason.as_deref(), Some("Claude needs your permission"));
+        a.observe(&[], "\u{2839} x");
+        assert_eq!(
+            a.info(None, quiet, 5).state,
+            AgentState::Waiting,
+            "a redraw does not flap"
+        );
+        a.user_typed();
+        assert_eq!(a.info(None, quiet, 6).state, AgentState::Working);
+        a.observe(&[], "✳ Claude Code");
+        let idle = a.info(None, quiet, 7);
+        assert_eq!((idle.state, idle.since), (AgentState::Idle, 7));
+        assert_eq!(
+            a.info(None, quiet, 9).since,
+            7,
+            "since holds while the state does"
+        );
+        a.report(AgentState::Waiting, Some("permission".into()));
+        a.observe(&[Signal::Progress(1)], "\u{280b}");
+        assert_eq!(
+            a.info(None, quiet, 10).state,
+            AgentState::Waiting,
+            "reports win"
+        );
+    }
+
+    #[test]
+    fn kinds_come_from_the_program_or_its_script() {
+        let cmd = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            kind_of(&cmd(&["claude", "--continue"])).as_deref(),
+            Some("claude")
+        );
+        assert_eq!(
+            kind_of(&cmd(&["node", "/usr/lib/node_modules/.bin/codex"])).as_deref(),
+            Some("codex")
+        );
+        assert_eq!(kind_of(&cmd(&["bash"])), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! Agent state through the real binary, with a fake agent that behaves like the real ones on
+//! the terminal: a braille spinner in its title while working, `✳` when idle, OSC 9 when it
+//! needs its user, BEL; and the agents' own reports through `linger status`.
+
+mod common;
+
+use common::Env;
+
+/// Reads commands on stdin and acts them out on the terminal.
+const FAKE_AGENT: &str = r#"
+import sys
+def out(s):
+    sys.stdout.write(s); sys.stdout.flush()
+out("\x1b]0;\u2733 Fake Agent\x07ready\r\n")
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "work":
+        out("\x1b]0;\u280b Fake Agent\x07thinking\r\n")
+    elif cmd == "idle":
+        out("\x1b]0;\u2733 Fake Agent\x07done\r\n")
+    elif cmd == "ask":
+        out("\x1b]9;Fake Agent needs your permission\x07Allow? (y/n)\r\n")
+    elif cmd == "bell":
+        out("\x07")
+"#;
+
+fn agent(env: &Env, name: &str) -> serde_json::Value {
+    let out = env.ok(&["ls", "--json"]);
+    let sessions: serde_json::Value = serde_json::from_str(&out).expect("ls --json");
+    sessions
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .map(|s| s["agent"].clone())
+        .expect("the session")
+}
+
+#[test]
+fn each_source_moves_the_agent_state() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "ag", "--", "python3", "-c", FAKE_AGENT]);
+    env.ok(&["wait", "ag", "--text", "ready", "--timeout", "20s"]);
+    env.ok(&["wait", "ag", "--state", "idle", "--timeout", "20s"]);
+
+    env.ok(&["send", "ag", "--enter", "work"]);
+    env.ok(&["wait", "ag", "--state", "working", "--timeout", "20s"]);
+    assert_eq!(agent(&env, "ag")["state"], "working");
+
+    env.ok(&["send", "ag", "--enter", "ask"]);
+    env.ok(&["wait", "ag", "--state", "waiting", "--timeout", "20s"]);
+    let a = agent(&env, "ag");
+    assert_eq!(a["state"], "waiting");
+    assert_eq!(a["reason"], "Fake Agent needs your permission");
+    let table = env.ok(&["ls"]);
+    assert!(
+        table.contains("waiting: Fake Agent needs your permission"),
+        "{table}"
+    );
+    // A redraw of the title does not end the question; a new signal does.
+    env.ok(&["send", "ag", "--enter", "idle"]);
+    env.ok(&["wait", "ag", "--text", "done", "--timeout", "20s"]);
+    assert_eq!(agent(&env, "ag")["state"], "waiting");
+
+    // The agent's own report wins over what its output says.
+    env.ok(&["status", "ag", "working", "--reason", "hook says so"]);
+    let a = agent(&env, "ag");
+    assert_eq!(
+        (a["state"].clone(), a["reason"].clone()),
+        ("working".into(), "hook says so".into())
+    );
+    env.ok(&["send", "ag", "--enter", "bell"]);
+    env.ok(&["status", "ag", "idle"]);
+    assert_eq!(agent(&env, "ag")["state"], "idle");
+
+    // Bad input is refused in one line.
+    let out = env.run(&["status", "ag", "sleeping"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["status", "nosuch", "idle"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_program_without_signals_is_working_while_it_prints_and_idle_after() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "quiet",
+        "--",
+        "sh",
+        "-c",
+        "echo hi; exec sleep 1000",
+    ]);
+    env.ok(&["wait", "quiet", "--state", "idle", "--timeout", "20s"]);
+    let a = agent(&env, "quiet");
+    assert_eq!(
+        (a["state"].clone(), a["kind"].clone()),
+        ("idle".into(), serde_json::Value::Null)
+    );
+}
