@@ -325,12 +325,21 @@ impl OutputLog {
 
     /// Writes queued lines (rotating when the current generation is full) and the screen.
     pub fn flush(&mut self, screen: Option<&[String]>) -> std::io::Result<()> {
-        if !self.pending.is_empty() {
+        let pending = std::mem::take(&mut self.pending);
+        self.write_lines(&pending, screen)
+    }
+
+    /// Writes `lines` (each ended by '\n') and the screen, without queueing a copy.
+    pub fn write_lines(
+        &mut self,
+        pending: &[u8],
+        screen: Option<&[String]>,
+    ) -> std::io::Result<()> {
+        if !pending.is_empty() {
             let half = self.limit / 2;
-            if self.bytes + self.pending.len() as u64 > half && self.bytes > 0 {
+            if self.bytes + pending.len() as u64 > half && self.bytes > 0 {
                 self.rotate()?;
             }
-            let pending = std::mem::take(&mut self.pending);
             // A single burst larger than a generation keeps only its newest part.
             let keep = if pending.len() as u64 > half {
                 let start = pending.len() - half as usize;
@@ -340,7 +349,7 @@ impl OutputLog {
                     .map_or(start, |p| start + p + 1);
                 &pending[start..]
             } else {
-                &pending[..]
+                pending
             };
             if let Some(file) = self.file.as_mut() {
                 file.write_all(keep)?;

@@ -19,7 +19,7 @@ use crate::log;
 use crate::state::{OutputLog, SessionRecord};
 
 /// Output kept per session while it cannot be written.
-pub const MAX_UNSAVED: usize = 8 << 20;
+pub const MAX_UNSAVED: usize = 1 << 20;
 /// How often writes that failed are tried again.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -246,8 +246,7 @@ impl Files {
         let Some(log) = self.log.as_mut() else {
             return Ok(());
         };
-        log.push_lines(&self.lines);
-        match log.flush(self.screen.as_deref()) {
+        match log.write_lines(self.lines.as_bytes(), self.screen.as_deref()) {
             Ok(()) => {
                 self.lines.clear();
                 self.screen = None;
