@@ -349,8 +349,8 @@ fn attach_d_detaches_every_other_client() {
 #[test]
 fn log_prints_the_transcript_and_follows_complete_lines() {
     let env = Env::new();
-    let prog =
-        "for i in $(seq 1 40); do echo line-$i; done; read x; echo got-$x; read y; echo got-$y";
+    let prog = "for i in $(seq 1 39); do echo line-$i; done; printf '\\033[31mline-40\\033[m\\n'; \
+                read x; echo got-$x; read y; echo got-$y";
     env.ok(&["new", "-d", "lg", "--", "sh", "-c", prog]);
     wait_text(&env, "lg", "^line-40$");
     let log = env.ok(&["log", "lg"]);
@@ -360,7 +360,8 @@ fn log_prints_the_transcript_and_follows_complete_lines() {
         want,
         "history then screen, no blank rows"
     );
-    assert!(env.ok(&["log", "lg", "--ansi"]).contains("line-40\x1b[m"));
+    let ansi = env.ok(&["log", "lg", "--ansi"]);
+    assert!(ansi.contains("\x1b[31mline-40"), "{ansi:?}");
 
     let mut follow = env
         .cmd()
