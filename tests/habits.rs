@@ -768,3 +768,40 @@ fn resume_presets_keep_the_original_flags() {
     env.ok(&["revive", "cl"]);
     wait_text(&env, "cl", "^claude --model opus --continue$");
 }
+
+#[test]
+fn detach_key_flag_beats_environment_beats_file() {
+    let env = Env::new();
+    let dir = env.home.join(".config/linger");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("config.toml"), "detach_key = \"C-a\"\n").expect("config");
+    env.ok(&[
+        "new",
+        "-d",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        "echo up-$((5*5)); exec sleep 300",
+    ]);
+    let attach = |flag: &[&str], chord: u8| {
+        let mut cmd = env.cmd();
+        cmd.args(["attach", "s"])
+            .args(flag)
+            .env("LINGER_DETACH_KEY", "C-]");
+        let mut term = common::Term::spawn(cmd, 24, 80);
+        term.wait_text("up-25");
+        term.write(&[chord]);
+        term.wait_text("[detached from s]");
+        assert!(term.wait_exit().success());
+    };
+    attach(&[], 0x1d);
+    attach(&["--detach-key", "C-b"], 0x02);
+    let mut cmd = env.cmd();
+    cmd.args(["attach", "s"]);
+    let mut term = common::Term::spawn(cmd, 24, 80);
+    term.wait_text("up-25");
+    term.write(&[0x01]);
+    term.wait_text("[detached from s]");
+    assert!(term.wait_exit().success());
+}
