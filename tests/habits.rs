@@ -369,16 +369,7 @@ fn log_prints_the_transcript_and_follows_complete_lines() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("log -f");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = follow.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = line_reader(follow.stdout.take().expect("stdout"));
     let next_until = |needle: &str| {
         let deadline = Instant::now() + common::DEADLINE;
         let mut seen = Vec::new();
@@ -804,4 +795,46 @@ fn detach_key_flag_beats_environment_beats_file() {
     term.write(&[0x01]);
     term.wait_text("[detached from s]");
     assert!(term.wait_exit().success());
+}
+
+#[test]
+fn log_follow_ends_when_the_session_is_killed() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "f",
+        "--",
+        "sh",
+        "-c",
+        "echo before-kill; exec sleep 300",
+    ]);
+    wait_text(&env, "f", "before-kill");
+    let mut follow = env
+        .cmd()
+        .args(["log", "f", "-f"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("log -f");
+    // Once log -f printed it, the follow has begun: kill only then.
+    let lines = line_reader(follow.stdout.take().expect("stdout"));
+    let first = lines.recv_timeout(common::DEADLINE).expect("first line");
+    assert_eq!(first, "before-kill");
+    env.ok(&["kill", "f"]);
+    let status = eventually("log -f to end", || follow.try_wait().expect("try_wait"));
+    assert!(status.success(), "{status:?}");
+}
+
+/// Lines of a child's output as they come, for reads with a deadline.
+fn line_reader(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
