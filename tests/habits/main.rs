@@ -133,6 +133,13 @@ fn new_without_a_terminal_fails_before_creating_anything() {
     let err = stderr(&out);
     assert!(err.contains("-- sh -c 'echo hi && sleep 5'"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+    let out = env.run(&["new", "-d", "x", "--", "echo hi && sleep 5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("-- sh -c 'echo hi && sleep 5'"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
