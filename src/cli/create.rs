@@ -105,6 +105,15 @@ fn spec(wanted: Wanted<'_>, config: &Config) -> Result<SessionSpec, Failure> {
     if wanted.command.iter().any(|a| a.contains('\0')) {
         return Err(usage("command arguments must not contain NUL bytes"));
     }
+    if let [line] = wanted.command.as_slice()
+        && line.contains(|c: char| c.is_whitespace() || "&|;<>()$`".contains(c))
+        && !std::path::Path::new(line).exists()
+    {
+        let quoted = line.replace('\'', r"'\''");
+        return Err(usage(format!(
+            "no program named '{line}'; to run a shell command line, use: -- sh -c '{quoted}'"
+        )));
+    }
     let command = if wanted.command.is_empty() {
         default_command(config)
     } else {

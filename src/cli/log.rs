@@ -53,8 +53,14 @@ pub(crate) async fn log(args: LogArgs) -> Result<i32, Failure> {
             return Ok(0);
         }
         tokio::time::sleep(FOLLOW_POLL).await;
-        cap = client
+        cap = match client
             .capture(&args.name, None, Some(next), args.ansi)
-            .await?;
+            .await
+        {
+            Ok(cap) => cap,
+            // Killed (and so forgotten) while followed: that is its end too.
+            Err(e) if e.0.starts_with("no session named") => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
     }
 }
