@@ -156,3 +156,49 @@ fn many_stalled_clients_keep_the_server_memory_flat() {
         "server grew {grown_mib} MiB with 100 stalled clients"
     );
 }
+
+/// Memory comes back once sessions end, even while another session prints without pause (it
+/// stayed until some session had been quiet for a second: 119 MB after killing 1000
+/// sessions, 468 MB while one printed continuously).
+#[test]
+#[ignore = "soak: 60 sessions with full histories, ~30 s"]
+fn memory_comes_back_after_sessions_end_while_another_floods() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "flood",
+        "--",
+        "sh",
+        "-c",
+        "while :; do seq 1 1000; done",
+    ]);
+    let server = env.server_pid().expect("server pid");
+    let baseline = rss_kib(server);
+    let names: Vec<String> = (0..60).map(|i| format!("h{i}")).collect();
+    for name in &names {
+        env.ok(&[
+            "new",
+            "-d",
+            name,
+            "--",
+            "sh",
+            "-c",
+            "seq 1 20000; echo FILLED; exec sleep 1000",
+        ]);
+    }
+    for name in &names {
+        env.ok(&["wait", name, "--text", "FILLED", "--timeout", "120s"]);
+    }
+    let full = rss_kib(server);
+    for name in &names {
+        env.ok(&["kill", name, "--signal", "KILL"]);
+    }
+    let after = common::eventually("memory to come back", || {
+        let now = rss_kib(server);
+        (now < baseline + (full - baseline) / 3).then_some(now)
+    });
+    eprintln!(
+        "server RSS {baseline} KiB with one flood, {full} KiB with 60 full histories, {after} KiB after killing them"
+    );
+}

@@ -242,5 +242,24 @@ impl Session {
             let _ = reply.send(answer.clone());
         }
         log::info(&format!("session {} forgotten", self.name));
+        // What the session held (its model, history, queues) is freed when it is dropped;
+        // hand that to the system now rather than at some other session's next trim.
+        drop(self);
+        schedule_trim();
     }
+}
+
+/// Returns freed memory to the system shortly after sessions end: once for a whole batch of
+/// ends (killing 1000 sessions trims once, not 1000 times).
+fn schedule_trim() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SCHEDULED: AtomicBool = AtomicBool::new(false);
+    if SCHEDULED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        SCHEDULED.store(false, Ordering::Release);
+        super::release_freed_memory();
+    });
 }

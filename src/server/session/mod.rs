@@ -51,7 +51,7 @@ const OUTER_TERMINAL_VARS: [&str; 16] = [
     "WT_SESSION",
 ];
 
-/// Quiet time after output before freed memory is returned to the system: once per burst.
+/// How long after output freed memory is returned to the system (at most once per this).
 const TRIM_AFTER_OUTPUT: Duration = Duration::from_secs(1);
 /// Bytes read from the pty before forwarding, to batch small reads under load. The buffer is
 /// reused once every client has written the previous batch, so reads do not allocate.
@@ -340,7 +340,10 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
-        self.trim_at = Some(self.last_output + TRIM_AFTER_OUTPUT);
+        // Armed by the first output after a trim, not pushed back by later output: a program
+        // that prints without pause still gets its freed memory returned every second.
+        self.trim_at
+            .get_or_insert(self.last_output + TRIM_AFTER_OUTPUT);
         let signals = self.model.take_signals();
         self.agent.observe(&signals, self.model.title());
         let answers = self.model.take_answers();
@@ -469,7 +472,7 @@ fn read_batch(
 
 /// Hands memory freed by a burst of output (parsed rows, evicted history, drained client
 /// queues) back to the system; glibc keeps it otherwise.
-fn release_freed_memory() {
+pub(super) fn release_freed_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free heap pages.
     unsafe {
