@@ -52,12 +52,13 @@ impl Engine {
         }
     }
 
+    /// Editing and erasing (ICH, DCH, ECH, IL, DL, ED, EL) leave a pending wrap as it is, as
+    /// alacritty does: only cursor movement clears it.
     fn csi_plain(&mut self, params: &Params, action: char) {
         let n = arg(params, 0, 1);
         match action {
             '@' => {
                 let (row, col, style) = (self.cur.row, self.cur.col, self.erase_id);
-                self.cur.pending_wrap = false;
                 self.grid_mut().insert_cells(row, col, n, style);
             }
             'A' => self.move_up(n),
@@ -81,7 +82,6 @@ impl Engine {
             'M' => self.delete_lines(n),
             'P' => {
                 let (row, col, style) = (self.cur.row, self.cur.col, self.erase_id);
-                self.cur.pending_wrap = false;
                 self.grid_mut().delete_cells(row, col, n, style);
             }
             'S' => self.scroll_up(n),
@@ -89,7 +89,6 @@ impl Engine {
             'X' => {
                 let (row, col, style, cols) =
                     (self.cur.row, self.cur.col, self.erase_id, self.cols);
-                self.cur.pending_wrap = false;
                 self.grid_mut().rows[row].erase(col, col.saturating_add(n), style, cols);
             }
             'Z' => self.tab_backward(n),
@@ -276,13 +275,12 @@ impl Engine {
     }
 
     fn switch_1049(&mut self, on: bool) {
-        if on {
-            if self.alt.is_none() {
-                self.save_cursor();
-            }
+        // Already on the alternate screen, `?1049h` does nothing (xterm, alacritty).
+        if on && self.alt.is_none() {
+            self.save_cursor();
             self.enter_alt();
             self.clear_active();
-        } else if self.alt.is_some() {
+        } else if !on && self.alt.is_some() {
             self.leave_alt();
             self.restore_cursor();
         }
@@ -300,10 +298,12 @@ impl Engine {
 
     fn erase_display(&mut self, mode: u16) {
         let (row, cols, style) = (self.cur.row, self.cols, self.erase_id);
-        self.cur.pending_wrap = false;
         match mode {
             0 => {
-                self.erase_line(0);
+                let col = self.cur.col;
+                let r = &mut self.grid_mut().rows[row];
+                r.erase(col, cols, style, cols);
+                r.wrapped = false;
                 for r in &mut self.grid_mut().rows[row + 1..] {
                     r.clear(style, cols);
                 }
@@ -348,7 +348,6 @@ impl Engine {
             return;
         }
         let row = self.cur.row;
-        self.cur.pending_wrap = false;
         self.scroll_down_from(row, n);
     }
 
@@ -357,7 +356,6 @@ impl Engine {
             return;
         }
         let row = self.cur.row;
-        self.cur.pending_wrap = false;
         let style = self.erase_id;
         let bottom = self.bottom;
         let n = n.min(bottom + 1 - row);

@@ -274,7 +274,10 @@ impl Engine {
     fn refresh_pen(&mut self) {
         let pen = self.cur.pen;
         self.pen_id = self.intern_style(&pen);
-        self.erase_id = self.intern_style(&pen.erased());
+        // Most SGR changes leave the background alone: the erase style stays.
+        if self.styles.get(self.erase_id).bg != pen.bg {
+            self.erase_id = self.intern_style(&pen.erased());
+        }
     }
 
     /// The id of `style`; when the table is full it is rebuilt from the styles still in use.

@@ -2,6 +2,61 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiply-rotate hasher for the interning tables: their keys come from the session's own
+/// output, are small, and are looked up on every SGR; SipHash's flooding resistance costs a
+/// third of SGR-heavy parsing here, and a collision flood can only slow one session down.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(n as u64);
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(n as u64);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// A colour as the app named it; palette indices stay indices so the user's theme applies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -70,6 +125,23 @@ impl Style {
         }
     }
 
+    /// The style as one number, for cheap comparison and hashing.
+    #[inline]
+    pub fn key(&self) -> u128 {
+        fn color(c: Color) -> u128 {
+            match c {
+                Color::Default => 0,
+                Color::Idx(i) => 1 << 24 | i as u128,
+                Color::Rgb(r, g, b) => 2 << 24 | (r as u128) << 16 | (g as u128) << 8 | b as u128,
+            }
+        }
+        color(self.fg)
+            | color(self.bg) << 32
+            | color(self.underline_color) << 64
+            | ((self.attrs & 0x0fff) as u128 | (self.underline as u128) << 12) << 96
+            | (self.link as u128) << 112
+    }
+
     pub fn without_link(&self) -> Style {
         Style { link: 0, ..*self }
     }
@@ -86,16 +158,24 @@ pub const MAX_STYLES: usize = 1 << 16;
 /// Style 0 is always the default style.
 pub struct StyleTable {
     styles: Vec<Style>,
-    ids: HashMap<Style, u16>,
+    ids: FastMap<u128, u16>,
+    /// The last few styles interned: SGR-heavy output switches among a handful, and a linear
+    /// look here is cheaper than hashing.
+    recent: [(u128, u16); RECENT],
+    next_recent: usize,
 }
+
+const RECENT: usize = 8;
 
 impl Default for StyleTable {
     fn default() -> StyleTable {
-        let mut ids = HashMap::new();
-        ids.insert(Style::default(), 0);
+        let mut ids = FastMap::default();
+        ids.insert(Style::default().key(), 0);
         StyleTable {
             styles: vec![Style::default()],
             ids,
+            recent: [(0, 0); RECENT],
+            next_recent: 0,
         }
     }
 }
@@ -107,7 +187,18 @@ impl StyleTable {
 
     /// The id of `style`, or None when the table is full.
     pub fn intern(&mut self, style: &Style) -> Option<u16> {
-        if let Some(&id) = self.ids.get(style) {
+        let key = style.key();
+        if let Some((_, id)) = self.recent.iter().find(|(k, _)| *k == key) {
+            return Some(*id);
+        }
+        let id = self.intern_slow(style, key)?;
+        self.recent[self.next_recent] = (key, id);
+        self.next_recent = (self.next_recent + 1) % RECENT;
+        Some(id)
+    }
+
+    fn intern_slow(&mut self, style: &Style, key: u128) -> Option<u16> {
+        if let Some(&id) = self.ids.get(&key) {
             return Some(id);
         }
         if self.styles.len() >= MAX_STYLES {
@@ -115,7 +206,7 @@ impl StyleTable {
         }
         let id = self.styles.len() as u16;
         self.styles.push(*style);
-        self.ids.insert(*style, id);
+        self.ids.insert(key, id);
         Some(id)
     }
 }
@@ -128,14 +219,14 @@ const MAX_LINKS: usize = 4096;
 /// OSC 8 hyperlinks, interned: index 0 is "no link".
 pub struct LinkTable {
     links: Vec<(String, String)>,
-    ids: HashMap<(String, String), u16>,
+    ids: FastMap<(String, String), u16>,
 }
 
 impl Default for LinkTable {
     fn default() -> LinkTable {
         LinkTable {
             links: vec![(String::new(), String::new())],
-            ids: HashMap::new(),
+            ids: FastMap::default(),
         }
     }
 }

@@ -289,3 +289,13 @@ fn fresh_lines_are_bounded_between_takes() {
     assert!(fresh.len() <= 1 << 20, "{}", fresh.len());
     assert!(fresh.len() >= 1 << 18, "{}", fresh.len());
 }
+
+#[test]
+fn chars_wider_than_two_take_one_cell() {
+    let t = feed(2, 20, "c\u{17d8}x".as_bytes());
+    assert_eq!(cursor(&t), (0, 3));
+    assert_eq!(
+        t.engine().cell(0, 2).map(|c| c.text()).as_deref(),
+        Some("x")
+    );
+}
