@@ -172,10 +172,16 @@ pub(super) fn render_cells(
     };
     let mut style_id = 0u16;
     let mut link = 0u16;
+    // A wide char's right half is part of it; the blank a wrapped wide char left at the end
+    // of a row is not text when the row runs on into the next (`!trim`).
+    let skip = if trim {
+        SPACER
+    } else {
+        SPACER | LEADING_SPACER
+    };
+    out.reserve(used);
     for cell in &cells[..used] {
-        // A wide char's right half is part of it; the blank a wrapped wide char left at the
-        // end of a row is not text when the row runs on into the next (`!trim`).
-        if cell.flags & SPACER != 0 || (!trim && cell.flags & LEADING_SPACER != 0) {
+        if cell.flags & skip != 0 {
             continue;
         }
         if sgr && cell.style != style_id {

@@ -67,6 +67,7 @@ impl Cell {
     }
 
     /// Blank with the default style: what an untouched cell looks like.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.ch == ' ' as u32 && self.style == 0 && self.flags & WIDE == 0
     }

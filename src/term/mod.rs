@@ -292,11 +292,20 @@ impl Engine {
     fn compact_styles(&mut self) {
         let old = std::mem::take(&mut self.styles);
         let mut fresh = StyleTable::default();
-        let grids = std::iter::once(&mut self.main).chain(self.alt.as_mut());
-        for grid in grids {
-            for row in &mut grid.rows {
-                for cell in &mut row.cells {
-                    cell.style = fresh.intern(old.get(cell.style)).unwrap_or(0);
+        for pass in 0..2 {
+            // The first pass counts the styles in use, to size the new table.
+            if pass == 1 {
+                fresh = old.compacted(fresh.count());
+            }
+            let grids = std::iter::once(&mut self.main).chain(self.alt.as_mut());
+            for grid in grids {
+                for row in &mut grid.rows {
+                    for cell in &mut row.cells {
+                        let id = fresh.intern(old.get(cell.style)).unwrap_or(0);
+                        if pass == 1 {
+                            cell.style = id;
+                        }
+                    }
                 }
             }
         }

@@ -152,8 +152,12 @@ impl Style {
 }
 
 /// Most distinct styles kept at once. A session that produces more (a truecolor gradient) gets
-/// its table compacted to the styles still on screen; see `Term::intern_style`.
+/// its table compacted to the styles still on screen; see `Engine::intern_style`.
 pub const MAX_STYLES: usize = 1 << 16;
+/// The table starts with room for this many styles and doubles (up to [`MAX_STYLES`]) only
+/// when compaction cannot free half: a small table stays in cache, and compacting one screen
+/// is cheap next to hashing thousands of styles nobody shows any more.
+const FIRST_LIMIT: usize = 4096;
 
 /// Style 0 is always the default style.
 pub struct StyleTable {
@@ -163,6 +167,7 @@ pub struct StyleTable {
     /// look here is cheaper than hashing.
     recent: [(u128, u16); RECENT],
     next_recent: usize,
+    limit: usize,
 }
 
 const RECENT: usize = 8;
@@ -176,11 +181,27 @@ impl Default for StyleTable {
             ids,
             recent: [(0, 0); RECENT],
             next_recent: 0,
+            limit: FIRST_LIMIT,
         }
     }
 }
 
 impl StyleTable {
+    /// An empty table for the styles in use, with room to grow if they fill half of this one.
+    pub fn compacted(&self, in_use: usize) -> StyleTable {
+        let mut table = StyleTable::default();
+        table.limit = if in_use * 2 > self.limit {
+            (self.limit * 2).min(MAX_STYLES)
+        } else {
+            self.limit
+        };
+        table
+    }
+
+    pub fn count(&self) -> usize {
+        self.styles.len()
+    }
+
     pub fn get(&self, id: u16) -> &Style {
         self.styles.get(id as usize).unwrap_or(&self.styles[0])
     }
@@ -201,7 +222,7 @@ impl StyleTable {
         if let Some(&id) = self.ids.get(&key) {
             return Some(id);
         }
-        if self.styles.len() >= MAX_STYLES {
+        if self.styles.len() >= self.limit {
             return None;
         }
         let id = self.styles.len() as u16;
