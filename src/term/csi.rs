@@ -58,7 +58,7 @@ impl Engine {
         let n = arg(params, 0, 1);
         match action {
             '@' => {
-                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_id);
+                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_style());
                 self.grid_mut().insert_cells(row, col, n, style);
             }
             'A' => self.move_up(n),
@@ -81,14 +81,14 @@ impl Engine {
             'L' => self.insert_lines(n),
             'M' => self.delete_lines(n),
             'P' => {
-                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_id);
+                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_style());
                 self.grid_mut().delete_cells(row, col, n, style);
             }
             'S' => self.scroll_up(n),
             'T' => self.scroll_down(n),
             'X' => {
                 let (row, col, style, cols) =
-                    (self.cur.row, self.cur.col, self.erase_id, self.cols);
+                    (self.cur.row, self.cur.col, self.erase_style(), self.cols);
                 self.grid_mut().rows[row].erase(col, col.saturating_add(n), style, cols);
             }
             'Z' => self.tab_backward(n),
@@ -172,7 +172,7 @@ impl Engine {
     }
 
     fn selective_erase(&mut self, row: usize, from: usize, to: usize) {
-        let (cols, style) = (self.cols, self.erase_id);
+        let (cols, style) = (self.cols, self.erase_style());
         let grid = self.alt.as_mut().unwrap_or(&mut self.main);
         let Some(r) = grid.rows.get_mut(row) else {
             return;
@@ -297,7 +297,7 @@ impl Engine {
     }
 
     fn erase_display(&mut self, mode: u16) {
-        let (row, cols, style) = (self.cur.row, self.cols, self.erase_id);
+        let (row, cols, style) = (self.cur.row, self.cols, self.erase_style());
         match mode {
             0 => {
                 let col = self.cur.col;
@@ -325,7 +325,7 @@ impl Engine {
     }
 
     fn erase_line(&mut self, mode: u16) {
-        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.erase_id);
+        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.erase_style());
         // With a wrap pending, xterm erases the last column; alacritty erases nothing. linger
         // follows alacritty (the oracle): the character that filled the row stays.
         if mode == 0 && self.cur.pending_wrap {
@@ -356,7 +356,7 @@ impl Engine {
             return;
         }
         let row = self.cur.row;
-        let style = self.erase_id;
+        let style = self.erase_style();
         let bottom = self.bottom;
         let n = n.min(bottom + 1 - row);
         self.grid_mut().scroll_up(row, bottom, n, style);

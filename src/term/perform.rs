@@ -226,7 +226,7 @@ impl Engine {
     fn put_cell(&mut self, c: char, width: usize) {
         let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
         if self.modes.insert {
-            let erase = self.erase_id;
+            let erase = self.erase_style();
             self.grid_mut().insert_cells(row, col, width, erase);
         }
         let cells = self.grid_mut().rows[row].cells_mut(cols);

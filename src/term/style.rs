@@ -364,14 +364,36 @@ fn extended_color<'a>(group: &[u16], rest: &mut impl Iterator<Item = &'a [u16]>)
     }
 }
 
+/// Appends `;n`. Written by hand: this runs for every styled run of every captured row, and
+/// `write!` costs several times more.
+fn push_param(out: &mut String, n: u8) {
+    out.push(';');
+    if n >= 100 {
+        out.push((b'0' + n / 100) as char);
+    }
+    if n >= 10 {
+        out.push((b'0' + (n / 10) % 10) as char);
+    }
+    out.push((b'0' + n % 10) as char);
+}
+
 fn write_color(out: &mut String, color: Color, base: u8) {
-    let _ = match (color, base) {
-        (Color::Default, _) => Ok(()),
-        (Color::Idx(i), 30 | 40) if i < 8 => write!(out, ";{}", base + i),
-        (Color::Idx(i), 30 | 40) if i < 16 => write!(out, ";{}", base + 60 + i - 8),
-        (Color::Idx(i), _) => write!(out, ";{};5;{}", base + 8, i),
-        (Color::Rgb(r, g, b), _) => write!(out, ";{};2;{};{};{}", base + 8, r, g, b),
-    };
+    match (color, base) {
+        (Color::Default, _) => {}
+        (Color::Idx(i), 30 | 40) if i < 8 => push_param(out, base + i),
+        (Color::Idx(i), 30 | 40) if i < 16 => push_param(out, base + 60 + i - 8),
+        (Color::Idx(i), _) => {
+            push_param(out, base + 8);
+            push_param(out, 5);
+            push_param(out, i);
+        }
+        (Color::Rgb(r, g, b), _) => {
+            push_param(out, base + 8);
+            for n in [2, r, g, b] {
+                push_param(out, n);
+            }
+        }
+    }
 }
 
 /// Writes the SGR that sets `style`, links excepted: from any previous state (it starts with a
