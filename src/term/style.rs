@@ -189,13 +189,15 @@ impl Default for StyleTable {
 impl StyleTable {
     /// An empty table for the styles in use, with room to grow if they fill half of this one.
     pub fn compacted(&self, in_use: usize) -> StyleTable {
-        let mut table = StyleTable::default();
-        table.limit = if in_use * 2 > self.limit {
+        let limit = if in_use * 2 > self.limit {
             (self.limit * 2).min(MAX_STYLES)
         } else {
             self.limit
         };
-        table
+        StyleTable {
+            limit,
+            ..StyleTable::default()
+        }
     }
 
     pub fn count(&self) -> usize {
