@@ -172,10 +172,16 @@ pub(super) fn render_cells(
     };
     let mut style_id = 0u16;
     let mut link = 0u16;
+    // A wide char's right half is part of it; the blank a wrapped wide char left at the end
+    // of a row is not text when the row runs on into the next (`!trim`).
+    let skip = if trim {
+        SPACER
+    } else {
+        SPACER | LEADING_SPACER
+    };
+    out.reserve(used);
     for cell in &cells[..used] {
-        // A wide char's right half is part of it; the blank a wrapped wide char left at the
-        // end of a row is not text when the row runs on into the next (`!trim`).
-        if cell.flags & SPACER != 0 || (!trim && cell.flags & LEADING_SPACER != 0) {
+        if cell.flags & skip != 0 {
             continue;
         }
         if sgr && cell.style != style_id {
@@ -185,7 +191,7 @@ pub(super) fn render_cells(
                 write_link(out, links, new.link);
                 link = new.link;
             }
-            if new.without_link() != old.without_link() {
+            if new.without_link().key() != old.without_link().key() {
                 if new.without_link() == Style::default() {
                     out.push_str("\x1b[m");
                 } else {
@@ -194,7 +200,10 @@ pub(super) fn render_cells(
             }
             style_id = cell.style;
         }
-        graphemes.push_cell(out, cell);
+        match cell.char() {
+            Some(c) => out.push(c),
+            None => graphemes.push_cell(out, cell),
+        }
     }
     if sgr && style_id != 0 {
         if styles.get(style_id).without_link() != Style::default() {
@@ -218,7 +227,7 @@ struct LineReader<'a> {
 
 impl vte::Perform for LineReader<'_> {
     fn print(&mut self, c: char) {
-        match c.width() {
+        match c.width().map(super::perform::cell_width) {
             Some(0) => {
                 let Some(last) = self.cells.iter().rposition(|c| c.flags & SPACER == 0) else {
                     return;

@@ -55,12 +55,13 @@ impl Engine {
         }
     }
 
+    /// Editing and erasing (ICH, DCH, ECH, IL, DL, ED, EL) leave a pending wrap as it is, as
+    /// alacritty does: only cursor movement clears it.
     fn csi_plain(&mut self, params: &Params, action: char) {
         let n = arg(params, 0, 1);
         match action {
             '@' => {
-                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_id);
-                self.cur.pending_wrap = false;
+                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_style());
                 self.grid_mut().insert_cells(row, col, n, style);
             }
             'A' => self.move_up(n),
@@ -83,16 +84,14 @@ impl Engine {
             'L' => self.insert_lines(n),
             'M' => self.delete_lines(n),
             'P' => {
-                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_id);
-                self.cur.pending_wrap = false;
+                let (row, col, style) = (self.cur.row, self.cur.col, self.erase_style());
                 self.grid_mut().delete_cells(row, col, n, style);
             }
             'S' => self.scroll_up(n),
             'T' => self.scroll_down(n),
             'X' => {
                 let (row, col, style, cols) =
-                    (self.cur.row, self.cur.col, self.erase_id, self.cols);
-                self.cur.pending_wrap = false;
+                    (self.cur.row, self.cur.col, self.erase_style(), self.cols);
                 self.grid_mut().rows[row].erase(col, col.saturating_add(n), style, cols);
             }
             'Z' => self.tab_backward(n),
@@ -179,7 +178,7 @@ impl Engine {
     }
 
     fn selective_erase(&mut self, row: usize, from: usize, to: usize) {
-        let (cols, style) = (self.cols, self.erase_id);
+        let (cols, style) = (self.cols, self.erase_style());
         let grid = self.alt.as_mut().unwrap_or(&mut self.main);
         let Some(r) = grid.rows.get_mut(row) else {
             return;
@@ -283,13 +282,12 @@ impl Engine {
     }
 
     fn switch_1049(&mut self, on: bool) {
-        if on {
-            if self.alt.is_none() {
-                self.save_cursor();
-            }
+        // Already on the alternate screen, `?1049h` does nothing (xterm, alacritty).
+        if on && self.alt.is_none() {
+            self.save_cursor();
             self.enter_alt();
             self.clear_active();
-        } else if self.alt.is_some() {
+        } else if !on && self.alt.is_some() {
             self.leave_alt();
             self.restore_cursor();
         }
@@ -306,11 +304,13 @@ impl Engine {
     }
 
     fn erase_display(&mut self, mode: u16) {
-        let (row, cols, style) = (self.cur.row, self.cols, self.erase_id);
-        self.cur.pending_wrap = false;
+        let (row, cols, style) = (self.cur.row, self.cols, self.erase_style());
         match mode {
             0 => {
-                self.erase_line(0);
+                let col = self.cur.col;
+                let r = &mut self.grid_mut().rows[row];
+                r.erase(col, cols, style, cols);
+                r.wrapped = false;
                 for r in &mut self.grid_mut().rows[row + 1..] {
                     r.clear(style, cols);
                 }
@@ -332,7 +332,7 @@ impl Engine {
     }
 
     fn erase_line(&mut self, mode: u16) {
-        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.erase_id);
+        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.erase_style());
         // With a wrap pending, xterm erases the last column; alacritty erases nothing. linger
         // follows alacritty (the oracle): the character that filled the row stays.
         if mode == 0 && self.cur.pending_wrap {
@@ -355,7 +355,6 @@ impl Engine {
             return;
         }
         let row = self.cur.row;
-        self.cur.pending_wrap = false;
         self.scroll_down_from(row, n);
     }
 
@@ -364,8 +363,7 @@ impl Engine {
             return;
         }
         let row = self.cur.row;
-        self.cur.pending_wrap = false;
-        let style = self.erase_id;
+        let style = self.erase_style();
         let bottom = self.bottom;
         let n = n.min(bottom + 1 - row);
         self.grid_mut().scroll_up(row, bottom, n, style);

@@ -1,7 +1,7 @@
 //! Cells, rows and one screen's grid of rows, with the row and region operations the parser
 //! needs; rows are allocated only once something is written to them.
 
-use std::collections::HashMap;
+use super::style::FastMap;
 
 /// Flags of a cell.
 pub const WIDE: u8 = 1;
@@ -53,6 +53,7 @@ impl Cell {
     }
 
     /// The char, or None for an interned grapheme cluster.
+    #[inline]
     pub fn char(&self) -> Option<char> {
         if self.ch & GRAPHEME_BIT != 0 {
             None
@@ -66,6 +67,7 @@ impl Cell {
     }
 
     /// Blank with the default style: what an untouched cell looks like.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.ch == ' ' as u32 && self.style == 0 && self.flags & WIDE == 0
     }
@@ -80,7 +82,7 @@ const MAX_GRAPHEMES: usize = 1 << 16;
 #[derive(Default)]
 pub struct Graphemes {
     strings: Vec<String>,
-    ids: HashMap<String, u32>,
+    ids: FastMap<String, u32>,
 }
 
 impl Graphemes {
@@ -102,6 +104,7 @@ impl Graphemes {
     }
 
     /// Appends the cell's text to `out`.
+    #[inline]
     pub fn push_cell(&self, out: &mut String, cell: &Cell) {
         match cell.char() {
             Some(c) => out.push(c),

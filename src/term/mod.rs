@@ -134,6 +134,9 @@ pub struct Engine {
     /// Interned ids of the pen and of its erase style (BCE), refreshed when the pen changes.
     pen_id: u16,
     erase_id: u16,
+    /// `erase_id` matches the pen's background; recomputed on first use after a change, so an
+    /// SGR that flips the background and back costs no lookup.
+    erase_valid: bool,
     title: String,
     titles: Vec<String>,
     kitty_main: Vec<u16>,
@@ -214,6 +217,7 @@ impl Engine {
             graphemes: Graphemes::default(),
             pen_id: 0,
             erase_id: 0,
+            erase_valid: true,
             title: String::new(),
             titles: Vec::new(),
             kitty_main: Vec::new(),
@@ -323,7 +327,20 @@ impl Engine {
     fn refresh_pen(&mut self) {
         let pen = self.cur.pen;
         self.pen_id = self.intern_style(&pen);
-        self.erase_id = self.intern_style(&pen.erased());
+        // Most SGR changes leave the background alone: the erase style stays.
+        if self.erase_valid && self.styles.get(self.erase_id).bg != pen.bg {
+            self.erase_valid = false;
+        }
+    }
+
+    /// The style erased cells get (the pen's background only).
+    fn erase_style(&mut self) -> u16 {
+        if !self.erase_valid {
+            let erased = self.cur.pen.erased();
+            self.erase_id = self.intern_style(&erased);
+            self.erase_valid = true;
+        }
+        self.erase_id
     }
 
     /// The id of `style`; when the table is full it is rebuilt from the styles still in use.
@@ -338,11 +355,20 @@ impl Engine {
     fn compact_styles(&mut self) {
         let old = std::mem::take(&mut self.styles);
         let mut fresh = StyleTable::default();
-        let grids = std::iter::once(&mut self.main).chain(self.alt.as_mut());
-        for grid in grids {
-            for row in &mut grid.rows {
-                for cell in &mut row.cells {
-                    cell.style = fresh.intern(old.get(cell.style)).unwrap_or(0);
+        for pass in 0..2 {
+            // The first pass counts the styles in use, to size the new table.
+            if pass == 1 {
+                fresh = old.compacted(fresh.count());
+            }
+            let grids = std::iter::once(&mut self.main).chain(self.alt.as_mut());
+            for grid in grids {
+                for row in &mut grid.rows {
+                    for cell in &mut row.cells {
+                        let id = fresh.intern(old.get(cell.style)).unwrap_or(0);
+                        if pass == 1 {
+                            cell.style = id;
+                        }
+                    }
                 }
             }
         }
@@ -350,6 +376,7 @@ impl Engine {
         let (pen, erased) = (self.cur.pen, self.cur.pen.erased());
         self.pen_id = self.styles.intern(&pen).unwrap_or(0);
         self.erase_id = self.styles.intern(&erased).unwrap_or(0);
+        self.erase_valid = true;
     }
 
     // ---- cursor movement ----
@@ -435,7 +462,7 @@ impl Engine {
                 self.capture_row(i);
             }
         }
-        let style = self.erase_id;
+        let style = self.erase_style();
         self.grid_mut().scroll_up(top, bottom, n, style);
     }
 
@@ -449,7 +476,7 @@ impl Engine {
         if top > bottom {
             return;
         }
-        let style = self.erase_id;
+        let style = self.erase_style();
         self.grid_mut().scroll_down(top, bottom, n, style);
     }
 
@@ -513,7 +540,7 @@ impl Engine {
 
     /// Clears the alternate grid (`?1049h` on entry).
     fn clear_active(&mut self) {
-        let (style, cols) = (self.erase_id, self.cols);
+        let (style, cols) = (self.erase_style(), self.cols);
         for row in &mut self.grid_mut().rows {
             row.clear(style, cols);
         }

@@ -12,25 +12,29 @@ const TEST_PANIC_OSC: &[u8] = b"7770";
 const ZWJ: char = '\u{200d}';
 
 impl vte::Perform for Engine {
+    #[inline]
     fn print(&mut self, c: char) {
         let set = self.cur.charsets.sets[self.cur.charsets.active as usize & 3];
-        let c = if set == Charset::Ascii { c } else { set.map(c) };
-        self.print_char(c);
+        if set != Charset::Ascii {
+            self.print_char(set.map(c));
+        } else if !self.print_ascii_fast(c) {
+            self.print_char(c);
+        }
     }
 
     fn execute(&mut self, byte: u8) {
         match byte {
             0x08 => {
-                if self.cur.pending_wrap {
-                    self.cur.pending_wrap = false;
-                } else {
-                    self.cur.col = self.cur.col.saturating_sub(1);
-                }
+                // From a pending wrap too, back one column from the last (xterm, alacritty).
+                self.cur.pending_wrap = false;
+                self.cur.col = self.cur.col.saturating_sub(1);
             }
             0x09 => {
                 if self.cur.pending_wrap {
-                    // A tab after the last column wraps, as in alacritty.
-                    self.wrap_line();
+                    // A tab after the last column wraps (if it may), as in alacritty.
+                    if self.modes.autowrap {
+                        self.wrap_line();
+                    }
                 } else {
                     self.tab_forward(1);
                 }
@@ -159,6 +163,12 @@ fn osc_text(fields: &[&[u8]]) -> String {
     bounded_title(&fields.join(&b';'))
 }
 
+/// unicode-width gives a few chars width 3 (U+17D8); terminals (wcwidth) draw them in one
+/// cell, and a cell holds at most two columns.
+pub(super) fn cell_width(width: usize) -> usize {
+    if width > 2 { 1 } else { width }
+}
+
 fn bounded_title(bytes: &[u8]) -> String {
     let mut title = String::from_utf8_lossy(bytes).into_owned();
     if title.len() > MAX_TITLE_BYTES {
@@ -199,35 +209,64 @@ impl Engine {
         self.cur.col = 0;
     }
 
+    /// The common case, done without the general path's checks: an ASCII char over a narrow
+    /// cell of an allocated row, no wrap pending, no insert mode. False when it does not apply.
+    #[inline]
+    fn print_ascii_fast(&mut self, c: char) -> bool {
+        if c >= '\x7f' || self.cur.pending_wrap || self.modes.insert {
+            return false;
+        }
+        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
+        let cells = &mut self.alt.as_mut().unwrap_or(&mut self.main).rows[row].cells;
+        // A narrow cell has no spacer to its right that could belong to it.
+        match cells.get_mut(col) {
+            Some(cell) if cell.flags == 0 => *cell = Cell::new(c, style, 0),
+            _ => return false,
+        }
+        self.last_printed = Some(c);
+        if col + 1 < cols {
+            self.cur.col = col + 1;
+        } else {
+            // Pending even without autowrap (where it never wraps): the last column was
+            // written, so a combining mark goes there, as in alacritty.
+            self.cur.pending_wrap = true;
+        }
+        true
+    }
+
     pub(super) fn print_char(&mut self, c: char) {
         let width = if (c as u32) < 0x7f {
             1
         } else {
             match c.width() {
-                Some(w) => w,
+                Some(w) => cell_width(w),
                 None => return,
             }
         };
+        // REP repeats a combining mark too (it joins the cell again), as alacritty does.
+        self.last_printed = Some(c);
         if width == 0 || self.joins_previous(c) {
             self.attach_to_previous(c);
             return;
         }
-        self.last_printed = Some(c);
         if self.cur.pending_wrap && self.modes.autowrap {
             self.wrap_line();
         }
         self.cur.pending_wrap = false;
         if width == 2 && self.cur.col + 1 >= self.cols {
-            if self.cols < 2 {
+            // Without autowrap a wide char that does not fit is dropped, as in alacritty
+            // (which also leaves a wrap pending, that linger does not: autowrap is off).
+            if self.cols < 2 || !self.modes.autowrap {
                 return;
-            }
-            if !self.modes.autowrap {
-                self.cur.col = self.cols - 2;
             } else {
                 let (row, col, cols) = (self.cur.row, self.cur.col, self.cols);
                 let style = self.pen_id;
-                self.grid_mut().rows[row].cells_mut(cols)[col] =
-                    Cell::new(' ', style, LEADING_SPACER);
+                let cells = self.grid_mut().rows[row].cells_mut(cols);
+                // The blank may land on a wide char's right half: that char goes too.
+                if cells[col].flags & SPACER != 0 && col > 0 {
+                    cells[col - 1] = Cell::blank(cells[col - 1].style);
+                }
+                cells[col] = Cell::new(' ', style, LEADING_SPACER);
                 self.wrap_line();
             }
         }
@@ -237,7 +276,7 @@ impl Engine {
     fn put_cell(&mut self, c: char, width: usize) {
         let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
         if self.modes.insert {
-            let erase = self.erase_id;
+            let erase = self.erase_style();
             self.grid_mut().insert_cells(row, col, width, erase);
         }
         let cells = self.grid_mut().rows[row].cells_mut(cols);
@@ -257,7 +296,9 @@ impl Engine {
         }
         if end >= cols {
             self.cur.col = cols - 1;
-            self.cur.pending_wrap = self.modes.autowrap;
+            // Pending even without autowrap (where it never wraps): the last column was
+            // written, so a combining mark goes there, as in alacritty.
+            self.cur.pending_wrap = true;
         } else {
             self.cur.col = end;
         }
@@ -280,10 +321,12 @@ impl Engine {
     /// pending; the wide char rather than its spacer.
     fn previous_cell(&self) -> Option<(usize, usize)> {
         let row = self.cur.row;
+        // At the first column there is nothing to the left: the mark goes on the cell under
+        // the cursor, as in alacritty.
         let mut col = if self.cur.pending_wrap {
             self.cur.col
         } else {
-            self.cur.col.checked_sub(1)?
+            self.cur.col.saturating_sub(1)
         };
         let cells = &self.grid().rows[row];
         if cells.cell(col).flags & SPACER != 0 {

@@ -2,6 +2,61 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiply-rotate hasher for the interning tables: their keys come from the session's own
+/// output, are small, and are looked up on every SGR; SipHash's flooding resistance costs a
+/// third of SGR-heavy parsing here, and a collision flood can only slow one session down.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(n as u64);
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(n as u64);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// A colour as the app named it; palette indices stay indices so the user's theme applies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -70,6 +125,23 @@ impl Style {
         }
     }
 
+    /// The style as one number, for cheap comparison and hashing.
+    #[inline]
+    pub fn key(&self) -> u128 {
+        fn color(c: Color) -> u128 {
+            match c {
+                Color::Default => 0,
+                Color::Idx(i) => 1 << 24 | i as u128,
+                Color::Rgb(r, g, b) => 2 << 24 | (r as u128) << 16 | (g as u128) << 8 | b as u128,
+            }
+        }
+        color(self.fg)
+            | color(self.bg) << 32
+            | color(self.underline_color) << 64
+            | ((self.attrs & 0x0fff) as u128 | (self.underline as u128) << 12) << 96
+            | (self.link as u128) << 112
+    }
+
     pub fn without_link(&self) -> Style {
         Style { link: 0, ..*self }
     }
@@ -80,42 +152,84 @@ impl Style {
 }
 
 /// Most distinct styles kept at once. A session that produces more (a truecolor gradient) gets
-/// its table compacted to the styles still on screen; see `Term::intern_style`.
+/// its table compacted to the styles still on screen; see `Engine::intern_style`.
 pub const MAX_STYLES: usize = 1 << 16;
+/// The table starts with room for this many styles and doubles (up to [`MAX_STYLES`]) only
+/// when compaction cannot free half: a small table stays in cache, and compacting one screen
+/// is cheap next to hashing thousands of styles nobody shows any more.
+const FIRST_LIMIT: usize = 4096;
 
 /// Style 0 is always the default style.
 pub struct StyleTable {
     styles: Vec<Style>,
-    ids: HashMap<Style, u16>,
+    ids: FastMap<u128, u16>,
+    /// The last few styles interned: SGR-heavy output switches among a handful, and a linear
+    /// look here is cheaper than hashing.
+    recent: [(u128, u16); RECENT],
+    next_recent: usize,
+    limit: usize,
 }
+
+const RECENT: usize = 8;
 
 impl Default for StyleTable {
     fn default() -> StyleTable {
-        let mut ids = HashMap::new();
-        ids.insert(Style::default(), 0);
+        let mut ids = FastMap::default();
+        ids.insert(Style::default().key(), 0);
         StyleTable {
             styles: vec![Style::default()],
             ids,
+            recent: [(0, 0); RECENT],
+            next_recent: 0,
+            limit: FIRST_LIMIT,
         }
     }
 }
 
 impl StyleTable {
+    /// An empty table for the styles in use, with room to grow if they fill half of this one.
+    pub fn compacted(&self, in_use: usize) -> StyleTable {
+        let limit = if in_use * 2 > self.limit {
+            (self.limit * 2).min(MAX_STYLES)
+        } else {
+            self.limit
+        };
+        StyleTable {
+            limit,
+            ..StyleTable::default()
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.styles.len()
+    }
+
     pub fn get(&self, id: u16) -> &Style {
         self.styles.get(id as usize).unwrap_or(&self.styles[0])
     }
 
     /// The id of `style`, or None when the table is full.
     pub fn intern(&mut self, style: &Style) -> Option<u16> {
-        if let Some(&id) = self.ids.get(style) {
+        let key = style.key();
+        if let Some((_, id)) = self.recent.iter().find(|(k, _)| *k == key) {
+            return Some(*id);
+        }
+        let id = self.intern_slow(style, key)?;
+        self.recent[self.next_recent] = (key, id);
+        self.next_recent = (self.next_recent + 1) % RECENT;
+        Some(id)
+    }
+
+    fn intern_slow(&mut self, style: &Style, key: u128) -> Option<u16> {
+        if let Some(&id) = self.ids.get(&key) {
             return Some(id);
         }
-        if self.styles.len() >= MAX_STYLES {
+        if self.styles.len() >= self.limit {
             return None;
         }
         let id = self.styles.len() as u16;
         self.styles.push(*style);
-        self.ids.insert(*style, id);
+        self.ids.insert(key, id);
         Some(id)
     }
 }
@@ -128,14 +242,14 @@ const MAX_LINKS: usize = 4096;
 /// OSC 8 hyperlinks, interned: index 0 is "no link".
 pub struct LinkTable {
     links: Vec<(String, String)>,
-    ids: HashMap<(String, String), u16>,
+    ids: FastMap<(String, String), u16>,
 }
 
 impl Default for LinkTable {
     fn default() -> LinkTable {
         LinkTable {
             links: vec![(String::new(), String::new())],
-            ids: HashMap::new(),
+            ids: FastMap::default(),
         }
     }
 }
@@ -252,14 +366,36 @@ fn extended_color<'a>(group: &[u16], rest: &mut impl Iterator<Item = &'a [u16]>)
     }
 }
 
+/// Appends `;n`. Written by hand: this runs for every styled run of every captured row, and
+/// `write!` costs several times more.
+fn push_param(out: &mut String, n: u8) {
+    out.push(';');
+    if n >= 100 {
+        out.push((b'0' + n / 100) as char);
+    }
+    if n >= 10 {
+        out.push((b'0' + (n / 10) % 10) as char);
+    }
+    out.push((b'0' + n % 10) as char);
+}
+
 fn write_color(out: &mut String, color: Color, base: u8) {
-    let _ = match (color, base) {
-        (Color::Default, _) => Ok(()),
-        (Color::Idx(i), 30 | 40) if i < 8 => write!(out, ";{}", base + i),
-        (Color::Idx(i), 30 | 40) if i < 16 => write!(out, ";{}", base + 60 + i - 8),
-        (Color::Idx(i), _) => write!(out, ";{};5;{}", base + 8, i),
-        (Color::Rgb(r, g, b), _) => write!(out, ";{};2;{};{};{}", base + 8, r, g, b),
-    };
+    match (color, base) {
+        (Color::Default, _) => {}
+        (Color::Idx(i), 30 | 40) if i < 8 => push_param(out, base + i),
+        (Color::Idx(i), 30 | 40) if i < 16 => push_param(out, base + 60 + i - 8),
+        (Color::Idx(i), _) => {
+            push_param(out, base + 8);
+            push_param(out, 5);
+            push_param(out, i);
+        }
+        (Color::Rgb(r, g, b), _) => {
+            push_param(out, base + 8);
+            for n in [2, r, g, b] {
+                push_param(out, n);
+            }
+        }
+    }
 }
 
 /// Writes the SGR that sets `style`, links excepted: from any previous state (it starts with a

@@ -289,3 +289,27 @@ fn fresh_lines_are_bounded_between_takes() {
     assert!(fresh.len() <= 1 << 20, "{}", fresh.len());
     assert!(fresh.len() >= 1 << 18, "{}", fresh.len());
 }
+
+#[test]
+fn chars_wider_than_two_take_one_cell() {
+    let t = feed(2, 20, "c\u{17d8}x".as_bytes());
+    assert_eq!(cursor(&t), (0, 3));
+    assert_eq!(
+        t.engine().cell(0, 2).map(|c| c.text()).as_deref(),
+        Some("x")
+    );
+}
+
+#[test]
+fn style_table_is_compacted_to_the_styles_on_screen() {
+    let mut t = term(5, 10);
+    for i in 0..20_000u32 {
+        let (r, g, b) = (i % 256, (i / 256) % 256, i % 7);
+        t.process(format!("\x1b[38;2;{r};{g};{b}mx").as_bytes());
+    }
+    t.process(b"\r\n\x1b[38;2;1;2;3mZ");
+    assert!(t.engine().styles.count() <= 8192);
+    let row = t.engine().cursor().row;
+    let cell = t.engine().cell(row, 0).map(|c| (c.text(), c.style().fg));
+    assert_eq!(cell, Some(("Z".to_string(), super::Color::Rgb(1, 2, 3))));
+}
