@@ -10,6 +10,7 @@ mod identity;
 mod perform;
 mod reflow;
 mod replay;
+mod signals;
 mod style;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ mod view;
 pub use capture::strip_sgr;
 pub use charset::{Charset, Charsets};
 pub use identity::Profile;
+pub use signals::Signal;
 pub use style::{BLINK, BOLD, DIM, HIDDEN, INVERSE, ITALIC, OVERLINE, STRIKE};
 pub use style::{Color, Style, Underline};
 pub use view::CellView;
@@ -94,23 +96,6 @@ pub const MAX_KITTY_STACK: usize = 16;
 /// Largest count honoured by REP: the largest a CSI parameter can be anyway, named so the
 /// bound is visible.
 const MAX_REPEAT: usize = 65535;
-
-/// What a program signalled that is not drawing: how agents say they want the user (see
-/// `server::session::agent`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Signal {
-    /// BEL outside a string.
-    Bell,
-    /// A desktop notification (OSC 9, OSC 777 notify, OSC 99) and its text.
-    Attention(String),
-    /// OSC 9;4 progress: 0 none, 1 normal, 2 error, 3 indeterminate, 4 paused.
-    Progress(u8),
-    /// OSC 133 shell integration mark: `A` prompt, `B` input, `C` command, `D` done.
-    Prompt(char),
-}
-
-/// Signals kept until taken; older ones are dropped past this.
-const MAX_SIGNALS: usize = 64;
 
 /// The terminal state the parser drives.
 pub struct Engine {
@@ -239,18 +224,6 @@ impl Engine {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
-    }
-
-    fn signal(&mut self, signal: Signal) {
-        if self.signals.len() >= MAX_SIGNALS {
-            self.signals.remove(0);
-        }
-        self.signals.push(signal);
-    }
-
-    /// Signals seen since the last call, oldest first.
-    pub fn take_signals(&mut self) -> Vec<Signal> {
-        std::mem::take(&mut self.signals)
     }
 
     pub fn set_test_hooks(&mut self, on: bool) {
