@@ -14,6 +14,9 @@ const ZWJ: char = '\u{200d}';
 impl vte::Perform for Engine {
     #[inline]
     fn print(&mut self, c: char) {
+        // REP repeats the char as received (a combining mark too, which joins the cell
+        // again), through the charset in force then, as alacritty does.
+        self.last_printed = Some(c);
         let set = self.cur.charsets.sets[self.cur.charsets.active as usize & 3];
         if set != Charset::Ascii {
             self.print_char(set.map(c));
@@ -223,7 +226,6 @@ impl Engine {
             Some(cell) if cell.flags == 0 => *cell = Cell::new(c, style, 0),
             _ => return false,
         }
-        self.last_printed = Some(c);
         if col + 1 < cols {
             self.cur.col = col + 1;
         } else {
@@ -243,8 +245,6 @@ impl Engine {
                 None => return,
             }
         };
-        // REP repeats a combining mark too (it joins the cell again), as alacritty does.
-        self.last_printed = Some(c);
         if width == 0 || self.joins_previous(c) {
             self.attach_to_previous(c);
             return;
@@ -371,7 +371,7 @@ impl Engine {
     pub(super) fn repeat(&mut self, n: usize) {
         if let Some(c) = self.last_printed {
             for _ in 0..n.min(super::MAX_REPEAT) {
-                self.print_char(c);
+                vte::Perform::print(self, c);
             }
         }
     }

@@ -77,16 +77,15 @@ impl Engine {
                 let _ = write!(out, "\x1b[{};1H", i + 1);
             }
             // A wide char wrapped to the next row left a blank behind; the target terminal
-            // recreates it only if that row still starts with a wide char.
-            let next_wide = grid
-                .rows
-                .get(i + 1)
-                .is_some_and(|n| n.cell(0).flags & WIDE != 0);
-            let leaves_blank = row
-                .cells
-                .last()
-                .is_some_and(|c| c.flags & LEADING_SPACER != 0);
-            run_on = row.wrapped && i + 1 < grid.rows.len() && (next_wide || !leaves_blank);
+            // recreates it only if that row still starts with a wide char, and with that char's
+            // style.
+            let last = row.cells.last().copied();
+            let leaves_blank = last.is_some_and(|c| c.flags & LEADING_SPACER != 0);
+            let next_fits = grid.rows.get(i + 1).is_some_and(|n| {
+                let first = n.cell(0);
+                first.flags & WIDE != 0 && last.is_some_and(|l| l.style == first.style)
+            });
+            run_on = row.wrapped && i + 1 < grid.rows.len() && (next_fits || !leaves_blank);
             self.render_cells(out, &row.cells, !run_on, true);
         }
     }
