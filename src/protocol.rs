@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -179,6 +179,9 @@ pub enum Request {
     },
     /// Forgets every exited or killed session.
     KillExited,
+    /// While attached: what the client's terminal said about itself (it answers the probe
+    /// after the attach has started).
+    Profile(crate::term::Profile),
     /// An agent's own report of its state (from its lifecycle hooks): authoritative until it
     /// reports again or its program exits.
     Status {

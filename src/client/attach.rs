@@ -49,15 +49,16 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     let (rows, cols) = terminal_size();
     let mut stream = client.open().await?;
     // Raw mode first: the terminal's answers to the probe must not echo or wait for Enter.
+    // They come back with the keyboard input, and the profile follows the attach.
     let raw = RawMode::enable()?;
-    let probed = super::probe::probe();
+    super::probe::ask();
     let request = Request::Attach {
         name: opts.name.clone(),
         read_only: opts.read_only,
         rows,
         cols,
         create: opts.create,
-        profile: probed.profile,
+        profile: None,
     };
     protocol::write_frame(&mut stream, &request)
         .await
@@ -74,7 +75,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         }
         Err(e) => return Err(Error(format!("lost the server: {e}"))),
     }
-    let ending = run(frames, wr, opts.read_only, opts.detach_key, probed.typed).await;
+    let ending = run(frames, wr, opts.read_only, opts.detach_key).await;
     drop(raw);
     Ok(ending)
 }
@@ -133,7 +134,6 @@ async fn run(
     mut wr: tokio::net::unix::OwnedWriteHalf,
     read_only: bool,
     key: DetachKey,
-    typed_during_probe: Vec<u8>,
 ) -> Ending {
     let mut keyboard = spawn_stdin_reader();
     let (screen, screen_done) = spawn_screen_writer();
@@ -146,12 +146,7 @@ async fn run(
         return Ending::ConnectionLost;
     };
     let mut unwritten: Option<Vec<u8>> = None;
-    if !typed_during_probe.is_empty() {
-        let actions = matcher.feed(&typed_during_probe, Instant::now());
-        if let Some(ending) = send_keys(&mut wr, actions, read_only).await {
-            return ending;
-        }
-    }
+    let mut prober = super::probe::Prober::default();
     let ending = loop {
         let deadline = matcher.deadline();
         // Every branch is cancellation-safe: the frame reader keeps partial frames in its own
@@ -175,8 +170,16 @@ async fn run(
                 continue;
             }
             input = keyboard.recv() => match input {
-                // A terminal's late answers to the probe are not keys: never pass them on.
-                Some(Some(bytes)) => matcher.feed(&super::probe::parse(&bytes).typed, Instant::now()),
+                // The terminal's answers to the probe are not keys: never pass them on.
+                Some(Some(bytes)) => {
+                    let typed = prober.feed(&bytes);
+                    if let Some(profile) = prober.take_profile().filter(|_| !read_only)
+                        && protocol::write_frame(&mut wr, &Request::Profile(profile)).await.is_err()
+                    {
+                        break Ending::ConnectionLost;
+                    }
+                    matcher.feed(&typed, Instant::now())
+                }
                 _ => return Ending::TerminalGone,
             },
             _ = sleep_until_opt(deadline), if deadline.is_some() => matcher.tick(Instant::now()),

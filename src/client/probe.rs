@@ -1,16 +1,10 @@
 //! Asks the user's terminal, once per attach, what linger's terminal should report to
 //! programs: its colours (OSC 10/11/12, the 16-colour palette) and kitty keyboard support, with
-//! DA1 last as the sentinel every terminal answers, within a short deadline so that a terminal
-//! that answers nothing costs at most [`PROBE_DEADLINE`].
-
-use std::time::{Duration, Instant};
+//! DA1 last as the sentinel every terminal answers. The questions go out as the attach starts
+//! and the answers are picked out of the keyboard input as they come, so the probe never
+//! delays the screen; a terminal that answers nothing simply sends no profile.
 
 use crate::term::Profile;
-
-/// How long the probe waits for the terminal's answers.
-pub const PROBE_DEADLINE: Duration = Duration::from_millis(200);
-/// Most bytes read while probing; a terminal answering more is not believed.
-const MAX_PROBE_BYTES: usize = 16 * 1024;
 
 /// The queries, DA1 last.
 fn queries() -> String {
@@ -22,61 +16,63 @@ fn queries() -> String {
     q
 }
 
+/// Sends the questions; the answers arrive with the keyboard input (see [`Prober`]).
+pub fn ask() -> bool {
+    super::rawmode::write_all_stdout(queries().as_bytes()).is_ok()
+}
+
 /// What the probe found, and anything the user typed meanwhile (to be sent on as input).
 pub struct Probed {
     pub profile: Option<Profile>,
     pub typed: Vec<u8>,
 }
 
-/// Probes the terminal on stdin/stdout, which must be in raw mode.
-pub fn probe() -> Probed {
-    if super::rawmode::write_all_stdout(queries().as_bytes()).is_err() {
-        return Probed {
-            profile: None,
-            typed: Vec::new(),
-        };
-    }
-    let replies = read_until_da1(Instant::now() + PROBE_DEADLINE);
-    parse(&replies)
+/// Picks the terminal's answers out of keyboard input until the DA1 sentinel, then yields the
+/// profile once. Answers that come later (slow links) are still dropped, never typed.
+#[derive(Default)]
+pub struct Prober {
+    profile: Profile,
+    answered: bool,
+    finished: bool,
 }
 
-fn read_until_da1(deadline: Instant) -> Vec<u8> {
-    use rustix::event::{PollFd, PollFlags, poll};
-    let stdin = rustix::stdio::stdin();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while got.len() < MAX_PROBE_BYTES {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
+impl Prober {
+    /// Takes a chunk of keyboard input; returns what the user typed in it.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut typed = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            if let Some((len, reply)) = reply_at(&data[i..]) {
+                if !self.finished {
+                    self.answered |= apply(&mut self.profile, &reply);
+                    if matches!(reply, Reply::Attributes) {
+                        self.finished = true;
+                        return self.rest(data, i + len, typed);
+                    }
+                }
+                i += len;
+            } else {
+                typed.push(data[i]);
+                i += 1;
+            }
         }
-        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
-        let timeout = rustix::event::Timespec::try_from(left).ok();
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => break,
-        }
-        match rustix::io::read(stdin, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-        if da1_seen(&got) {
-            break;
+        typed
+    }
+
+    fn rest(&mut self, data: &[u8], from: usize, mut typed: Vec<u8>) -> Vec<u8> {
+        typed.extend(parse(&data[from..]).typed);
+        typed
+    }
+
+    /// The profile, once, after the terminal answered the sentinel.
+    pub fn take_profile(&mut self) -> Option<Profile> {
+        if self.finished && self.answered {
+            self.answered = false;
+            Some(self.profile.clone())
+        } else {
+            None
         }
     }
-    got
-}
-
-fn da1_seen(data: &[u8]) -> bool {
-    data.windows(3).enumerate().any(|(i, w)| {
-        w == b"\x1b[?"
-            && data[i + 3..]
-                .iter()
-                .find(|b| !b.is_ascii_digit() && **b != b';')
-                == Some(&b'c')
-    })
 }
 
 /// Splits the replies from whatever else arrived, and reads the profile from them.
@@ -212,6 +208,19 @@ mod tests {
         assert_eq!(profile.palette[1], [0xcc, 0, 0]);
         assert!(profile.kitty_keyboard);
         assert_eq!(probed.typed, b"ab");
+    }
+
+    #[test]
+    fn answers_split_from_keys_across_chunks_give_the_profile_once() {
+        let mut p = super::Prober::default();
+        assert_eq!(p.feed(b"x\x1b]11;rgb:0000/0000/8080\x1b\\"), b"x");
+        assert!(p.take_profile().is_none(), "not before the sentinel");
+        assert_eq!(p.feed(b"\x1b[?62;22cy"), b"y");
+        let profile = p.take_profile().expect("after the sentinel");
+        assert_eq!(profile.background, [0, 0, 0x80]);
+        assert!(p.take_profile().is_none(), "once");
+        // A late answer is still not a key.
+        assert_eq!(p.feed(b"\x1b]10;rgb:ffff/ffff/ffff\x07z"), b"z");
     }
 
     #[test]

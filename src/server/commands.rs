@@ -49,6 +49,11 @@ pub enum SessionCmd {
     Leave {
         client: ClientId,
     },
+    /// An attached client's terminal profile, from its probe.
+    Profile {
+        client: ClientId,
+        profile: crate::term::Profile,
+    },
     Resync {
         client: ClientId,
     },

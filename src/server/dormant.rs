@@ -164,6 +164,7 @@ impl Dormant {
             | SessionCmd::Resize { .. }
             | SessionCmd::Leave { .. }
             | SessionCmd::Resync { .. }
+            | SessionCmd::Profile { .. }
             | SessionCmd::DetachAll => {}
         }
         ControlFlow::Continue(())

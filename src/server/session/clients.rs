@@ -72,6 +72,17 @@ impl Clients {
             .and_then(|c| c.profile.as_ref())
     }
 
+    /// Records a writer's terminal profile; false for viewers and strangers.
+    pub fn set_profile(&mut self, id: ClientId, profile: crate::term::Profile) -> bool {
+        match self.attached.get_mut(&id) {
+            Some(c) if !c.read_only => {
+                c.profile = Some(profile);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Records a writer's new size; false for viewers and strangers.
     pub fn set_size(&mut self, id: ClientId, size: (u16, u16)) -> bool {
         match self.attached.get_mut(&id) {

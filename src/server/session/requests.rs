@@ -37,6 +37,12 @@ impl Session {
                 }
             }
             SessionCmd::Leave { client } => self.clients.remove(client),
+            SessionCmd::Profile { client, profile } => {
+                // The client that attached last speaks for the session's terminal.
+                if self.clients.set_profile(client, profile.clone()) {
+                    self.adopt_profile(&profile);
+                }
+            }
             SessionCmd::Resync { client } => {
                 let model = &self.model;
                 self.clients
