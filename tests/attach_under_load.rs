@@ -385,3 +385,30 @@ fn detaching_over_an_inline_ui_leaves_the_notice_on_a_clean_line() {
     assert_eq!(notice.trim(), "[detached from ui]", "{screen}");
     assert!(!screen.contains("STATUS-LINE"), "{screen}");
 }
+
+/// Over ssh the two halves of one key commonly arrive 50-200 ms apart: a kitty-encoded
+/// detach chord split that way still detaches, and nothing of it reaches the program.
+#[test]
+fn a_detach_chord_split_over_a_slow_link_still_detaches() {
+    let env = Env::new();
+    let typed = env.home.join("typed.txt");
+    let script = format!("stty raw -echo; exec cat > {}", typed.display());
+    env.ok(&["new", "-d", "k", "--", "sh", "-c", &script]);
+    let mut client = env.term(&["attach", "k"], 24, 80);
+    client.wait_output("the replay", |o| !o.is_empty());
+    client.write(b"\x1b[92;");
+    // The gap a slow link puts between the halves: the input's timing, not a synchronisation.
+    std::thread::sleep(Duration::from_millis(150));
+    client.write(b"5u");
+    assert!(client.wait_exit().success());
+    client.wait_text("[detached from k]");
+    let got = std::fs::read(&typed).unwrap_or_default();
+    assert!(
+        !contains_seq(&got, b"92;"),
+        "part of the chord reached the program: {got:?}"
+    );
+}
+
+fn contains_seq(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
