@@ -173,10 +173,10 @@ async fn run(
                 // The terminal's answers to the probe are not keys: never pass them on.
                 Some(Some(bytes)) => {
                     let typed = prober.feed(&bytes);
-                    if let Some(profile) = prober.take_profile().filter(|_| !read_only)
-                        && protocol::write_frame(&mut wr, &Request::Profile(profile)).await.is_err()
-                    {
-                        break Ending::ConnectionLost;
+                    if let Some(profile) = prober.take_profile().filter(|_| !read_only) {
+                        // A server that stopped listening has its last word (the exit
+                        // notice) waiting in the socket: the read side says how this ends.
+                        let _ = protocol::write_frame(&mut wr, &Request::Profile(profile)).await;
                     }
                     matcher.feed(&typed, Instant::now())
                 }
@@ -186,9 +186,8 @@ async fn run(
             _ = winch.recv() => {
                 if !read_only {
                     let (rows, cols) = terminal_size();
-                    if protocol::write_frame(&mut wr, &Request::Resize { rows, cols }).await.is_err() {
-                        break Ending::ConnectionLost;
-                    }
+                    // Failed writes end nothing: the read side says how the attachment ends.
+                    let _ = protocol::write_frame(&mut wr, &Request::Resize { rows, cols }).await;
                 }
                 continue;
             }
@@ -215,12 +214,9 @@ async fn send_keys(
             Action::Detach => return Some(Ending::Detached),
             Action::Forward(_) if read_only => {}
             Action::Forward(bytes) => {
-                if protocol::write_frame(wr, &Request::Input(bytes))
-                    .await
-                    .is_err()
-                {
-                    return Some(Ending::ConnectionLost);
-                }
+                // A server that stopped reading (the program ended) still has its exit notice
+                // in the socket: keep reading rather than end on the failed write.
+                let _ = protocol::write_frame(wr, &Request::Input(bytes)).await;
             }
         }
     }
