@@ -695,8 +695,8 @@ fn binary_garbage_from_the_child() {
 }
 
 /// A program printing one enormous line (no newline) must not grow the server without bound:
-/// the history is bounded in bytes (`--scrollback 100` allows 64 KiB), but the line being
-/// assembled from wrapped rows is not, nor is a single line longer than the whole budget.
+/// the history is bounded in bytes (`--scrollback 100` allows 64 KiB), and so are the line
+/// being assembled from wrapped rows and what waits for the disk.
 #[test]
 fn endless_line_memory_is_bounded() {
     const T: &str = "endless_line";
@@ -727,8 +727,12 @@ fn endless_line_memory_is_bounded() {
             "one {bytes} B line with --scrollback 100: RSS {rss_start} -> max {rss_max} KiB (+{grew} KiB)"
         ),
     );
+    // The budget: the line's newest history pieces (64 KiB ring), fresh lines for the log
+    // (1 MiB), unsaved output on each side of the disk writer's queue (1 MiB each), a read
+    // batch per client queue, and the allocator's slack. An 8 MB line grows the server 5-7
+    // MiB, a 64 MB one about 8: bounded, not proportional.
     assert!(
-        grew < 8 * 1024,
+        grew < 12 * 1024,
         "server grew by {grew} KiB for one {bytes} B line"
     );
 }
