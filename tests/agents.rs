@@ -25,13 +25,7 @@ for line in sys.stdin:
 "#;
 
 fn agent(env: &Env, name: &str) -> serde_json::Value {
-    let out = env.ok(&["ls", "--json"]);
-    let sessions: serde_json::Value = serde_json::from_str(&out).expect("ls --json");
-    sessions
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name))
-        .map(|s| s["agent"].clone())
-        .expect("the session")
+    common::listed(env, name).expect("the session")["agent"].clone()
 }
 
 #[test]

@@ -13,18 +13,25 @@ use common::{Env, eventually};
 /// A program streaming without pause (like an agent's output) that logs what is typed to a
 /// file.
 fn streaming_with_typing_log(env: &Env) -> std::path::PathBuf {
-    let typed = env.home.join("typed.txt");
+    start_busy_reader(env, "fl", "typed.txt")
+}
+
+/// Starts [`BUSY_READER`] as session `name`, logging its reads to `log` in the test's home;
+/// returns the log's path.
+fn start_busy_reader(env: &Env, name: &str, log: &str) -> std::path::PathBuf {
+    let log = env.home.join(log);
+    let log_arg = log.to_str().expect("a UTF-8 temp path");
     env.ok(&[
         "new",
         "-d",
-        "fl",
+        name,
         "--",
         "python3",
         "-c",
         BUSY_READER,
-        typed.to_str().unwrap(),
+        log_arg,
     ]);
-    typed
+    log
 }
 
 /// The typed text so far, from the hex log of reads.
@@ -152,17 +159,7 @@ fn concurrent_sends_soak() {
 
 fn concurrent_sends(trials: usize) {
     let env = Env::new();
-    let log = env.home.join("reads.txt");
-    env.ok(&[
-        "new",
-        "-d",
-        "raw",
-        "--",
-        "python3",
-        "-c",
-        BUSY_READER,
-        log.to_str().unwrap(),
-    ]);
+    let log = start_busy_reader(&env, "raw", "reads.txt");
     env.wait_capture("raw", "the program to print", |s| s.contains("line"));
     for _ in 0..trials {
         let senders: Vec<_> = ["ONE", "TWO"]
@@ -198,17 +195,7 @@ fn concurrent_sends(trials: usize) {
 #[test]
 fn large_sends_arrive_complete_and_a_program_that_stops_reading_fails_the_send() {
     let env = Env::new();
-    let log = env.home.join("reads.txt");
-    env.ok(&[
-        "new",
-        "-d",
-        "raw",
-        "--",
-        "python3",
-        "-c",
-        BUSY_READER,
-        log.to_str().unwrap(),
-    ]);
+    let log = start_busy_reader(&env, "raw", "reads.txt");
     env.wait_capture("raw", "the program to print", |s| s.contains("line"));
     let chunk: String = "abcdefghij".repeat(60_000);
     let big = "0123456789".repeat(150_000);

@@ -36,9 +36,7 @@ impl Drop for Tmpfs {
 }
 
 fn persist_error(env: &Env, name: &str) -> Option<String> {
-    let out = env.ok(&["ls", "--json"]);
-    let sessions: serde_json::Value = serde_json::from_str(&out).ok()?;
-    sessions.as_array()?.iter().find(|s| s["name"] == name)?["persist_error"]
+    common::listed(env, name)?["persist_error"]
         .as_str()
         .map(String::from)
 }

@@ -137,13 +137,7 @@ fn server_survives_a_full_or_closed_stderr() {
 
 /// `ls --json` entry of one session.
 fn session_json(env: &Env, name: &str) -> serde_json::Value {
-    let list: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "--json"])).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no session {name} in {list}"))
+    common::listed(env, name).unwrap_or_else(|| panic!("no session {name} in `ls --json`"))
 }
 
 #[test]

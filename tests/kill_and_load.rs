@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{Env, rss_kib};
 
 /// Whether any process of the group still runs (zombies waiting for their reaper do not).
 fn group_alive(pgid: i32) -> bool {
@@ -26,11 +26,7 @@ fn group_alive(pgid: i32) -> bool {
 }
 
 fn session_pid(env: &Env, name: &str) -> i32 {
-    let out = env.ok(&["ls", "--json"]);
-    let sessions: serde_json::Value = serde_json::from_str(&out).expect("ls --json");
-    sessions
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name))
+    common::listed(env, name)
         .and_then(|s| s["pid"].as_i64())
         .expect("pid") as i32
 }
@@ -98,18 +94,6 @@ fn ls_answers_promptly_while_sessions_flood_big_screens() {
         slowest < Duration::from_secs(5),
         "ls + capture took {slowest:?} while two sessions flooded"
     );
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// 100 attached clients that stop reading while a session floods: each may hold at most its

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Env, Term};
+use common::{Env, Term, rss_kib};
 
 /// A count for this build: `debug` in debug builds, `release` otherwise or with
 /// `LINGER_SOAK=1` (the full counts, which CI runs), or the value of `var`.
@@ -39,15 +39,6 @@ fn server_pid(env: &Env) -> i32 {
 }
 
 /// Resident set of a process in KiB.
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())

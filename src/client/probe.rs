@@ -43,12 +43,10 @@ impl Prober {
         let mut i = 0;
         while i < data.len() {
             if let Some((len, reply)) = reply_at(&data[i..]) {
+                // Answers after the sentinel (late ones) are dropped like the rest.
                 if !self.finished {
                     self.answered |= apply(&mut self.profile, &reply);
-                    if matches!(reply, Reply::Attributes) {
-                        self.finished = true;
-                        return self.rest(data, i + len, typed);
-                    }
+                    self.finished = matches!(reply, Reply::Attributes);
                 }
                 i += len;
             } else {
@@ -56,11 +54,6 @@ impl Prober {
                 i += 1;
             }
         }
-        typed
-    }
-
-    fn rest(&mut self, data: &[u8], from: usize, mut typed: Vec<u8>) -> Vec<u8> {
-        typed.extend(parse(&data[from..]).typed);
         typed
     }
 
@@ -75,23 +68,13 @@ impl Prober {
     }
 }
 
-/// Splits the replies from whatever else arrived, and reads the profile from them.
+/// Splits the replies from whatever else arrived in one piece of input, and reads the profile
+/// from them (without waiting for the sentinel).
 pub fn parse(data: &[u8]) -> Probed {
-    let mut profile = Profile::default();
-    let mut answered = false;
-    let mut typed = Vec::new();
-    let mut i = 0;
-    while i < data.len() {
-        if let Some((len, reply)) = reply_at(&data[i..]) {
-            answered |= apply(&mut profile, &reply);
-            i += len;
-        } else {
-            typed.push(data[i]);
-            i += 1;
-        }
-    }
+    let mut prober = Prober::default();
+    let typed = prober.feed(data);
     Probed {
-        profile: answered.then_some(profile),
+        profile: prober.answered.then_some(prober.profile),
         typed,
     }
 }

@@ -31,9 +31,7 @@ pub fn select_history<'a>(
         .collect()
 }
 
-pub fn strip_sgr(line: &str) -> String {
-    crate::model::strip_sgr(line)
-}
+pub use crate::model::strip_sgr;
 
 /// Notes shown to a user who attaches: the continuation doc kept with the session.
 pub fn notes_block(notes: &str) -> String {

@@ -365,6 +365,30 @@ impl Drop for Term {
     }
 }
 
+/// Every session as `ls --json` lists it.
+pub fn listed_sessions(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.ok(&["ls", "--json"]);
+    match serde_json::from_str::<serde_json::Value>(&out) {
+        Ok(serde_json::Value::Array(sessions)) => sessions,
+        _ => panic!("ls --json printed no array: {out}"),
+    }
+}
+
+/// One session as `ls --json` lists it.
+pub fn listed(env: &Env, name: &str) -> Option<serde_json::Value> {
+    listed_sessions(env).into_iter().find(|s| s["name"] == name)
+}
+
+/// A process's resident memory in KiB (0 once it is gone).
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Polls `check` until it returns Some, failing after the deadline.
 pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

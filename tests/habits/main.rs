@@ -12,18 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::{Env, eventually};
 
-pub(crate) fn sessions(env: &Env) -> Vec<serde_json::Value> {
-    let out = env.ok(&["ls", "--json"]);
-    serde_json::from_str::<serde_json::Value>(&out)
-        .expect("ls --json is JSON")
-        .as_array()
-        .expect("an array")
-        .clone()
-}
-
-pub(crate) fn session(env: &Env, name: &str) -> Option<serde_json::Value> {
-    sessions(env).into_iter().find(|s| s["name"] == name)
-}
+pub(crate) use common::listed as session;
+pub(crate) use common::listed_sessions as sessions;
 
 pub(crate) fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -84,11 +84,15 @@ impl Input {
         });
     }
 
-    /// The bytes to write next: typed keys first, except inside a paste, which they would
-    /// corrupt.
-    pub fn next_write(&self) -> Option<&[u8]> {
+    /// Typed keys go before a send's bytes, except inside a paste, which they would corrupt.
+    fn typed_goes_next(&self) -> bool {
         let in_paste = self.jobs.front().is_some_and(|j| j.bracketed) && !self.out.is_empty();
-        let queue = if !self.typed.is_empty() && !in_paste {
+        !self.typed.is_empty() && !in_paste
+    }
+
+    /// The bytes to write next (see [`Input::typed_goes_next`]).
+    pub fn next_write(&self) -> Option<&[u8]> {
+        let queue = if self.typed_goes_next() {
             &self.typed
         } else {
             &self.out
@@ -99,8 +103,7 @@ impl Input {
 
     /// `n` bytes of what [`Input::next_write`] gave were written.
     pub fn wrote(&mut self, n: usize) {
-        let in_paste = self.jobs.front().is_some_and(|j| j.bracketed) && !self.out.is_empty();
-        if !self.typed.is_empty() && !in_paste {
+        if self.typed_goes_next() {
             self.typed.drain(..n.min(self.typed.len()));
         } else {
             self.out.drain(..n.min(self.out.len()));
