@@ -6,6 +6,8 @@ mod common;
 
 use common::{Env, eventually};
 
+/// A small tmpfs mounted as the test's state dir (linger itself runs through `common::Env`,
+/// which gives every command its own `LINGER_DIR`, `LINGER_STATE_DIR` and `HOME`).
 struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {

@@ -213,6 +213,7 @@ fn records_are_never_half_written() {
         .collect();
     for _ in 0..10 {
         for mut w in writers.iter().map(|c| {
+            // A copy of `env.cmd()`: the same sandbox (LINGER_DIR, LINGER_STATE_DIR, HOME).
             let mut n = std::process::Command::new(c.get_program());
             n.args(c.get_args())
                 .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))));
