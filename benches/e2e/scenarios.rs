@@ -31,10 +31,8 @@ impl FloodRun<'_> {
         (script, fifo)
     }
 
-    /// Every client is spawned watching for READY, so it cannot slip past before the wait.
-    /// Returns the seconds until the end marker and the bytes the client read meanwhile.
+    /// Every client is spawned watching for READY and waits for it before this. Returns the seconds until the end marker and the bytes the client read meanwhile.
     fn go(term: &Term, fifo: &Path) -> (f64, u64) {
-        term.wait();
         term.arm(FLOOD_END.as_bytes());
         let before = term.received();
         let writer = File::options()
@@ -75,6 +73,7 @@ pub fn flood(peers: &Peers, work: &Path, rows: &mut Vec<Row>) {
     for run in 0..FLOOD_RUNS {
         let (script, fifo) = runner.script();
         let (term, _) = raw(&script, "raw flood", Some(READY));
+        term.wait();
         let (t, bytes) = FloodRun::go(&term, &fifo);
         println!("  run {run}: raw pty {t:.3} s ({bytes} bytes read)");
         raw_times.push(t);
@@ -84,6 +83,8 @@ pub fn flood(peers: &Peers, work: &Path, rows: &mut Vec<Row>) {
             let name = format!("flood{run}");
             sys.new_session(&name, &script);
             let (term, _) = sys.attach(&name, Some(READY));
+            // After READY, dtach's session process exists too.
+            term.wait();
             let pids = sys.server_pids();
             let cpu0: f64 = pids.iter().map(|&p| cpu_secs(p)).sum();
             let (t, bytes) = FloodRun::go(&term, &fifo);
