@@ -28,6 +28,8 @@ const KINDS: [&str; 6] = ["claude", "codex", "gemini", "aider", "opencode", "goo
 pub struct Agent {
     reported: Option<(AgentState, Option<String>)>,
     signalled: Option<(AgentState, Option<String>)>,
+    /// What a screen rule matched on the last look at the screen.
+    screen: Option<(AgentState, Option<String>)>,
     /// The last state given out, and since when (unix ms).
     last: Option<(AgentState, u64)>,
     /// Whether any signal or report ever came: then activity is not used.
@@ -38,6 +40,16 @@ impl Agent {
     pub fn report(&mut self, state: AgentState, reason: Option<String>) {
         self.reported = Some((state, reason.map(bounded)));
         self.spoke = true;
+    }
+
+    /// What the screen rules found on the screen now (`None`: no rule matched).
+    pub fn set_screen(&mut self, found: Option<(AgentState, Option<String>)>) {
+        self.screen = found;
+    }
+
+    /// Whether only output activity says anything (no report, no signal ever came).
+    pub fn activity_based(&self) -> bool {
+        self.reported.is_none() && !self.spoke && self.screen.is_none()
     }
 
     /// Takes in what the program signalled and its title.
@@ -86,12 +98,21 @@ impl Agent {
 
     /// The state now; `kind` from the foreground program, `quiet_for` since the last output.
     pub fn info(&mut self, kind: Option<String>, quiet_for: Duration, now_ms: u64) -> AgentInfo {
-        let (state, reason) = match (&self.reported, &self.signalled) {
-            (Some((state, reason)), _) => (*state, reason.clone()),
-            (None, Some((state, reason))) => (*state, reason.clone()),
-            (None, None) if self.spoke => (AgentState::Unknown, None),
-            (None, None) if quiet_for < QUIET_IDLE => (AgentState::Working, None),
-            (None, None) => (AgentState::Idle, None),
+        let notified = self
+            .signalled
+            .as_ref()
+            .filter(|(state, _)| *state == AgentState::Waiting);
+        let found = self
+            .reported
+            .as_ref()
+            .or(notified)
+            .or(self.screen.as_ref())
+            .or(self.signalled.as_ref());
+        let (state, reason) = match found {
+            Some((state, reason)) => (*state, reason.clone()),
+            None if self.spoke => (AgentState::Unknown, None),
+            None if quiet_for < QUIET_IDLE => (AgentState::Working, None),
+            None => (AgentState::Idle, None),
         };
         let since = match self.last {
             Some((last, since)) if last == state => since,

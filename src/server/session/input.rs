@@ -84,6 +84,11 @@ impl Input {
         });
     }
 
+    /// Nothing typed or sent is on its way.
+    pub fn is_idle(&self) -> bool {
+        self.typed.is_empty() && self.jobs.is_empty() && self.out.is_empty()
+    }
+
     /// Typed keys go before a send's bytes, except inside a paste, which they would corrupt.
     fn typed_goes_next(&self) -> bool {
         let in_paste = self.jobs.front().is_some_and(|j| j.bracketed) && !self.out.is_empty();

@@ -8,7 +8,10 @@ mod input;
 mod lifecycle;
 mod persist;
 mod requests;
+mod rules;
+pub mod tasks;
 mod waiters;
+mod watch;
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -28,6 +31,7 @@ use crate::state::SessionRecord;
 use clients::Clients;
 use input::Input;
 use persist::Persist;
+pub use tasks::{Tasks, summary};
 use waiters::Waiters;
 
 /// Variables that describe the terminal the creator (or the server's starter) sat at; a
@@ -85,6 +89,8 @@ pub struct Session {
     handed_over: bool,
     waiters: Waiters,
     agent: agent::Agent,
+    watch: watch::Watch,
+    tasks: tasks::Tasks,
     last_output_at: u64,
     last_output: Instant,
     /// When to return freed memory to the system; set by output, so it fires once it stops.
@@ -102,6 +108,8 @@ pub struct Earlier {
     pub created_at: u64,
     /// The terminal profile the session answered queries with.
     pub profile: Option<crate::term::Profile>,
+    /// Prompts still queued for its agent.
+    pub queue: Vec<String>,
 }
 
 pub fn unix_millis() -> u64 {
@@ -124,6 +132,7 @@ enum Event {
     InputCheck,
     Flush,
     Trim,
+    Watch,
     CommandsClosed,
 }
 
@@ -176,7 +185,10 @@ impl Session {
             ));
             persist.mark_dirty();
         }
+        let tasks = tasks::Tasks::new(record.queue.clone());
         Ok(Session {
+            watch: watch::Watch::new(earlier.is_some()),
+            tasks,
             name: spec.name.clone(),
             model,
             record,
@@ -228,6 +240,7 @@ impl Session {
                 let state = self.agent_state(None).state;
                 self.waiters.check_state(state);
             }
+            self.watch_turn();
             self.input
                 .advance(self.model.bracketed_paste(), || unread_input(&self.master));
             if flooding {
@@ -259,6 +272,7 @@ impl Session {
                 self.trim_at = None;
                 release_freed_memory();
             }
+            Event::Watch => self.on_watch(),
             Event::CommandsClosed => self.handed_over = true,
         }
     }
@@ -284,6 +298,7 @@ impl Session {
             (deadline, false) => deadline,
         };
         let input_deadline = self.input.deadline();
+        let watch_deadline = self.watch_deadline();
         let has_input = self.input.next_write().is_some();
         let wants_chunk = self.input.wants_chunk();
         // Every branch is cancellation-safe: readiness guards and channel receives lose nothing
@@ -318,6 +333,7 @@ impl Session {
             _ = sleep_until_opt(input_deadline), if input_deadline.is_some() => Event::InputCheck,
             _ = sleep_until_opt(self.persist.flush_at), if self.persist.flush_at.is_some() => Event::Flush,
             _ = sleep_until_opt(self.trim_at), if self.trim_at.is_some() => Event::Trim,
+            _ = sleep_until_opt(watch_deadline), if watch_deadline.is_some() => Event::Watch,
         }
     }
 
@@ -340,6 +356,7 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
+        self.watch.screen_changed();
         // Armed by the first output after a trim, not pushed back by later output: a program
         // that prints without pause still gets its freed memory returned every second.
         self.trim_at
