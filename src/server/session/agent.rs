@@ -4,7 +4,8 @@
 //!    it reports again or its program exits;
 //! 2. signals in its output: OSC 9 / OSC 777 notify / OSC 99 notifications and BEL (waiting),
 //!    OSC 9;4 progress, window titles (Claude Code puts a braille spinner in front of its title
-//!    while it works and `✳` when idle), OSC 133 prompt marks (a shell back at its prompt);
+//!    while it works and `✳` when idle; Gemini CLI `✦`/`⏲` working, `◇` ready, `✋` action
+//!    required), OSC 133 prompt marks (a shell back at its prompt);
 //! 3. output activity, for programs that give no signal: working while output flows, idle
 //!    after [`QUIET_IDLE`] of quiet.
 //!
@@ -28,6 +29,8 @@ const KINDS: [&str; 6] = ["claude", "codex", "gemini", "aider", "opencode", "goo
 pub struct Agent {
     reported: Option<(AgentState, Option<String>)>,
     signalled: Option<(AgentState, Option<String>)>,
+    /// `signalled` came from the title, which the next title may change.
+    by_title: bool,
     /// What a screen rule matched on the last look at the screen.
     screen: Option<(AgentState, Option<String>)>,
     /// The last state given out, and since when (unix ms).
@@ -74,17 +77,19 @@ impl Agent {
             };
             if let Some(state) = state {
                 self.signalled = Some(state);
+                self.by_title = false;
                 self.spoke = true;
             }
         }
         // A `waiting` from a notification is not undone by a title that still says idle or
         // working; only a new signal or the user typing ends it.
-        let waiting = matches!(self.signalled, Some((AgentState::Waiting, _)));
-        if let Some(state) = title_state(title)
+        let notified = matches!(self.signalled, Some((AgentState::Waiting, _))) && !self.by_title;
+        if let Some((state, reason)) = title_state(title)
             && self.signalled.as_ref().map(|s| s.0) != Some(state)
-            && !waiting
+            && !notified
         {
-            self.signalled = Some((state, None));
+            self.signalled = Some((state, reason.map(String::from)));
+            self.by_title = true;
             self.spoke = true;
         }
     }
@@ -130,12 +135,14 @@ impl Agent {
     }
 }
 
-/// Claude Code's title: a braille spinner while working, `✳` when idle.
-fn title_state(title: &str) -> Option<AgentState> {
+/// What an agent's title says: Claude Code's braille spinner while working and `✳` when
+/// idle; Gemini CLI's `✦` or `⏲` working, `◇` ready and `✋` action required.
+fn title_state(title: &str) -> Option<(AgentState, Option<&'static str>)> {
     let first = title.chars().next()?;
     match first {
-        '\u{2800}'..='\u{28ff}' => Some(AgentState::Working),
-        '✳' => Some(AgentState::Idle),
+        '\u{2800}'..='\u{28ff}' | '✦' | '⏲' => Some((AgentState::Working, None)),
+        '✳' | '◇' => Some((AgentState::Idle, None)),
+        '✋' => Some((AgentState::Waiting, Some("action required"))),
         _ => None,
     }
 }

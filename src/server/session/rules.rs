@@ -40,9 +40,16 @@ const BUILT_IN: &[(&str, &str, AgentState, Option<&str>)] = &[
     ),
     (
         "claude",
-        r"Choose the text style|Let's get started",
+        r"Choose the text style|Let's get started|Do you want to use this API key",
         Waiting,
         Some("setup"),
+    ),
+    // The footer of every other dialog Claude Code draws.
+    (
+        "claude",
+        r"Enter to confirm · Esc to cancel",
+        Waiting,
+        Some("question"),
     ),
     ("claude", r"esc to interrupt", Working, None),
     (
@@ -70,7 +77,12 @@ const BUILT_IN: &[(&str, &str, AgentState, Option<&str>)] = &[
         Waiting,
         Some("permission"),
     ),
-    ("gemini", r"Do you trust this folder", Waiting, Some("trust")),
+    (
+        "gemini",
+        r"Do you trust (the files in )?this folder",
+        Waiting,
+        Some("trust"),
+    ),
     (
         "gemini",
         r"How would you like to authenticate|Login with Google|Waiting for auth",
