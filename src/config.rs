@@ -185,7 +185,10 @@ impl Config {
                 .map_err(|e| format!("rule {n} ({:?}): {e}", rule.pattern))?;
             rule_regex(&rule.pattern).map_err(|e| {
                 let first = e.lines().last().unwrap_or("").trim().to_string();
-                format!("rule {n}: pattern {:?} is not a valid regex: {first}", rule.pattern)
+                format!(
+                    "rule {n}: pattern {:?} is not a valid regex: {first}",
+                    rule.pattern
+                )
             })?;
         }
         if let Some(t) = &self.hooks.timeout {

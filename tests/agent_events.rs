@@ -99,7 +99,8 @@ impl Subscriber {
             for n in 0.. {
                 let name = format!("ready-{n}");
                 env.ok(&["new", "-d", &name, "--", "sleep", "1000"]);
-                let got = sub.next_within(Duration::from_secs(2), |e| e["session"] == name.as_str());
+                let got =
+                    sub.next_within(Duration::from_secs(2), |e| e["session"] == name.as_str());
                 env.ok(&["kill", &name]);
                 if got.is_some() {
                     break;
@@ -126,7 +127,11 @@ impl Subscriber {
         }
     }
 
-    fn expect(&mut self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    fn expect(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         self.next_within(common::DEADLINE, pred)
             .unwrap_or_else(|| panic!("no {what} event; saw {:?}", self.seen))
     }
@@ -138,15 +143,25 @@ fn events_see_created_state_attention_and_exit_in_order() {
     let mut sub = Subscriber::start(&env, &[]);
     sub.seen.clear();
     env.ok(&["new", "-d", "ev", "--", "python3", "-c", FAKE_AGENT]);
-    let of = |kind: &'static str| move |e: &serde_json::Value| e["session"] == "ev" && e["kind"] == kind;
+    let of =
+        |kind: &'static str| move |e: &serde_json::Value| e["session"] == "ev" && e["kind"] == kind;
     let created = sub.expect("created", of("created"));
     assert_eq!(created["state"], "running");
-    assert!(created["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{created}");
-    sub.expect("idle", |e| e["session"] == "ev" && e["kind"] == "state" && e["state"] == "idle");
+    assert!(
+        created["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{created}"
+    );
+    sub.expect("idle", |e| {
+        e["session"] == "ev" && e["kind"] == "state" && e["state"] == "idle"
+    });
     env.ok(&["send", "ev", "--enter", "work"]);
-    sub.expect("working", |e| e["kind"] == "state" && e["state"] == "working");
+    sub.expect("working", |e| {
+        e["kind"] == "state" && e["state"] == "working"
+    });
     env.ok(&["send", "ev", "--enter", "ask"]);
-    let waiting = sub.expect("waiting", |e| e["kind"] == "state" && e["state"] == "waiting");
+    let waiting = sub.expect("waiting", |e| {
+        e["kind"] == "state" && e["state"] == "waiting"
+    });
     assert_eq!(waiting["reason"], "Fake Agent needs your permission");
     let attention = sub.expect("attention", of("attention"));
     assert_eq!(attention["message"], "Fake Agent needs your permission");
@@ -200,15 +215,38 @@ fn screen_rules_from_the_config_file_and_built_in() {
         &env,
         "[[rules]]\npattern = 'PLEASE CONFIRM'\nstate = 'waiting'\nreason = 'confirm'\n",
     );
-    ok(linger(&["new", "-d", "r", "--", "python3", "-c", FAKE_AGENT]));
-    ok(linger(&["wait", "r", "--state", "idle", "--timeout", "20s"]));
+    ok(linger(&[
+        "new", "-d", "r", "--", "python3", "-c", FAKE_AGENT,
+    ]));
+    ok(linger(&[
+        "wait",
+        "r",
+        "--state",
+        "idle",
+        "--timeout",
+        "20s",
+    ]));
     ok(linger(&["send", "r", "--enter", "confirm"]));
-    ok(linger(&["wait", "r", "--state", "waiting", "--timeout", "20s"]));
+    ok(linger(&[
+        "wait",
+        "r",
+        "--state",
+        "waiting",
+        "--timeout",
+        "20s",
+    ]));
     let agent = common::listed(&env, "r").expect("r")["agent"].clone();
     assert_eq!(agent["reason"], "confirm", "{agent}");
     // Gone from the screen: the title (idle) counts again.
     ok(linger(&["send", "r", "--enter", "clear"]));
-    ok(linger(&["wait", "r", "--state", "idle", "--timeout", "20s"]));
+    ok(linger(&[
+        "wait",
+        "r",
+        "--state",
+        "idle",
+        "--timeout",
+        "20s",
+    ]));
 
     // A built-in rule, for a program that is Claude Code by its name.
     let script = env.home.join("claude");
@@ -217,8 +255,22 @@ fn screen_rules_from_the_config_file_and_built_in() {
         "import sys, time\nsys.stdout.write(' Bash command\\r\\n Do you want to proceed?\\r\\n ❯ 1. Yes\\r\\n')\nsys.stdout.flush()\ntime.sleep(1000)\n",
     )
     .expect("script");
-    ok(linger(&["new", "-d", "cl", "--", "python3", common::path_str(&script)]));
-    ok(linger(&["wait", "cl", "--state", "waiting", "--timeout", "20s"]));
+    ok(linger(&[
+        "new",
+        "-d",
+        "cl",
+        "--",
+        "python3",
+        common::path_str(&script),
+    ]));
+    ok(linger(&[
+        "wait",
+        "cl",
+        "--state",
+        "waiting",
+        "--timeout",
+        "20s",
+    ]));
     let agent = common::listed(&env, "cl").expect("cl")["agent"].clone();
     assert_eq!(
         (agent["kind"].clone(), agent["reason"].clone()),
@@ -229,7 +281,10 @@ fn screen_rules_from_the_config_file_and_built_in() {
     let bad = with_config(&env, "[[rules]]\npattern = '('\nstate = 'waiting'\n");
     let out = bad(&["new", "-d", "x", "--", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("rule 1") && err.contains("config.toml"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("rule 1") && err.contains("config.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -241,15 +296,36 @@ fn hooks_run_with_the_event_in_their_environment_and_a_hanging_one_delays_nothin
         file.display()
     );
     let linger = with_config(&env, &config);
-    ok(linger(&["new", "-d", "h", "--", "python3", "-c", FAKE_AGENT]));
+    ok(linger(&[
+        "new", "-d", "h", "--", "python3", "-c", FAKE_AGENT,
+    ]));
     // The created hook hangs; the session answers, reads, and its attention hook runs.
-    ok(linger(&["wait", "h", "--text", "ready", "--timeout", "20s"]));
+    ok(linger(&[
+        "wait",
+        "h",
+        "--text",
+        "ready",
+        "--timeout",
+        "20s",
+    ]));
     ok(linger(&["send", "h", "--enter", "ask"]));
-    ok(linger(&["wait", "h", "--state", "waiting", "--timeout", "20s"]));
+    ok(linger(&[
+        "wait",
+        "h",
+        "--state",
+        "waiting",
+        "--timeout",
+        "20s",
+    ]));
     let line = eventually("the attention hook", || {
-        std::fs::read_to_string(&file).ok().filter(|t| t.ends_with('\n'))
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
     });
-    assert_eq!(line, "attention h waiting Fake Agent needs your permission\n");
+    assert_eq!(
+        line,
+        "attention h waiting Fake Agent needs your permission\n"
+    );
     // The hanging hook is killed after its timeout; a failing one is logged.
     eventually("the hung hook killed", || {
         env.log()
@@ -258,6 +334,8 @@ fn hooks_run_with_the_event_in_their_environment_and_a_hanging_one_delays_nothin
     });
     ok(linger(&["send", "h", "--enter", "exit"]));
     eventually("the failed hook logged", || {
-        env.log().contains("exited hook for session h failed").then_some(())
+        env.log()
+            .contains("exited hook for session h failed")
+            .then_some(())
     });
 }

@@ -245,9 +245,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         Request::Attach { .. }
         | Request::Wait { .. }
         | Request::Send { .. }
-        | Request::Events { .. } => {
-            Response::Error("unexpected request".into())
-        }
+        | Request::Events { .. } => Response::Error("unexpected request".into()),
         Request::SendData(_) => Response::Error("text without a send request".into()),
     }
 }

@@ -23,7 +23,13 @@ fn bus() -> &'static broadcast::Sender<Event> {
 }
 
 /// Publishes an event; without subscribers it goes nowhere.
-pub fn emit(session: &str, kind: &str, state: Option<&str>, reason: Option<&str>, message: Option<&str>) {
+pub fn emit(
+    session: &str,
+    kind: &str,
+    state: Option<&str>,
+    reason: Option<&str>,
+    message: Option<&str>,
+) {
     let event = Event {
         time: crate::server::session::unix_millis(),
         session: session.to_string(),
@@ -43,7 +49,11 @@ pub fn subscribe() -> broadcast::Receiver<Event> {
 
 /// `linger events`: subscribes, says so (`Ok`), then writes the events of the sessions named
 /// (all when none) until the client goes away.
-pub async fn stream(mut rd: FrameReader<OwnedReadHalf>, mut wr: OwnedWriteHalf, names: Vec<String>) {
+pub async fn stream(
+    mut rd: FrameReader<OwnedReadHalf>,
+    mut wr: OwnedWriteHalf,
+    names: Vec<String>,
+) {
     let mut rx = subscribe();
     if protocol::write_frame(&mut wr, &Response::Ok).await.is_err() {
         return;

@@ -177,7 +177,11 @@ mod tests {
         assert_eq!(evaluate(Some("aider"), dialog, &settings), None);
         assert_eq!(evaluate(None, dialog, &settings), None);
         assert_eq!(
-            evaluate(Some("codex"), "• Working (3s • Esc to interrupt)", &settings),
+            evaluate(
+                Some("codex"),
+                "• Working (3s • Esc to interrupt)",
+                &settings
+            ),
             Some((Working, None))
         );
     }

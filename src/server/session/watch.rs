@@ -33,6 +33,10 @@ pub struct Watch {
     /// The event the session's start is (`created` or `revived`), until it is emitted.
     pub opening: Option<&'static str>,
     announced: Option<(AgentState, Option<String>)>,
+    /// The state as of the last turn, and since when: a prompt goes only after the agent was
+    /// idle for [`SETTLE`], even when a short task never changed the announced state.
+    raw: Option<(AgentState, Option<String>)>,
+    raw_since: Instant,
     settle_at: Option<Instant>,
     rules_at: Option<Instant>,
     kind: Option<(Option<String>, Instant)>,
@@ -45,6 +49,8 @@ impl Watch {
         Watch {
             opening: Some(if revived { "revived" } else { "created" }),
             announced: None,
+            raw: None,
+            raw_since: Instant::now(),
             settle_at: None,
             rules_at: None,
             kind: None,
@@ -86,7 +92,17 @@ impl Session {
             return;
         }
         let info = self.agent_state(None);
-        if self.watch.announced != Some((info.state, info.reason)) {
+        let now = Some((info.state, info.reason));
+        let changed = self.watch.raw != now;
+        if changed {
+            if info.state != AgentState::Idle {
+                // It left idle (if only for a moment): the next idle period may take a prompt.
+                self.tasks.new_idle_period();
+            }
+            self.watch.raw_since = Instant::now();
+            self.watch.raw.clone_from(&now);
+        }
+        if changed || self.watch.announced != now {
             self.watch
                 .settle_at
                 .get_or_insert_with(|| Instant::now() + SETTLE);
@@ -151,25 +167,28 @@ impl Session {
         if now.0 == AgentState::Waiting {
             events::emit(&self.name, "attention", Some(state), reason, reason);
         }
-        if now.0 == AgentState::Idle {
-            self.tasks.new_idle_period();
-        }
         self.watch.announced = Some(now);
     }
 
     /// Hands the next queued prompt to the program when its agent is idle, nothing else is
     /// being typed or sent, and no person typed in the last [`TYPED_QUIET`].
     pub(super) fn deliver_queued(&mut self) {
-        let idle = matches!(self.watch.announced, Some((AgentState::Idle, _)));
-        if self.state != SessionState::Running || !idle || !self.tasks.ready() {
-            return;
-        }
-        if !self.input.is_idle() {
-            return;
-        }
-        if let Some(free_at) = self.watch.last_typed.map(|t| t + TYPED_QUIET)
-            && free_at > Instant::now()
+        let idle =
+            |s: &Option<(AgentState, Option<String>)>| matches!(s, Some((AgentState::Idle, _)));
+        if self.state != SessionState::Running
+            || !idle(&self.watch.announced)
+            || !idle(&self.watch.raw)
+            || !self.tasks.ready()
+            || !self.input.is_idle()
         {
+            return;
+        }
+        let settled_at = self.watch.raw_since + SETTLE;
+        let free_at = self
+            .watch
+            .last_typed
+            .map_or(settled_at, |t| (t + TYPED_QUIET).max(settled_at));
+        if free_at > Instant::now() {
             self.watch.deliver_at = Some(free_at);
             return;
         }
@@ -195,7 +214,13 @@ impl Session {
                 crate::log::warn(&format!("session {name}: a queued prompt: {e}"));
             }
         });
-        events::emit(&self.name, "delivered", Some("idle"), None, Some(&summary(&text)));
+        events::emit(
+            &self.name,
+            "delivered",
+            Some("idle"),
+            None,
+            Some(&summary(&text)),
+        );
         self.save_queue();
     }
 
