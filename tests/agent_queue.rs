@@ -199,3 +199,22 @@ fn the_queue_is_bounded_and_bad_input_is_refused() {
     let out = env.run(&["queue", "b", "--json"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_prompt_waits_while_a_person_attached_is_typing() {
+    let env = Env::new();
+    start_agent(&env, "t");
+    let term = env.term(&["attach", "t"], 24, 80);
+    term.wait_text("ready");
+    term.write(b"x");
+    eventually("the key read", || {
+        std::fs::read_to_string(env.home.join("reads.log"))
+            .ok()
+            .filter(|r| r.contains("b'x'"))
+    });
+    // Idle all along, but someone just typed: the prompt holds back for a few seconds.
+    env.ok(&["queue", "t", "typed", "task"]);
+    not_yet(&env, "t", "typed task");
+    assert_eq!(queued(&env, "t"), ["typed task"]);
+    env.ok(&["wait", "t", "--text", "got xtyped task", "--timeout", "20s"]);
+}

@@ -31,6 +31,9 @@ pub struct Agent {
     signalled: Option<(AgentState, Option<String>)>,
     /// `signalled` came from the title, which the next title may change.
     by_title: bool,
+    /// The title last looked at: only a new title says something (a progress report or a
+    /// prompt mark is not undone by the title the program set long before).
+    title: String,
     /// What a screen rule matched on the last look at the screen.
     screen: Option<(AgentState, Option<String>)>,
     /// The last state given out, and since when (unix ms).
@@ -84,6 +87,10 @@ impl Agent {
         // A `waiting` from a notification is not undone by a title that still says idle or
         // working; only a new signal or the user typing ends it.
         let notified = matches!(self.signalled, Some((AgentState::Waiting, _))) && !self.by_title;
+        if title == self.title {
+            return;
+        }
+        self.title = title.to_string();
         if let Some((state, reason)) = title_state(title)
             && self.signalled.as_ref().map(|s| s.0) != Some(state)
             && !notified
