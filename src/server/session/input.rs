@@ -19,6 +19,9 @@ pub const MAX_TYPED: usize = 1 << 20;
 const ENTER_WAIT: Duration = Duration::from_secs(2);
 /// How often to look whether the program has read a send's text.
 pub const READ_POLL: Duration = Duration::from_millis(5);
+/// Least time between a paste's end and its Enter: Gemini CLI takes an Enter within 40 ms of
+/// a paste for part of the paste (a newline), unless the terminal speaks the kitty protocol.
+const PASTE_ENTER_GAP: Duration = Duration::from_millis(100);
 
 const PASTE_START: &[u8] = b"\x1b[200~";
 const PASTE_END: &[u8] = b"\x1b[201~";
@@ -198,7 +201,12 @@ impl Input {
                     enter_at,
                     ref mut look_from,
                 } if self.out.is_empty() => {
-                    let look_from = *look_from.get_or_insert(now + READ_POLL);
+                    let gap = if job.bracketed {
+                        PASTE_ENTER_GAP
+                    } else {
+                        READ_POLL
+                    };
+                    let look_from = *look_from.get_or_insert(now + gap);
                     if now >= enter_at || (now >= look_from && unread() == Some(0)) {
                         self.out.push_back(b'\r');
                         job.stage = Stage::Finishing {

@@ -12,8 +12,8 @@ use regex::Regex;
 use crate::protocol::AgentState;
 use crate::server::settings::Settings;
 
-/// Rows looked at, from the last non-blank one up.
-pub const ROWS: usize = 15;
+/// Rows looked at, from the last non-blank one up: Gemini CLI's sign-in dialog is 20 rows.
+pub const ROWS: usize = 25;
 
 use AgentState::{Waiting, Working};
 
@@ -85,11 +85,19 @@ const BUILT_IN: &[(&str, &str, AgentState, Option<&str>)] = &[
     ),
     (
         "gemini",
-        r"How would you like to authenticate|Login with Google|Waiting for auth",
+        r"How would you like to authenticate|Login with Google|Waiting for auth|Please enter your Gemini API key",
         Waiting,
         Some("login"),
     ),
-    ("gemini", r"esc to cancel", Working, None),
+    // The footer of Gemini CLI's other dialogs.
+    (
+        "gemini",
+        r"\(Use Enter to select\)|\(Press Enter to submit",
+        Waiting,
+        Some("question"),
+    ),
+    // The spinner line while it responds: `⠏ Thinking… (esc to cancel, 3s)`.
+    ("gemini", r"\(esc to cancel, \d", Working, None),
     ("aider", r"\(Y\)es/\(N\)o", Waiting, Some("question")),
     (
         "opencode",
@@ -191,7 +199,7 @@ mod tests {
         let mut screen: Vec<String> = (0..40).map(|i| format!("row {i}")).collect();
         screen.extend(["".to_string(), " ".to_string()]);
         let rows = last_rows(&screen);
-        assert!(rows.starts_with("row 25\n") && rows.ends_with("row 39"));
+        assert!(rows.starts_with("row 15\n") && rows.ends_with("row 39"));
         assert_eq!(last_rows(&["".to_string()]), "");
     }
 }
