@@ -118,7 +118,7 @@ pub struct SessionRecord {
     #[serde(default)]
     pub profile: Option<crate::term::Profile>,
     /// Prompts queued for the agent (`linger queue`), oldest first; bounded by
-    /// `session::tasks::MAX_QUEUED` and `MAX_QUEUE_BYTES`.
+    /// `server::tasks::MAX_QUEUED` and `MAX_QUEUE_BYTES`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<String>,
 }

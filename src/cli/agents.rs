@@ -6,7 +6,7 @@ use super::{Failure, existing_for, fail, print_out, usage};
 use crate::client::Client;
 use crate::client::agents::Streamed;
 use crate::protocol::{Event, QueueOp};
-use crate::server::session::tasks::MAX_QUEUE_BYTES;
+use crate::server::tasks::MAX_QUEUE_BYTES;
 
 fn rfc3339(ms: u64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);

@@ -224,11 +224,11 @@ impl Dormant {
                 self.record.name, self.record.name
             ));
         }
-        let mut tasks = super::session::Tasks::new(self.record.queue.clone());
+        let mut tasks = super::tasks::Tasks::new(self.record.queue.clone());
         let answer = match op {
             QueueOp::List => return Response::Queue(tasks.list()),
             QueueOp::Add(text) => {
-                let message = super::session::summary(&text);
+                let message = super::tasks::summary(&text);
                 if let Err(e) = tasks.add(text) {
                     return Response::Error(e);
                 }

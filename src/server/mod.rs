@@ -14,6 +14,7 @@ pub mod rename;
 pub mod revive;
 pub mod session;
 pub mod settings;
+pub mod tasks;
 pub mod transcript;
 
 use std::collections::HashMap;

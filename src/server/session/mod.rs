@@ -9,7 +9,6 @@ mod lifecycle;
 mod persist;
 mod requests;
 mod rules;
-pub mod tasks;
 mod waiters;
 mod watch;
 
@@ -31,7 +30,6 @@ use crate::state::SessionRecord;
 use clients::Clients;
 use input::Input;
 use persist::Persist;
-pub use tasks::{Tasks, summary};
 use waiters::Waiters;
 
 /// Variables that describe the terminal the creator (or the server's starter) sat at; a
@@ -90,7 +88,7 @@ pub struct Session {
     waiters: Waiters,
     agent: agent::Agent,
     watch: watch::Watch,
-    tasks: tasks::Tasks,
+    tasks: crate::server::tasks::Tasks,
     last_output_at: u64,
     last_output: Instant,
     /// When to return freed memory to the system; set by output, so it fires once it stops.
@@ -185,7 +183,7 @@ impl Session {
             ));
             persist.mark_dirty();
         }
-        let tasks = tasks::Tasks::new(record.queue.clone());
+        let tasks = crate::server::tasks::Tasks::new(record.queue.clone());
         Ok(Session {
             watch: watch::Watch::new(earlier.is_some()),
             tasks,

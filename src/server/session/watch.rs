@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::agent::{QUIET_IDLE, kind_of};
-use super::tasks::summary;
 use super::{Session, rules, unix_millis};
 use crate::protocol::{AgentState, QueueOp, Response, SessionState};
 use crate::server::commands::SendText;
+use crate::server::tasks::summary;
 use crate::server::{events, settings};
 
 /// How long a new state must hold before it is announced: a redraw does not flap it.
