@@ -339,3 +339,52 @@ fn hooks_run_with_the_event_in_their_environment_and_a_hanging_one_delays_nothin
             .then_some(())
     });
 }
+
+#[test]
+fn hooks_run_for_lost_and_revived_sessions_and_at_most_eight_at_once() {
+    let env = Env::new();
+    let file = env.home.join("hooks.txt");
+    let config = format!(
+        "[hooks]\nlost = 'echo \"$LINGER_EVENT $LINGER_SESSION $LINGER_STATE\" >> {f}'\nrevived = 'echo \"$LINGER_EVENT $LINGER_SESSION $LINGER_STATE\" >> {f}'\ncreated = 'exec sleep 60'\ntimeout = '60s'\n",
+        f = file.display()
+    );
+    let linger = with_config(&env, &config);
+    ok(linger(&["new", "-d", "l", "--", "sleep", "1000"]));
+    let record = env.state.join("sessions/l/meta.json");
+    eventually("the record on disk", || record.exists().then_some(()));
+    let pid = env.server_pid().expect("server pid");
+    // SAFETY: killing our own test server, so that its session is lost.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    eventually("server gone", || {
+        // SAFETY: signal 0 only checks that the process exists.
+        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+    });
+    ok(linger(&["ls"]));
+    ok(linger(&["revive", "l"]));
+    let text = eventually("the lost and revived hooks", || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.lines().count() == 2)
+    });
+    assert_eq!(text, "lost l lost\nrevived l running\n");
+    // Each `created` hook hangs: the ninth finds eight running and is skipped, and the
+    // sessions do not care.
+    for i in 0..9 {
+        ok(linger(&[
+            "new",
+            "-d",
+            &format!("c{i}"),
+            "--",
+            "sleep",
+            "1000",
+        ]));
+    }
+    eventually("a hook skipped", || {
+        env.log()
+            .contains("hook for created of session c8 skipped: 8 hooks are still running")
+            .then_some(())
+    });
+    ok(linger(&["send", "c8", "--enter", "still answering"]));
+}

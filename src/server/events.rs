@@ -77,3 +77,22 @@ pub async fn stream(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscriber_that_falls_behind_is_told_how_many_it_lost() {
+        let mut rx = subscribe();
+        for i in 0..CAPACITY + 5 {
+            emit("s", "state", None, None, Some(&i.to_string()));
+        }
+        assert_eq!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(5))
+        );
+        let next = rx.try_recv().expect("the oldest event kept");
+        assert_eq!(next.message.as_deref(), Some("5"));
+    }
+}
