@@ -91,7 +91,11 @@ impl Agent {
             return;
         }
         self.title = title.to_string();
-        if let Some((state, reason)) = title_state(title)
+        // Codex drops its spinner from the title when it is done, without a mark of its own.
+        let after_spinner =
+            self.by_title && matches!(self.signalled, Some((AgentState::Working, _)));
+        let said = title_state(title).or(after_spinner.then_some((AgentState::Idle, None)));
+        if let Some((state, reason)) = said
             && self.signalled.as_ref().map(|s| s.0) != Some(state)
             && !notified
         {
@@ -142,8 +146,8 @@ impl Agent {
     }
 }
 
-/// What an agent's title says: Claude Code's braille spinner while working and `✳` when
-/// idle; Gemini CLI's `✦` or `⏲` working, `◇` ready and `✋` action required.
+/// What an agent's title says: Claude Code's and Codex's braille spinner while working,
+/// Claude Code's `✳` when idle; Gemini CLI's `✦` or `⏲` working, `◇` ready and `✋` action required.
 fn title_state(title: &str) -> Option<(AgentState, Option<&'static str>)> {
     let first = title.chars().next()?;
     match first {
@@ -217,6 +221,36 @@ mod tests {
             a.info(None, quiet, 10).state,
             AgentState::Waiting,
             "reports win"
+        );
+    }
+
+    #[test]
+    fn titles_of_codex_and_gemini() {
+        let mut a = Agent::default();
+        let quiet = Duration::from_secs(10);
+        a.observe(&[], "\u{2838} fix the bug | proj");
+        assert_eq!(a.info(None, quiet, 1).state, AgentState::Working);
+        a.observe(&[], "proj");
+        assert_eq!(
+            a.info(None, quiet, 2).state,
+            AgentState::Idle,
+            "spinner gone"
+        );
+        a.observe(&[], "✋  Action Required (proj)");
+        let info = a.info(None, quiet, 3);
+        assert_eq!(
+            (info.state, info.reason.as_deref()),
+            (AgentState::Waiting, Some("action required"))
+        );
+        a.observe(&[], "✦  Reading files (proj)");
+        assert_eq!(a.info(None, quiet, 4).state, AgentState::Working);
+        a.observe(&[], "◇  Ready (proj)");
+        assert_eq!(a.info(None, quiet, 5).state, AgentState::Idle);
+        a.set_screen(Some((AgentState::Waiting, Some("trust".into()))));
+        assert_eq!(
+            a.info(None, quiet, 6).reason.as_deref(),
+            Some("trust"),
+            "a screen rule beats the title"
         );
     }
 

@@ -19,9 +19,10 @@ pub const MAX_TYPED: usize = 1 << 20;
 const ENTER_WAIT: Duration = Duration::from_secs(2);
 /// How often to look whether the program has read a send's text.
 pub const READ_POLL: Duration = Duration::from_millis(5);
-/// Least time between a paste's end and its Enter: Gemini CLI takes an Enter within 40 ms of
-/// a paste for part of the paste (a newline), unless the terminal speaks the kitty protocol.
-const PASTE_ENTER_GAP: Duration = Duration::from_millis(100);
+/// Least time between a send's text and its Enter: agents take an Enter that follows input
+/// closely for part of a paste (a newline), not a submit: Gemini CLI within 40 ms of a paste,
+/// Codex within 120 ms of a paste or a burst of keys.
+const ENTER_GAP: Duration = Duration::from_millis(200);
 
 const PASTE_START: &[u8] = b"\x1b[200~";
 const PASTE_END: &[u8] = b"\x1b[201~";
@@ -201,8 +202,8 @@ impl Input {
                     enter_at,
                     ref mut look_from,
                 } if self.out.is_empty() => {
-                    let gap = if job.bracketed {
-                        PASTE_ENTER_GAP
+                    let gap = if job.text.len > 0 {
+                        ENTER_GAP
                     } else {
                         READ_POLL
                     };
