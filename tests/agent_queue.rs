@@ -164,7 +164,8 @@ fn the_queue_survives_a_killed_server_and_goes_out_after_revive() {
 fn the_queue_is_bounded_and_bad_input_is_refused() {
     let env = Env::new();
     env.ok(&["new", "-d", "b", "--", "sleep", "1000"]);
-    // An agent that works all along (it never stops printing) keeps everything queued.
+    // An agent that says it works keeps everything queued.
+    env.ok(&["status", "b", "working"]);
     for i in 0..100 {
         env.ok(&["queue", "b", &format!("task {i}")]);
     }
