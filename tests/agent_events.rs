@@ -388,3 +388,37 @@ fn hooks_run_for_lost_and_revived_sessions_and_at_most_eight_at_once() {
     });
     ok(linger(&["send", "c8", "--enter", "still answering"]));
 }
+
+#[test]
+fn events_as_text_are_one_line_each() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "t", "--", "sleep", "1000"]);
+    let mut child = env
+        .cmd()
+        .args(["events", "t"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("events");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let line = eventually("a state line", || {
+        env.ok(&["status", "t", "waiting", "--reason", "a question"]);
+        let line = lines.recv_timeout(Duration::from_millis(500)).ok()?;
+        line.contains("a question").then_some(line)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (time, rest) = line.split_once(' ').expect("time first");
+    assert!(time.ends_with('Z') && time.len() == 24, "{line}");
+    assert!(
+        rest == "t state waiting: a question" || rest == "t attention waiting: a question",
+        "{line}"
+    );
+}
