@@ -6,6 +6,7 @@ pub mod attach;
 pub mod chord;
 pub mod probe;
 pub mod rawmode;
+mod terminal_io;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
