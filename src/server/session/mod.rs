@@ -184,10 +184,9 @@ impl Session {
             ));
             persist.mark_dirty();
         }
-        let tasks = crate::server::tasks::Tasks::new(record.queue.clone());
         Ok(Session {
             watch: watch::Watch::new(earlier.is_some()),
-            tasks,
+            tasks: crate::server::tasks::Tasks::new(record.queue.clone()),
             name: spec.name.clone(),
             model,
             record,
