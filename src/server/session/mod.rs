@@ -8,7 +8,9 @@ mod input;
 mod lifecycle;
 mod persist;
 mod requests;
+mod rules;
 mod waiters;
+mod watch;
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -85,6 +87,8 @@ pub struct Session {
     handed_over: bool,
     waiters: Waiters,
     agent: agent::Agent,
+    watch: watch::Watch,
+    tasks: crate::server::tasks::Tasks,
     last_output_at: u64,
     last_output: Instant,
     /// When to return freed memory to the system; set by output, so it fires once it stops.
@@ -103,6 +107,8 @@ pub struct Earlier {
     pub created_at: u64,
     /// The terminal profile the session answered queries with.
     pub profile: Option<crate::term::Profile>,
+    /// Prompts still queued for its agent.
+    pub queue: Vec<String>,
 }
 
 pub fn unix_millis() -> u64 {
@@ -125,6 +131,7 @@ enum Event {
     InputCheck,
     Flush,
     Trim,
+    Watch,
     CommandsClosed,
 }
 
@@ -178,6 +185,8 @@ impl Session {
             persist.mark_dirty();
         }
         Ok(Session {
+            watch: watch::Watch::new(earlier.is_some()),
+            tasks: crate::server::tasks::Tasks::new(record.queue.clone()),
             name: spec.name.clone(),
             model,
             record,
@@ -230,6 +239,7 @@ impl Session {
                 let state = self.agent_state(None).state;
                 self.waiters.check_state(state);
             }
+            self.watch_turn();
             self.input
                 .advance(self.model.bracketed_paste(), || unread_input(&self.master));
             if flooding {
@@ -261,6 +271,7 @@ impl Session {
                 self.trim_at = None;
                 release_freed_memory();
             }
+            Event::Watch => self.on_watch(),
             Event::CommandsClosed => self.handed_over = true,
         }
     }
@@ -292,6 +303,7 @@ impl Session {
             (self.input.deadline(), TimerEvent::InputCheck),
             (self.persist.flush_at, TimerEvent::Flush),
             (self.trim_at, TimerEvent::Trim),
+            (self.watch_deadline(), TimerEvent::Watch),
         ];
         let due = deadlines
             .into_iter()
@@ -350,6 +362,7 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
+        self.watch.screen_changed();
         // Armed by the first output after a trim, not pushed back by later output: a program
         // that prints without pause still gets its freed memory returned every second.
         self.trim_at
@@ -498,6 +511,7 @@ enum TimerEvent {
     InputCheck,
     Flush,
     Trim,
+    Watch,
 }
 
 impl TimerEvent {
@@ -509,6 +523,7 @@ impl TimerEvent {
             TimerEvent::InputCheck => Event::InputCheck,
             TimerEvent::Flush => Event::Flush,
             TimerEvent::Trim => Event::Trim,
+            TimerEvent::Watch => Event::Watch,
         }
     }
 }
