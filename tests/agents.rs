@@ -188,6 +188,6 @@ fn a_programs_own_status_reports_move_the_state() {
     // Withdrawn, the state falls back to what the output says: here, quiet output is idle.
     env.ok(&["send", "st", "--enter", "clear"]);
     common::eventually("the withdrawn report to stop counting", || {
-        (agent(&env, "st")["reason"] != serde_json::Value::from("done")).then_some(())
+        (agent(&env, "st")["reason"] != "done").then_some(())
     });
 }
