@@ -1,6 +1,6 @@
 //! Scenarios on one attached client: output flood, keystroke echo, attach with history.
 
-use crate::procfs::cpu_secs;
+use crate::procfs::{cpu_secs, ctx_switches};
 use crate::results::{Row, median, percentile, row};
 use crate::systems::{Peers, System, raw};
 use crate::term::Term;
@@ -121,7 +121,6 @@ pub fn echo(peers: &Peers, rows: &mut Vec<Row>) {
     let keys = b"wxyz";
     // Clients are spawned watching for READY.
     let measure = |term: &Term| -> Vec<f64> {
-        term.wait();
         let mut lat = Vec::with_capacity(ECHO_KEYS);
         for i in 0..ECHO_WARMUP + ECHO_KEYS {
             let k = keys[i % keys.len()];
@@ -136,13 +135,23 @@ pub fn echo(peers: &Peers, rows: &mut Vec<Row>) {
         lat
     };
     let (term, _) = raw(&script, "raw echo", Some(READY));
+    term.wait();
     let mut raw_lat = measure(&term);
     drop(term);
     let mut lats: Vec<Vec<f64>> = Vec::new();
+    // Context switches per key, server and client together: unlike latency, a count that the
+    // machine's other load does not move.
+    let mut switches: Vec<f64> = Vec::new();
     for mut sys in peers.systems("echo") {
         sys.new_session("echo", &script);
         let (term, _) = sys.attach("echo", Some(READY));
+        term.wait();
+        let mut pids = sys.server_pids();
+        pids.push(term.pid());
+        let before: u64 = pids.iter().map(|&p| ctx_switches(p)).sum();
         lats.push(measure(&term));
+        let after: u64 = pids.iter().map(|&p| ctx_switches(p)).sum();
+        switches.push((after - before) as f64 / (ECHO_WARMUP + ECHO_KEYS) as f64);
     }
     for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
         let at: Vec<f64> = lats.iter_mut().map(|v| percentile(v, p)).collect();
@@ -154,6 +163,13 @@ pub fn echo(peers: &Peers, rows: &mut Vec<Row>) {
             3,
         ));
     }
+    let [_, d, x] = peers.by_baseline(&switches);
+    rows.push(row(
+        "echo: context switches per key (server + client)",
+        switches[0],
+        [None, d, x],
+        1,
+    ));
 }
 
 /// c. Attach to a session with 10,000 lines of history and a full screen; time to the screen.
