@@ -495,12 +495,23 @@ fn read_batch(
 
 /// Hands memory freed by a burst of output (parsed rows, evicted history, drained client
 /// queues) back to the system; glibc keeps it otherwise.
+///
+/// Off the server's one async thread: walking a large heap takes tens of milliseconds, during
+/// which no session could read or write. Trims already under way make another one pointless.
 pub(super) fn release_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free heap pages.
-    unsafe {
-        libc::malloc_trim(0);
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TRIMMING: AtomicBool = AtomicBool::new(false);
+    if TRIMMING.swap(true, Ordering::AcqRel) {
+        return;
     }
+    tokio::task::spawn_blocking(|| {
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap pages.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        TRIMMING.store(false, Ordering::Release);
+    });
 }
 
 #[derive(Clone, Copy)]
