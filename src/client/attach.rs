@@ -147,6 +147,7 @@ async fn run(
     };
     let mut unwritten: Option<Vec<u8>> = None;
     let mut prober = super::probe::Prober::default();
+    let mut focus = super::focus::FocusFilter::default();
     let ending = loop {
         let deadline = matcher.deadline();
         // Every branch is cancellation-safe: the frame reader keeps partial frames in its own
@@ -172,11 +173,13 @@ async fn run(
             input = keyboard.recv() => match input {
                 // The terminal's answers to the probe are not keys: never pass them on.
                 Some(Some(bytes)) => {
-                    let typed = prober.feed(&bytes);
-                    if let Some(profile) = prober.take_profile().filter(|_| !read_only) {
+                    let (typed, changes) = focus.feed(&prober.feed(&bytes));
+                    let mut reports: Vec<Request> = changes.into_iter().map(Request::Focus).collect();
+                    reports.extend(prober.take_profile().map(Request::Profile));
+                    for report in reports.iter().filter(|_| !read_only) {
                         // A server that stopped listening has its last word (the exit
                         // notice) waiting in the socket: the read side says how this ends.
-                        let _ = protocol::write_frame(&mut wr, &Request::Profile(profile)).await;
+                        let _ = protocol::write_frame(&mut wr, report).await;
                     }
                     matcher.feed(&typed, Instant::now())
                 }

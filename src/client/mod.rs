@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod chord;
+pub mod focus;
 pub mod probe;
 pub mod rawmode;
 

@@ -237,7 +237,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::Rename { .. }
         | Request::KillExited
         | Request::Status { .. } => manage(server, request).await,
-        Request::Input(_) | Request::Resize { .. } | Request::Profile(_) => {
+        Request::Input(_) | Request::Resize { .. } | Request::Profile(_) | Request::Focus(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }
         Request::Attach { .. } | Request::Wait { .. } | Request::Send { .. } => {
@@ -489,6 +489,7 @@ async fn attach(
                 Ok(Request::Input(data)) => SessionCmd::Input { client: id, data },
                 Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
                 Ok(Request::Profile(profile)) => SessionCmd::Profile { client: id, profile },
+                Ok(Request::Focus(focused)) => SessionCmd::Focus { client: id, focused },
                 _ => break,
             },
         };

@@ -15,12 +15,22 @@ struct Client {
     size: (u16, u16),
     /// What the client's terminal said about itself.
     profile: Option<crate::term::Profile>,
+    /// Its terminal said it has focus (and has not said otherwise since).
+    focused: bool,
+    /// When it attached or last typed, as a count of such events: the latest writer owns the
+    /// clipboard.
+    active_at: u64,
 }
 
 #[derive(Default)]
 pub struct Clients {
     attached: HashMap<ClientId, Client>,
     next_id: ClientId,
+    /// Attaches and typing so far, to order clients by their last activity.
+    activity: u64,
+    /// Whether the session's terminal has focus, as far as the clients said (`None` before
+    /// any did): a program that enables focus events hears only changes of it.
+    pub focus: Option<bool>,
 }
 
 impl Clients {
@@ -33,6 +43,7 @@ impl Clients {
         profile: Option<crate::term::Profile>,
     ) -> ClientLink {
         self.next_id += 1;
+        self.activity += 1;
         let id = self.next_id;
         let outbox = Arc::new(Outbox::default());
         outbox.push_screen(screen);
@@ -43,13 +54,57 @@ impl Clients {
                 read_only,
                 size,
                 profile,
+                focused: false,
+                active_at: self.activity,
             },
         );
         ClientLink { outbox, id }
     }
 
-    pub fn remove(&mut self, id: ClientId) {
-        self.attached.remove(&id);
+    /// Forgets a client; returns `(writer, focused)` for one that was attached.
+    pub fn remove(&mut self, id: ClientId) -> Option<(bool, bool)> {
+        self.attached
+            .remove(&id)
+            .map(|c| (!c.read_only, c.focused && !c.read_only))
+    }
+
+    /// Attached clients that may type.
+    pub fn writers(&self) -> usize {
+        self.attached.values().filter(|c| !c.read_only).count()
+    }
+
+    /// A writer typed: it becomes the one the clipboard goes to.
+    pub fn touch(&mut self, id: ClientId) {
+        if let Some(c) = self.attached.get_mut(&id) {
+            self.activity += 1;
+            c.active_at = self.activity;
+        }
+    }
+
+    /// The writer that typed last, or attached last if none typed since.
+    pub fn latest_writer(&self) -> Option<ClientId> {
+        self.attached
+            .iter()
+            .filter(|(_, c)| !c.read_only)
+            .max_by_key(|(_, c)| c.active_at)
+            .map(|(id, _)| *id)
+    }
+
+    /// Records a writer's focus; false for viewers and strangers (their focus is not the
+    /// program's business).
+    pub fn set_focus(&mut self, id: ClientId, focused: bool) -> bool {
+        match self.attached.get_mut(&id) {
+            Some(c) if !c.read_only => {
+                c.focused = focused;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether any writer's terminal has focus.
+    pub fn any_focused(&self) -> bool {
+        self.attached.values().any(|c| c.focused && !c.read_only)
     }
 
     pub fn len(&self) -> usize {
@@ -94,10 +149,21 @@ impl Clients {
         }
     }
 
-    /// Queues output for every client; a client past its bound drops its backlog.
-    pub fn forward(&self, data: &Bytes) {
-        for client in self.attached.values() {
-            client.outbox.push_output(data);
+    /// Queues output for every client; a client past its bound drops its backlog. With
+    /// `clipboard` (the same output with its OSC 52 writes kept), the latest writer gets that
+    /// instead: a copy goes to the user at the keyboard, never to a viewer.
+    pub fn forward(&self, data: &Bytes, clipboard: Option<&Bytes>) {
+        let owner = clipboard.and(self.latest_writer());
+        for (id, client) in &self.attached {
+            match clipboard {
+                Some(clip) if owner == Some(*id) => {
+                    if !clip.is_empty() {
+                        client.outbox.push_output(clip);
+                    }
+                }
+                _ if !data.is_empty() => client.outbox.push_output(data),
+                _ => {}
+            }
         }
     }
 
@@ -110,10 +176,14 @@ impl Clients {
         }
     }
 
-    pub fn detach_all(&mut self) {
+    /// Detaches everyone; returns whether a writer was among them.
+    pub fn detach_all(&mut self) -> bool {
+        let mut writer = false;
         for (_, client) in self.attached.drain() {
+            writer |= !client.read_only;
             client.outbox.end(Control::Detached);
         }
+        writer
     }
 
     /// The program ended: every client ends on the final screen, then the message. A client

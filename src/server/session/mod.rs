@@ -4,6 +4,7 @@
 
 mod agent;
 mod clients;
+mod focus;
 mod input;
 mod lifecycle;
 mod persist;
@@ -330,8 +331,9 @@ impl Session {
         }
         self.last_output_at = unix_millis();
         let forwarded = self.filter.filter(chunk.clone());
-        if !forwarded.is_empty() {
-            self.clients.forward(&forwarded);
+        let clipboard = self.filter.take_clipboard();
+        if !forwarded.is_empty() || clipboard.is_some() {
+            self.clients.forward(&forwarded, clipboard.as_ref());
         }
         if let Err(panic) = self.model.process(&chunk) {
             log::warn(&format!(
@@ -363,7 +365,7 @@ impl Session {
         self.output_open = false;
         let rest = self.filter.flush();
         if !rest.is_empty() {
-            self.clients.forward(&rest);
+            self.clients.forward(&rest, None);
         }
         if !self.child_running {
             self.finish();

@@ -27,7 +27,7 @@ impl Session {
             } => {
                 let link = self.attach(read_only, rows, cols, profile);
                 if let Err(link) = reply.send(link) {
-                    self.clients.remove(link.id);
+                    self.client_left(link.id);
                 }
             }
             SessionCmd::Input { client, data } => self.on_typed(client, &data),
@@ -36,7 +36,8 @@ impl Session {
                     self.apply_size(rows, cols);
                 }
             }
-            SessionCmd::Leave { client } => self.clients.remove(client),
+            SessionCmd::Leave { client } => self.client_left(client),
+            SessionCmd::Focus { client, focused } => self.on_focus(client, focused),
             SessionCmd::Profile { client, profile } => {
                 // The client that attached last speaks for the session's terminal.
                 if self.clients.set_profile(client, profile.clone()) {
@@ -48,7 +49,11 @@ impl Session {
                 self.clients
                     .resync(client, || Bytes::from(model.replay(false)));
             }
-            SessionCmd::DetachAll => self.clients.detach_all(),
+            SessionCmd::DetachAll => {
+                if self.clients.detach_all() {
+                    self.set_focus(false);
+                }
+            }
             SessionCmd::Kill { signal, reply } => self.kill(signal, reply),
             SessionCmd::Shutdown => self.shut_down(),
             SessionCmd::Info(reply) => {
@@ -188,6 +193,7 @@ impl Session {
             return;
         };
         self.apply_size(rows, cols);
+        self.clients.touch(client);
         // ... and its terminal the one the session describes to programs.
         if let Some(profile) = self.clients.profile(client).cloned() {
             self.adopt_profile(&profile);
