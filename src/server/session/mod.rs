@@ -5,6 +5,7 @@
 mod agent;
 mod clients;
 mod focus;
+mod frames;
 mod input;
 mod lifecycle;
 mod persist;
@@ -94,6 +95,8 @@ pub struct Session {
     rx: mpsc::Receiver<SessionCmd>,
     record: SessionRecord,
     persist: Persist,
+    /// Attaches waiting for the program's synchronized frame to end.
+    frames: frames::FrameWait,
 }
 
 /// A revived session's past: its earlier output and what its record kept.
@@ -125,6 +128,7 @@ enum Event {
     InputCheck,
     Flush,
     Trim,
+    FrameWaited,
     CommandsClosed,
 }
 
@@ -182,6 +186,7 @@ impl Session {
             model,
             record,
             persist,
+            frames: frames::FrameWait::default(),
             spec,
             master,
             child: spawned.child,
@@ -243,7 +248,7 @@ impl Session {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Output(chunk) => self.on_output(chunk),
+            Event::Output(chunk) => self.on_output_framed(chunk),
             Event::OutputEnded => self.on_output_ended(),
             Event::Wrote | Event::InputCheck => {}
             Event::Command(cmd) => self.on_command(cmd),
@@ -260,6 +265,7 @@ impl Session {
                 self.trim_at = None;
                 release_freed_memory();
             }
+            Event::FrameWaited => self.release_frame_waiters(),
             Event::CommandsClosed => self.handed_over = true,
         }
     }
@@ -319,6 +325,7 @@ impl Session {
             _ = sleep_until_opt(input_deadline), if input_deadline.is_some() => Event::InputCheck,
             _ = sleep_until_opt(self.persist.flush_at), if self.persist.flush_at.is_some() => Event::Flush,
             _ = sleep_until_opt(self.trim_at), if self.trim_at.is_some() => Event::Trim,
+            _ = sleep_until_opt(self.frames.deadline), if self.frames.deadline.is_some() => Event::FrameWaited,
         }
     }
 
@@ -363,6 +370,7 @@ impl Session {
 
     fn on_output_ended(&mut self) {
         self.output_open = false;
+        self.release_frame_waiters();
         let rest = self.filter.flush();
         if !rest.is_empty() {
             self.clients.forward(&rest, None);

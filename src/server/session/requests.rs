@@ -17,6 +17,9 @@ use crate::server::transcript::{logical_lines, notes_block, select_history, wrap
 
 impl Session {
     pub(super) fn on_command(&mut self, cmd: SessionCmd) {
+        let Some(cmd) = self.wait_for_frame(cmd) else {
+            return;
+        };
         match cmd {
             SessionCmd::Attach {
                 read_only,
