@@ -279,6 +279,16 @@ impl Term {
             .screen()
     }
 
+    /// What the user's terminal scrolled into its own scrollback, oldest first.
+    pub fn scrollback(&self) -> Vec<String> {
+        self.shared
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .parser
+            .scrollback()
+    }
+
     pub fn screen_text(&self) -> String {
         self.screen().contents()
     }

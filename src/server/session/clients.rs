@@ -155,14 +155,12 @@ impl Clients {
     pub fn forward(&self, data: &Bytes, clipboard: Option<&Bytes>) {
         let owner = clipboard.and(self.latest_writer());
         for (id, client) in &self.attached {
-            match clipboard {
-                Some(clip) if owner == Some(*id) => {
-                    if !clip.is_empty() {
-                        client.outbox.push_output(clip);
-                    }
-                }
-                _ if !data.is_empty() => client.outbox.push_output(data),
-                _ => {}
+            let out = match clipboard {
+                Some(clip) if owner == Some(*id) => clip,
+                _ => data,
+            };
+            if !out.is_empty() {
+                client.outbox.push_output(out);
             }
         }
     }
