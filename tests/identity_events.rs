@@ -223,3 +223,32 @@ fn a_frame_that_never_ends_holds_an_attach_only_briefly() {
     let client = env.term(&["attach", "stuck"], 24, 80);
     client.wait_text("STUCK-IN-FRAME");
 }
+
+#[test]
+fn a_slow_terminals_late_answers_never_reach_the_shell_after_a_failed_attach() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "up", "--", "sleep", "1000"]);
+    let linger = env.cmd();
+    let mut cmd = std::process::Command::new("sh");
+    for (k, v) in linger.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.arg("-c").arg(format!(
+        "'{}' attach nosuch; echo AFTER; read -r line; echo \"GOT:$line:\"",
+        common::bin().display()
+    ));
+    let term = Term::spawn_answering_after(cmd, 24, 80, std::time::Duration::from_millis(250));
+    term.wait_text("AFTER");
+    common::eventually("the terminal's late answer", || {
+        (term.answers_written() > 0).then_some(())
+    });
+    term.write(b"typed\n");
+    term.wait_text("GOT:");
+    assert!(
+        term.text().contains("GOT:typed:"),
+        "the terminal's late answer reached the shell: {:?}",
+        term.text()
+    );
+}

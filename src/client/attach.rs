@@ -47,11 +47,14 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         ));
     }
     let (rows, cols) = terminal_size();
-    let mut stream = client.open().await?;
+    let stream = client.open().await?;
     // Raw mode first: the terminal's answers to the probe must not echo or wait for Enter.
     // They come back with the keyboard input, and the profile follows the attach.
     let raw = RawMode::enable()?;
+    let asked = Instant::now();
     super::probe::ask();
+    let mut keyboard = spawn_stdin_reader();
+    let mut prober = super::probe::Prober::default();
     let request = Request::Attach {
         name: opts.name.clone(),
         read_only: opts.read_only,
@@ -60,24 +63,64 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         create: opts.create,
         profile: None,
     };
-    protocol::write_frame(&mut stream, &request)
+    let mut input = Keyboard {
+        rx: &mut keyboard,
+        prober: &mut prober,
+    };
+    let ending = match start(stream, &request).await {
+        Ok(frames) => Ok(run(frames, &mut input, opts.read_only, opts.detach_key).await),
+        Err(e) => Err(e),
+    };
+    // The terminal may still owe answers (an attach that failed or ended at once): they must
+    // not reach the shell as typed text once the terminal is back in cooked mode.
+    input.settle(asked + PROBE_SETTLE).await;
+    drop(raw);
+    ending
+}
+
+/// How long after the probe went out its answers are awaited before the terminal is given
+/// back: a terminal answers in milliseconds; one that never answers costs this much, only when
+/// the attach ends sooner.
+const PROBE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sends the attach request and reads the server's yes or no.
+async fn start(
+    mut stream: tokio::net::UnixStream,
+    request: &Request,
+) -> Result<(FrameReader<OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf)> {
+    protocol::write_frame(&mut stream, request)
         .await
         .map_err(|e| Error(format!("lost the server: {e}")))?;
     let (rd, wr) = stream.into_split();
     let mut frames = FrameReader::new(rd, FrameCodec::responses());
     match protocol::next_message::<_, Response>(&mut frames).await {
-        Ok(Response::Ok) => {}
-        Ok(Response::Error(e)) => return Err(Error(e)),
-        Ok(other) => {
-            return Err(Error(format!(
-                "unexpected reply from the server: {other:?}"
-            )));
-        }
-        Err(e) => return Err(Error(format!("lost the server: {e}"))),
+        Ok(Response::Ok) => Ok((frames, wr)),
+        Ok(Response::Error(e)) => Err(Error(e)),
+        Ok(other) => Err(Error(format!(
+            "unexpected reply from the server: {other:?}"
+        ))),
+        Err(e) => Err(Error(format!("lost the server: {e}"))),
     }
-    let ending = run(frames, wr, opts.read_only, opts.detach_key).await;
-    drop(raw);
-    Ok(ending)
+}
+
+/// The keyboard, with the probe's answers picked out of it.
+struct Keyboard<'a> {
+    rx: &'a mut mpsc::Receiver<Option<Vec<u8>>>,
+    prober: &'a mut super::probe::Prober,
+}
+
+impl Keyboard<'_> {
+    /// Drops input until the terminal answered the probe's sentinel, or `deadline`.
+    async fn settle(&mut self, deadline: Instant) {
+        while !self.prober.finished() {
+            match tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
+                Ok(Some(Some(bytes))) => {
+                    self.prober.feed(&bytes);
+                }
+                _ => return,
+            }
+        }
+    }
 }
 
 /// Reads the keyboard on a plain thread: a blocking read cannot be cancelled, and the process
@@ -130,12 +173,11 @@ fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>) {
 }
 
 async fn run(
-    mut frames: FrameReader<OwnedReadHalf>,
-    mut wr: tokio::net::unix::OwnedWriteHalf,
+    (mut frames, mut wr): (FrameReader<OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf),
+    keyboard: &mut Keyboard<'_>,
     read_only: bool,
     key: DetachKey,
 ) -> Ending {
-    let mut keyboard = spawn_stdin_reader();
     let (screen, screen_done) = spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
     let (Ok(mut winch), Ok(mut hup), Ok(mut term)) = (
@@ -146,7 +188,6 @@ async fn run(
         return Ending::ConnectionLost;
     };
     let mut unwritten: Option<Vec<u8>> = None;
-    let mut prober = super::probe::Prober::default();
     let mut focus = super::focus::FocusFilter::default();
     let ending = loop {
         let deadline = matcher.deadline();
@@ -170,12 +211,12 @@ async fn run(
                 }
                 continue;
             }
-            input = keyboard.recv() => match input {
+            input = keyboard.rx.recv() => match input {
                 // The terminal's answers to the probe are not keys: never pass them on.
                 Some(Some(bytes)) => {
-                    let (typed, changes) = focus.feed(&prober.feed(&bytes));
+                    let (typed, changes) = focus.feed(&keyboard.prober.feed(&bytes));
                     let mut reports: Vec<Request> = changes.into_iter().map(Request::Focus).collect();
-                    reports.extend(prober.take_profile().map(Request::Profile));
+                    reports.extend(keyboard.prober.take_profile().map(Request::Profile));
                     for report in reports.iter().filter(|_| !read_only) {
                         // A server that stopped listening has its last word (the exit
                         // notice) waiting in the socket: the read side says how this ends.
