@@ -252,3 +252,47 @@ fn a_slow_terminals_late_answers_never_reach_the_shell_after_a_failed_attach() {
         term.text()
     );
 }
+
+/// Logs the answer (hex) to the background colour query its shell asked as it started.
+const READ_BACKGROUND: &str = r#"
+import os, sys, select, time
+os.system("stty raw -echo")
+got, deadline = b"", time.time() + 5
+while b"c" not in got.rsplit(b"[?", 1)[-1] and time.time() < deadline:
+    if select.select([0], [], [], 0.1)[0]:
+        got += os.read(0, 4096)
+open(sys.argv[1], "w").write(got.hex())
+os.write(1, b"ASKED\r\n")
+time.sleep(1000)
+"#;
+
+#[test]
+fn a_program_started_by_an_attach_that_creates_hears_that_terminals_colours_first() {
+    let env = Env::new();
+    // The server is up already, so the session starts at once.
+    env.ok(&["new", "-d", "up", "--", "sleep", "1000"]);
+    let script = env.home.join("read.py");
+    std::fs::write(&script, READ_BACKGROUND).expect("script");
+    let log = env.home.join("bg.txt");
+    let mut cmd = env.cmd();
+    // printf is built in: the question goes out within moments of the start.
+    let ask = format!(
+        r"printf '\033]11;?\033\\\033[c'; exec python3 {} {}",
+        common::path_str(&script),
+        common::path_str(&log)
+    );
+    cmd.args(["attach", "--create", "bg", "--", "sh", "-c", &ask]);
+    // A terminal that answers late: the program must still hear it, not linger's default.
+    let term = Term::spawn_answering_after(cmd, 24, 80, std::time::Duration::from_millis(120));
+    term.wait_text("ASKED");
+    let hex = std::fs::read_to_string(&log).expect("the answer");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect();
+    assert!(
+        common::contains(&bytes, common::TERMINAL_BACKGROUND_ANSWER),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+}

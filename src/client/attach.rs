@@ -55,17 +55,24 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     super::probe::ask();
     let mut keyboard = spawn_stdin_reader();
     let mut prober = super::probe::Prober::default();
+    let mut input = Keyboard {
+        rx: &mut keyboard,
+        prober: &mut prober,
+        typed: Vec::new(),
+    };
+    // A session this attach creates starts its program now: let the program's first
+    // questions be answered from this terminal's profile rather than the defaults.
+    let profile = match opts.create {
+        Some(_) => input.await_profile(asked + PROBE_WAIT).await,
+        None => None,
+    };
     let request = Request::Attach {
         name: opts.name.clone(),
         read_only: opts.read_only,
         rows,
         cols,
         create: opts.create,
-        profile: None,
-    };
-    let mut input = Keyboard {
-        rx: &mut keyboard,
-        prober: &mut prober,
+        profile,
     };
     let ending = match start(stream, &request).await {
         Ok(frames) => Ok(run(frames, &mut input, opts.read_only, opts.detach_key).await),
@@ -77,6 +84,9 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     drop(raw);
     ending
 }
+
+/// How long a creating attach waits for the terminal's profile before starting the session.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How long after the probe went out its answers are awaited before the terminal is given
 /// back: a terminal answers in milliseconds; one that never answers costs this much, only when
@@ -107,9 +117,25 @@ async fn start(
 struct Keyboard<'a> {
     rx: &'a mut mpsc::Receiver<Option<Vec<u8>>>,
     prober: &'a mut super::probe::Prober,
+    /// Keys typed before the attach started, to be sent once it has.
+    typed: Vec<u8>,
 }
 
 impl Keyboard<'_> {
+    /// The terminal's profile, once it answered the probe's sentinel (before `deadline`).
+    async fn await_profile(&mut self, deadline: Instant) -> Option<crate::term::Profile> {
+        while !self.prober.finished() {
+            match tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
+                Ok(Some(Some(bytes))) => {
+                    let typed = self.prober.feed(&bytes);
+                    self.typed.extend_from_slice(&typed);
+                }
+                _ => break,
+            }
+        }
+        self.prober.take_profile()
+    }
+
     /// Drops input until the terminal answered the probe's sentinel, or `deadline`.
     async fn settle(&mut self, deadline: Instant) {
         while !self.prober.finished() {
@@ -189,6 +215,15 @@ async fn run(
     };
     let mut unwritten: Option<Vec<u8>> = None;
     let mut focus = super::focus::FocusFilter::default();
+    let early = std::mem::take(&mut keyboard.typed);
+    if !early.is_empty() {
+        let (typed, _) = focus.feed(&early);
+        if let Some(ending) =
+            send_keys(&mut wr, matcher.feed(&typed, Instant::now()), read_only).await
+        {
+            return ending;
+        }
+    }
     let ending = loop {
         let deadline = matcher.deadline();
         // Every branch is cancellation-safe: the frame reader keeps partial frames in its own

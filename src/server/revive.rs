@@ -69,7 +69,7 @@ impl Server {
             created_at: record.created_at,
             profile: record.profile.clone(),
         };
-        match self.start(spec, Some(earlier)) {
+        match self.start(spec, Some(earlier), None) {
             Ok(_) => Ok(()),
             Err(e) => {
                 if let Some(folded) = folded {

@@ -213,7 +213,8 @@ impl Session {
 
     /// Answers queries as this terminal from now on; remembered in the record, so a revived
     /// session starts with it too.
-    fn adopt_profile(&mut self, profile: &crate::term::Profile) {
+    /// Answers queries as `profile`'s terminal would, now and after a revive.
+    pub(in crate::server) fn adopt_profile(&mut self, profile: &crate::term::Profile) {
         if self.model.profile() == profile {
             return;
         }
