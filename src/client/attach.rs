@@ -59,6 +59,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         rx: &mut keyboard,
         prober: &mut prober,
         typed: Vec::new(),
+        focus: Default::default(),
     };
     // A session this attach creates starts its program now: let the program's first
     // questions be answered from this terminal's profile rather than the defaults.
@@ -119,9 +120,29 @@ struct Keyboard<'a> {
     prober: &'a mut super::probe::Prober,
     /// Keys typed before the attach started, to be sent once it has.
     typed: Vec<u8>,
+    focus: super::focus::FocusFilter,
 }
 
 impl Keyboard<'_> {
+    /// Takes the probe's answers and focus reports out of `bytes` and tells the server what
+    /// they said (unless read-only); returns the keys typed.
+    async fn keys(
+        &mut self,
+        bytes: &[u8],
+        wr: &mut tokio::net::unix::OwnedWriteHalf,
+        read_only: bool,
+    ) -> Vec<u8> {
+        let (typed, changes) = self.focus.feed(&self.prober.feed(bytes));
+        let mut reports: Vec<Request> = changes.into_iter().map(Request::Focus).collect();
+        reports.extend(self.prober.take_profile().map(Request::Profile));
+        for report in reports.iter().filter(|_| !read_only) {
+            // A server that stopped listening has its last word (the exit notice) waiting in
+            // the socket: the read side says how this ends.
+            let _ = protocol::write_frame(wr, report).await;
+        }
+        typed
+    }
+
     /// The terminal's profile, once it answered the probe's sentinel (before `deadline`).
     async fn await_profile(&mut self, deadline: Instant) -> Option<crate::term::Profile> {
         while !self.prober.finished() {
@@ -214,15 +235,10 @@ async fn run(
         return Ending::ConnectionLost;
     };
     let mut unwritten: Option<Vec<u8>> = None;
-    let mut focus = super::focus::FocusFilter::default();
     let early = std::mem::take(&mut keyboard.typed);
-    if !early.is_empty() {
-        let (typed, _) = focus.feed(&early);
-        if let Some(ending) =
-            send_keys(&mut wr, matcher.feed(&typed, Instant::now()), read_only).await
-        {
-            return ending;
-        }
+    if let Some(ending) = send_keys(&mut wr, matcher.feed(&early, Instant::now()), read_only).await
+    {
+        return ending;
     }
     let ending = loop {
         let deadline = matcher.deadline();
@@ -249,14 +265,7 @@ async fn run(
             input = keyboard.rx.recv() => match input {
                 // The terminal's answers to the probe are not keys: never pass them on.
                 Some(Some(bytes)) => {
-                    let (typed, changes) = focus.feed(&keyboard.prober.feed(&bytes));
-                    let mut reports: Vec<Request> = changes.into_iter().map(Request::Focus).collect();
-                    reports.extend(keyboard.prober.take_profile().map(Request::Profile));
-                    for report in reports.iter().filter(|_| !read_only) {
-                        // A server that stopped listening has its last word (the exit
-                        // notice) waiting in the socket: the read side says how this ends.
-                        let _ = protocol::write_frame(&mut wr, report).await;
-                    }
+                    let typed = keyboard.keys(&bytes, &mut wr, read_only).await;
                     matcher.feed(&typed, Instant::now())
                 }
                 _ => return Ending::TerminalGone,
