@@ -9,6 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chord::{Action, ChordMatcher, DetachKey};
+use super::focus::Piece;
 use super::rawmode::RawMode;
 use super::{Client, Error, Result};
 use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
@@ -124,23 +125,37 @@ struct Keyboard<'a> {
 }
 
 impl Keyboard<'_> {
-    /// Takes the probe's answers and focus reports out of `bytes` and tells the server what
-    /// they said (unless read-only); returns the keys typed.
-    async fn keys(
+    /// Takes the probe's answers and focus reports out of `bytes`, tells the server what they
+    /// said (unless read-only) and sends the keys on, all in the order they came; `Some` when
+    /// the keys detached.
+    async fn deliver(
         &mut self,
         bytes: &[u8],
         wr: &mut tokio::net::unix::OwnedWriteHalf,
+        matcher: &mut ChordMatcher,
         read_only: bool,
-    ) -> Vec<u8> {
-        let (typed, changes) = self.focus.feed(&self.prober.feed(bytes));
-        let mut reports: Vec<Request> = changes.into_iter().map(Request::Focus).collect();
-        reports.extend(self.prober.take_profile().map(Request::Profile));
-        for report in reports.iter().filter(|_| !read_only) {
+    ) -> Option<Ending> {
+        let typed = self.prober.feed(bytes);
+        if let Some(profile) = self.prober.take_profile().filter(|_| !read_only) {
             // A server that stopped listening has its last word (the exit notice) waiting in
             // the socket: the read side says how this ends.
-            let _ = protocol::write_frame(wr, report).await;
+            let _ = protocol::write_frame(wr, &Request::Profile(profile)).await;
         }
-        typed
+        for piece in self.focus.feed(&typed) {
+            match piece {
+                Piece::Keys(keys) => {
+                    let actions = matcher.feed(&keys, Instant::now());
+                    if let Some(ending) = send_keys(wr, actions, read_only).await {
+                        return Some(ending);
+                    }
+                }
+                Piece::Focus(focused) if !read_only => {
+                    let _ = protocol::write_frame(wr, &Request::Focus(focused)).await;
+                }
+                Piece::Focus(_) => {}
+            }
+        }
+        None
     }
 
     /// The terminal's profile, once it answered the probe's sentinel (before `deadline`).
@@ -265,8 +280,10 @@ async fn run(
             input = keyboard.rx.recv() => match input {
                 // The terminal's answers to the probe are not keys: never pass them on.
                 Some(Some(bytes)) => {
-                    let typed = keyboard.keys(&bytes, &mut wr, read_only).await;
-                    matcher.feed(&typed, Instant::now())
+                    match keyboard.deliver(&bytes, &mut wr, &mut matcher, read_only).await {
+                        Some(ending) => break ending,
+                        None => continue,
+                    }
                 }
                 _ => return Ending::TerminalGone,
             },

@@ -14,14 +14,22 @@ pub struct FocusFilter {
     in_paste: bool,
 }
 
+/// A piece of keyboard input, in the order it came.
+#[derive(Debug, PartialEq)]
+pub enum Piece {
+    Keys(Vec<u8>),
+    /// The terminal gained (`true`) or lost focus.
+    Focus(bool),
+}
+
 impl FocusFilter {
-    /// Returns what was typed and, in order, each focus change reported (`true` = gained).
-    pub fn feed(&mut self, data: &[u8]) -> (Vec<u8>, Vec<bool>) {
+    /// Splits input into keys and focus changes, in order.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<Piece> {
         if memchr::memchr(0x1b, data).is_none() {
-            return (data.to_vec(), Vec::new());
+            return vec![Piece::Keys(data.to_vec())];
         }
+        let mut pieces = Vec::new();
         let mut typed = Vec::with_capacity(data.len());
-        let mut focus = Vec::new();
         let mut i = 0;
         while i < data.len() {
             let rest = &data[i..];
@@ -31,39 +39,53 @@ impl FocusFilter {
                 self.in_paste = false;
             } else if !self.in_paste && (rest.starts_with(FOCUS_IN) || rest.starts_with(FOCUS_OUT))
             {
-                focus.push(rest[2] == b'I');
+                if !typed.is_empty() {
+                    pieces.push(Piece::Keys(std::mem::take(&mut typed)));
+                }
+                pieces.push(Piece::Focus(rest[2] == b'I'));
                 i += 3;
                 continue;
             }
             typed.push(data[i]);
             i += 1;
         }
-        (typed, focus)
+        if !typed.is_empty() {
+            pieces.push(Piece::Keys(typed));
+        }
+        pieces
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::FocusFilter;
+    use super::{FocusFilter, Piece};
+
+    fn keys(k: &[u8]) -> Piece {
+        Piece::Keys(k.to_vec())
+    }
 
     #[test]
-    fn focus_reports_are_not_keys() {
+    fn focus_reports_are_not_keys_and_keep_their_place() {
         let mut f = FocusFilter::default();
         assert_eq!(
             f.feed(b"a\x1b[Ib\x1b[O"),
-            (b"ab".to_vec(), vec![true, false])
+            [
+                keys(b"a"),
+                Piece::Focus(true),
+                keys(b"b"),
+                Piece::Focus(false)
+            ]
         );
-        assert_eq!(f.feed(b"\x1b[1;5A"), (b"\x1b[1;5A".to_vec(), vec![]));
+        assert_eq!(f.feed(b"\x1b[1;5A"), [keys(b"\x1b[1;5A")]);
     }
 
     #[test]
     fn a_pasted_focus_sequence_is_text() {
         let mut f = FocusFilter::default();
-        let (typed, focus) = f.feed(b"\x1b[200~x\x1b[Iy");
-        assert_eq!(typed, b"\x1b[200~x\x1b[Iy");
-        assert!(focus.is_empty());
-        let (typed, focus) = f.feed(b"\x1b[201~\x1b[O");
-        assert_eq!(typed, b"\x1b[201~");
-        assert_eq!(focus, vec![false]);
+        assert_eq!(f.feed(b"\x1b[200~x\x1b[Iy"), [keys(b"\x1b[200~x\x1b[Iy")]);
+        assert_eq!(
+            f.feed(b"\x1b[201~\x1b[O"),
+            [keys(b"\x1b[201~"), Piece::Focus(false)]
+        );
     }
 }

@@ -54,7 +54,9 @@ impl Clients {
                 read_only,
                 size,
                 profile,
-                focused: false,
+                // Someone just ran `linger attach` in that terminal: it has focus until it
+                // says otherwise.
+                focused: !read_only,
                 active_at: self.activity,
             },
         );

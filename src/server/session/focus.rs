@@ -1,7 +1,8 @@
 //! Focus events for a program that enabled them (`?1004`): the session's terminal has focus
-//! while any writer's terminal has it, and the program hears each change once, as `CSI I` or
-//! `CSI O`, only from real clients (never from `send`, never from a read-only viewer), and a
-//! focus-out when the last writer leaves.
+//! while any writer's terminal has it (a writer that attaches has it: the user just typed the
+//! attach there), and the program hears each change once, as `CSI I` or `CSI O`, only from real
+//! clients (never from `send`, never from a read-only viewer), and a focus-out when the last
+//! writer leaves.
 
 use super::Session;
 use crate::log;

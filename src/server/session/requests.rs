@@ -186,6 +186,8 @@ impl Session {
         if self.state != SessionState::Running {
             link.outbox.end(Control::Exited(self.exit_message()));
             self.clients.remove(link.id);
+        } else if !read_only {
+            self.set_focus(true);
         }
         link
     }
