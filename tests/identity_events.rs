@@ -46,13 +46,6 @@ fn read_until(env: &Env, marker: &[u8]) -> Vec<u8> {
     })
 }
 
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count()
-}
-
 fn start_logger(env: &Env, name: &str, mode: &str) {
     let script = env.home.join("logger.py");
     std::fs::write(&script, LOGGER).expect("logger");
