@@ -151,8 +151,14 @@ fn a_narrow_client_then_a_wide_one_reflows_lines_whole() {
         ),
     );
     wait_text(&env, "wide", "READY");
-    let narrow = env.term(&["attach", "wide"], 24, 40);
+    let mut narrow = env.term(&["attach", "wide"], 24, 40);
     narrow.wait_text("READY");
+    wait_matches_capture(&env, "wide", &narrow);
+    // The attached terminal widens and rewraps itself; the session does the same.
+    narrow.resize(24, 100);
+    common::eventually("the session to widen", || {
+        (env.ok(&["ls", "--json"]).contains("\"cols\":100")).then_some(())
+    });
     wait_matches_capture(&env, "wide", &narrow);
     drop(narrow);
     let wide = env.term(&["attach", "wide"], 24, 120);
@@ -183,10 +189,12 @@ fn shrinking_then_growing_pulls_rows_back_from_history() {
     common::eventually("the session to shrink", || {
         (captured(&env, "grow").0.len() == 10).then_some(())
     });
+    wait_matches_capture(&env, "grow", &term);
     term.resize(24, 80);
     common::eventually("the session to grow", || {
         (captured(&env, "grow").0.len() == 24).then_some(())
     });
+    wait_matches_capture(&env, "grow", &term);
     let (rows, _) = captured(&env, "grow");
     assert_eq!(rows[0], "row-78", "rows came back from history: {rows:#?}");
     assert_eq!(rows[23], "READY");
@@ -347,4 +355,32 @@ fn resizing_during_an_alternate_screen_program_reflows_the_main_screen_under_it(
     let rows = term.screen().rows();
     let whole = format!("1-{line}");
     assert_eq!(rows[..3], [&whole[..30], &whole[30..60], &whole[60..]]);
+}
+
+#[test]
+fn an_alternate_screen_resized_without_a_redraw_reattaches_as_captured() {
+    let env = Env::new();
+    let line: String = (0..6).map(|d| format!("{d}abcdefghi")).collect();
+    new_session(
+        &env,
+        "altsz",
+        &format!(
+            r"stty -echo; printf '\033[?1049h\033[2J\033[1;1H{line}\033[3;5Hxy'; exec sleep 1000"
+        ),
+    );
+    wait_text(&env, "altsz", "xy");
+    let mut term = env.term(&["attach", "altsz"], 24, 80);
+    term.wait_text("xy");
+    term.resize(20, 30);
+    common::eventually("the session to narrow", || {
+        (captured(&env, "altsz").0.len() == 20).then_some(())
+    });
+    term.resize(24, 80);
+    common::eventually("the session to widen", || {
+        (captured(&env, "altsz").0.len() == 24).then_some(())
+    });
+    drop(term);
+    let again = env.term(&["attach", "altsz"], 24, 80);
+    again.wait_text("xy");
+    wait_matches_capture(&env, "altsz", &again);
 }

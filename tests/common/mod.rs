@@ -359,7 +359,14 @@ impl Term {
         self.wait_until(what, |o| pred(&o.parser.screen()));
     }
 
+    /// Resizes the terminal: its screen first (reflowing as alacritty does), then the pty.
     pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.shared
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .parser
+            .resize(rows, cols);
         rustix::termios::tcsetwinsize(&*self.master, linger::pty::winsize(rows, cols))
             .expect("resize");
         self.rows = rows;

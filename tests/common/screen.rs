@@ -30,6 +30,11 @@ impl Emulator {
         }
     }
 
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.term
+            .resize(TermSize::new(cols as usize, rows as usize));
+    }
+
     pub fn process(&mut self, bytes: &[u8]) {
         self.parser.advance(&mut self.term, bytes);
     }

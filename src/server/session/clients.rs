@@ -20,6 +20,8 @@ struct Client {
     /// When it attached or last typed, as a count of such events: the latest writer owns the
     /// clipboard.
     active_at: u64,
+    /// Its terminal resized: it gets the screen drawn afresh.
+    redraw: bool,
 }
 
 #[derive(Default)]
@@ -58,6 +60,7 @@ impl Clients {
                 // says otherwise.
                 focused: !read_only,
                 active_at: self.activity,
+                redraw: false,
             },
         );
         ClientLink { outbox, id }
@@ -167,12 +170,29 @@ impl Clients {
         }
     }
 
-    /// A lagging client caught up: give it the screen as it is now.
-    pub fn resync(&self, id: ClientId, screen: impl FnOnce() -> Bytes) {
-        if let Some(c) = self.attached.get(&id)
-            && c.outbox.is_lagging()
-        {
+    /// Marks a client to get the screen drawn afresh at its next [`Clients::resync`].
+    pub fn request_redraw(&mut self, id: ClientId) {
+        if let Some(c) = self.attached.get_mut(&id) {
+            c.redraw = true;
+        }
+    }
+
+    /// A lagging client caught up, or one asked for a redraw: give it the screen as it is now.
+    pub fn resync(&mut self, id: ClientId, screen: impl FnOnce() -> Bytes) {
+        let Some(c) = self.attached.get_mut(&id) else {
+            return;
+        };
+        let redraw = std::mem::take(&mut c.redraw);
+        if c.outbox.is_lagging() {
             c.outbox.push_screen(screen());
+        } else if redraw {
+            // After what is queued: that output is part of the screen, but bells, clipboard
+            // writes and lines scrolling into the terminal's scrollback are not. One
+            // synchronized frame, so a terminal that has them shows no blank screen between.
+            let mut frame = b"\x1b[?2026h".to_vec();
+            frame.extend_from_slice(&screen());
+            frame.extend_from_slice(b"\x1b[?2026l");
+            c.outbox.push_output(&Bytes::from(frame));
         }
     }
 

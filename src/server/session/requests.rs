@@ -34,11 +34,7 @@ impl Session {
                 }
             }
             SessionCmd::Input { client, data } => self.on_typed(client, &data),
-            SessionCmd::Resize { client, rows, cols } => {
-                if self.clients.set_size(client, (rows, cols)) {
-                    self.apply_size(rows, cols);
-                }
-            }
+            SessionCmd::Resize { client, rows, cols } => self.on_resize(client, rows, cols),
             SessionCmd::Leave { client } => self.client_left(client),
             SessionCmd::Focus { client, focused } => self.on_focus(client, focused),
             SessionCmd::Profile { client, profile } => {
@@ -190,6 +186,20 @@ impl Session {
             self.set_focus(true);
         }
         link
+    }
+
+    fn on_resize(&mut self, client: super::super::commands::ClientId, rows: u16, cols: u16) {
+        let before = self.model.size();
+        if self.clients.set_size(client, (rows, cols)) {
+            self.apply_size(rows, cols);
+        }
+        if self.model.size() != before {
+            // The terminal rewrapped its screen its own way (and pulled rows back from a
+            // scrollback that differs from the history): draw the session's screen over it,
+            // between two frames.
+            self.clients.request_redraw(client);
+            self.on_command(SessionCmd::Resync { client });
+        }
     }
 
     fn on_typed(&mut self, client: super::super::commands::ClientId, data: &[u8]) {
