@@ -262,26 +262,32 @@ fn a_program_started_by_an_attach_that_creates_hears_that_terminals_colours_firs
     env.ok(&["new", "-d", "up", "--", "sleep", "1000"]);
     let script = env.home.join("read.py");
     std::fs::write(&script, READ_BACKGROUND).expect("script");
-    let log = env.home.join("bg.txt");
-    let mut cmd = env.cmd();
-    // printf is built in: the question goes out within moments of the start.
-    let ask = format!(
-        r"printf '\033]11;?\033\\\033[c'; exec python3 {} {}",
-        common::path_str(&script),
-        common::path_str(&log)
-    );
-    cmd.args(["attach", "--create", "bg", "--", "sh", "-c", &ask]);
-    // A terminal that answers late: the program must still hear it, not linger's default.
-    let term = Term::spawn_answering_after(cmd, 24, 80, std::time::Duration::from_millis(120));
-    term.wait_text("ASKED");
-    let hex = std::fs::read_to_string(&log).expect("the answer");
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect();
-    assert!(
-        common::contains(&bytes, common::TERMINAL_BACKGROUND_ANSWER),
-        "{:?}",
-        String::from_utf8_lossy(&bytes)
-    );
+    for (i, how) in [&["new"][..], &["attach", "--create"]]
+        .into_iter()
+        .enumerate()
+    {
+        let log = env.home.join(format!("bg-{i}.txt"));
+        // printf is built in: the question goes out within moments of the start.
+        let ask = format!(
+            r"printf '\033]11;?\033\\\033[c'; exec python3 {} {}",
+            common::path_str(&script),
+            common::path_str(&log)
+        );
+        let name = format!("bg-{i}");
+        let mut cmd = env.cmd();
+        cmd.args(how).args([name.as_str(), "--", "sh", "-c", &ask]);
+        // A terminal that answers late: the program must still hear it, not the default.
+        let term = Term::spawn_answering_after(cmd, 24, 80, std::time::Duration::from_millis(120));
+        term.wait_text("ASKED");
+        let hex = std::fs::read_to_string(&log).expect("the answer");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+            .collect();
+        assert!(
+            common::contains(&bytes, common::TERMINAL_BACKGROUND_ANSWER),
+            "{how:?}: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
 }
