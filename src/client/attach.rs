@@ -1,7 +1,6 @@
 //! The attach loop: the user's terminal in raw mode, keyboard to the session, output to the
 //! screen, until detach, exit, or the terminal goes away.
 
-use std::io::Read;
 use std::time::Instant;
 
 use tokio::net::unix::OwnedReadHalf;
@@ -11,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::chord::{Action, ChordMatcher, DetachKey};
 use super::focus::Piece;
 use super::rawmode::RawMode;
+use super::terminal_io;
 use super::{Client, Error, Result};
 use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
 
@@ -54,7 +54,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     let raw = RawMode::enable()?;
     let asked = Instant::now();
     super::probe::ask();
-    let mut keyboard = spawn_stdin_reader();
+    let mut keyboard = terminal_io::spawn_keyboard_reader();
     let mut prober = super::probe::Prober::default();
     let mut input = Keyboard {
         rx: &mut keyboard,
@@ -185,62 +185,13 @@ impl Keyboard<'_> {
     }
 }
 
-/// Reads the keyboard on a plain thread: a blocking read cannot be cancelled, and the process
-/// exits when attach ends anyway.
-fn spawn_stdin_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
-    let (tx, rx) = mpsc::channel(64);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match stdin.read(&mut buf) {
-                // SIGSTOP/SIGCONT and SIGWINCH interrupt the read; the terminal is still there.
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(0) | Err(_) => {
-                    let _ = tx.blocking_send(None);
-                    return;
-                }
-                Ok(n) => {
-                    if tx.blocking_send(Some(buf[..n].to_vec())).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// Output chunks on their way to the terminal; while the terminal does not take them (flow
-/// control, a stalled ssh), the client stops reading from the server and the server drops
-/// this client's backlog.
-const SCREEN_QUEUE: usize = 4;
-
-/// Writes output to the terminal on a plain thread, so a terminal that blocks never stops the
-/// attach loop from seeing signals, keys or the end. `done` fires once all of it was written.
-fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SCREEN_QUEUE);
-    let (done_tx, done) = oneshot::channel();
-    std::thread::spawn(move || {
-        let mut ok = true;
-        while let Some(data) = rx.blocking_recv() {
-            if ok && super::rawmode::write_all_stdout(&data).is_err() {
-                // The terminal is gone; keep draining so the loop notices through its reads.
-                ok = false;
-            }
-        }
-        let _ = done_tx.send(ok);
-    });
-    (tx, done)
-}
-
 async fn run(
     (mut frames, mut wr): (FrameReader<OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf),
     keyboard: &mut Keyboard<'_>,
     read_only: bool,
     key: DetachKey,
 ) -> Ending {
-    let (screen, screen_done) = spawn_screen_writer();
+    let (screen, screen_done) = terminal_io::spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
     let (Ok(mut winch), Ok(mut hup), Ok(mut term)) = (
         signal(SignalKind::window_change()),

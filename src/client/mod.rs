@@ -6,6 +6,7 @@ pub mod chord;
 pub mod focus;
 pub mod probe;
 pub mod rawmode;
+mod terminal_io;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -536,8 +536,19 @@ async fn write_to_client(
     }
 }
 
+/// Output up to this size goes out as one write with its header (a keystroke's echo is one
+/// `sendto`, not two); larger output is written in place rather than copied.
+const COALESCE_OUTPUT: usize = 16 * 1024;
+
 async fn write_output(wr: &mut OwnedWriteHalf, data: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
+    if data.len() <= COALESCE_OUTPUT {
+        let header = protocol::output_header(data.len());
+        let mut frame = Vec::with_capacity(header.len() + data.len());
+        frame.extend_from_slice(&header);
+        frame.extend_from_slice(data);
+        return wr.write_all(&frame).await;
+    }
     for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
         wr.write_all(&protocol::output_header(chunk.len())).await?;
         wr.write_all(chunk).await?;

@@ -305,8 +305,7 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
     let Some(lock) = runtime_lock else {
         return Err(NotStarted::Failed("lost the runtime dir's lock".into()));
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

@@ -91,6 +91,7 @@ pub struct Session {
     last_output: Instant,
     /// When to return freed memory to the system; set by output, so it fires once it stops.
     trim_at: Option<Instant>,
+    timer: Timer,
     registry: Registry,
     rx: mpsc::Receiver<SessionCmd>,
     record: SessionRecord,
@@ -208,6 +209,7 @@ impl Session {
             last_output_at: unix_millis(),
             last_output: Instant::now(),
             trim_at: None,
+            timer: Timer::new(),
             registry,
             rx,
         })
@@ -290,11 +292,25 @@ impl Session {
             }
             (deadline, false) => deadline,
         };
-        let input_deadline = self.input.deadline();
+        let deadlines = [
+            (self.exit_deadline, TimerEvent::ExitDrained),
+            (self.kill_deadline, TimerEvent::KillEscalation),
+            (idle_deadline, TimerEvent::IdleCheck),
+            (self.input.deadline(), TimerEvent::InputCheck),
+            (self.persist.flush_at, TimerEvent::Flush),
+            (self.trim_at, TimerEvent::Trim),
+            (self.frames.deadline, TimerEvent::FrameWaited),
+        ];
+        let due = deadlines
+            .into_iter()
+            .filter_map(|(at, event)| Some((at?, event)))
+            .min_by_key(|(at, _)| *at);
+        self.timer.arm(due.map(|(at, _)| at));
         let has_input = self.input.next_write().is_some();
         let wants_chunk = self.input.wants_chunk();
-        // Every branch is cancellation-safe: readiness guards and channel receives lose nothing
-        // when another branch wins, and reads and writes happen only after a branch won.
+        // Every branch is cancellation-safe: readiness guards, channel receives and the timer
+        // lose nothing when another branch wins, and reads and writes happen only after a
+        // branch won.
         tokio::select! {
             guard = self.master.readable(), if self.output_open => match guard {
                 Ok(guard) => read_batch(guard, &mut self.read_buf),
@@ -319,13 +335,7 @@ impl Session {
                 None => Event::CommandsClosed,
             },
             status = self.child.wait(), if self.child_running => Event::ChildExited(status),
-            _ = sleep_until_opt(self.exit_deadline), if self.exit_deadline.is_some() => Event::ExitDrained,
-            _ = sleep_until_opt(self.kill_deadline), if self.kill_deadline.is_some() => Event::KillEscalation,
-            _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => Event::IdleCheck,
-            _ = sleep_until_opt(input_deadline), if input_deadline.is_some() => Event::InputCheck,
-            _ = sleep_until_opt(self.persist.flush_at), if self.persist.flush_at.is_some() => Event::Flush,
-            _ = sleep_until_opt(self.trim_at), if self.trim_at.is_some() => Event::Trim,
-            _ = sleep_until_opt(self.frames.deadline), if self.frames.deadline.is_some() => Event::FrameWaited,
+            _ = self.timer.wait(), if due.is_some() => due.map_or(Event::Wrote, |(_, t)| t.event()),
         }
     }
 
@@ -490,10 +500,59 @@ pub(super) fn release_freed_memory() {
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => sleep_until(d.into()).await,
-        None => std::future::pending().await,
+#[derive(Clone, Copy)]
+enum TimerEvent {
+    ExitDrained,
+    KillEscalation,
+    IdleCheck,
+    InputCheck,
+    Flush,
+    Trim,
+    FrameWaited,
+}
+
+impl TimerEvent {
+    fn event(self) -> Event {
+        match self {
+            TimerEvent::ExitDrained => Event::ExitDrained,
+            TimerEvent::KillEscalation => Event::KillEscalation,
+            TimerEvent::IdleCheck => Event::IdleCheck,
+            TimerEvent::InputCheck => Event::InputCheck,
+            TimerEvent::Flush => Event::Flush,
+            TimerEvent::Trim => Event::Trim,
+            TimerEvent::FrameWaited => Event::FrameWaited,
+        }
+    }
+}
+
+/// The session's one timer, set to its earliest deadline. It is moved only when that deadline
+/// changes: a tokio timer registered anew on every event woke the runtime through its eventfd
+/// twice per keystroke.
+struct Timer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        Timer {
+            sleep: Box::pin(sleep_until(tokio::time::Instant::now())),
+            armed: None,
+        }
+    }
+
+    fn arm(&mut self, at: Option<Instant>) {
+        if at != self.armed {
+            if let Some(at) = at {
+                self.sleep.as_mut().reset(at.into());
+            }
+            self.armed = at;
+        }
+    }
+
+    /// Cancellation-safe: the timer lives in the session, not in the select.
+    fn wait(&mut self) -> &mut std::pin::Pin<Box<tokio::time::Sleep>> {
+        &mut self.sleep
     }
 }
 
