@@ -1,6 +1,7 @@
 //! The typed client library: connect to the server (starting it when needed) and make requests.
 //! The CLI is built on it; orchestrators can use it directly.
 
+pub mod agents;
 pub mod attach;
 pub mod chord;
 pub mod focus;

@@ -5,12 +5,16 @@ pub mod commands;
 pub mod connection;
 pub mod disk;
 pub mod dormant;
+pub mod events;
 pub mod foreground;
+pub mod hooks;
 pub mod outbox;
 pub mod ownership;
 pub mod rename;
 pub mod revive;
 pub mod session;
+pub mod settings;
+pub mod tasks;
 pub mod transcript;
 
 use std::collections::HashMap;
@@ -166,7 +170,12 @@ impl Server {
         } in saved
         {
             match record {
-                Ok(record) => self.add_dormant(dir, record, last_seen),
+                Ok(record) => {
+                    if record.state == "lost" {
+                        events::emit(&record.name, "lost", Some("lost"), None, None);
+                    }
+                    self.add_dormant(dir, record, last_seen)
+                }
                 Err(reason) => {
                     let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
                     let dormant = dormant::Dormant::broken(
@@ -318,6 +327,7 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         .map_err(|e| format!("cannot duplicate the runtime dir's lock: {e}"))?;
     let runtime_dir = ownership::RuntimeDir::new(dir, lock);
     let saved = store.as_deref().map(scan_saved).unwrap_or_default();
+    settings::reload_blocking();
     let result = runtime.block_on(serve(runtime_dir, store, saved));
     runtime.shutdown_timeout(Duration::from_secs(1));
     log::flush();
@@ -348,6 +358,7 @@ async fn serve(
         shutdown: Notify::new(),
         next_seq: Default::default(),
     });
+    hooks::start();
     server.load_saved(saved);
     let signal = |kind: tokio::signal::unix::SignalKind, name: &str| {
         tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))

@@ -10,7 +10,9 @@ mod input;
 mod lifecycle;
 mod persist;
 mod requests;
+mod rules;
 mod waiters;
+mod watch;
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -87,6 +89,8 @@ pub struct Session {
     handed_over: bool,
     waiters: Waiters,
     agent: agent::Agent,
+    watch: watch::Watch,
+    tasks: crate::server::tasks::Tasks,
     last_output_at: u64,
     last_output: Instant,
     /// When to return freed memory to the system; set by output, so it fires once it stops.
@@ -107,6 +111,8 @@ pub struct Earlier {
     pub created_at: u64,
     /// The terminal profile the session answered queries with.
     pub profile: Option<crate::term::Profile>,
+    /// Prompts still queued for its agent.
+    pub queue: Vec<String>,
 }
 
 pub fn unix_millis() -> u64 {
@@ -130,20 +136,20 @@ enum Event {
     Flush,
     Trim,
     FrameWaited,
+    Watch,
     CommandsClosed,
 }
 
 impl Session {
     /// Spawns the child and returns the actor, ready to `run`.
     pub fn spawn(
-        spec: SessionSpec,
+        mut spec: SessionSpec,
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
         runtime_dir: &std::path::Path,
         save_to: Option<(&std::path::Path, &crate::server::disk::Disk)>,
         earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
-        let mut spec = spec;
         (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
         let spawned = crate::pty::spawn(crate::pty::SpawnOptions {
             command: &spec.command,
@@ -183,6 +189,8 @@ impl Session {
             persist.mark_dirty();
         }
         Ok(Session {
+            watch: watch::Watch::new(earlier.is_some()),
+            tasks: crate::server::tasks::Tasks::new(record.queue.clone()),
             name: spec.name.clone(),
             model,
             record,
@@ -236,6 +244,7 @@ impl Session {
                 let state = self.agent_state(None).state;
                 self.waiters.check_state(state);
             }
+            self.watch_turn();
             self.input
                 .advance(self.model.bracketed_paste(), || unread_input(&self.master));
             if flooding {
@@ -268,6 +277,7 @@ impl Session {
                 release_freed_memory();
             }
             Event::FrameWaited => self.release_frame_waiters(),
+            Event::Watch => self.on_watch(),
             Event::CommandsClosed => self.handed_over = true,
         }
     }
@@ -300,6 +310,7 @@ impl Session {
             (self.persist.flush_at, TimerEvent::Flush),
             (self.trim_at, TimerEvent::Trim),
             (self.frames.deadline, TimerEvent::FrameWaited),
+            (self.watch_deadline(), TimerEvent::Watch),
         ];
         let due = deadlines
             .into_iter()
@@ -359,6 +370,7 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
+        self.watch.screen_changed();
         // Armed by the first output after a trim, not pushed back by later output: a program
         // that prints without pause still gets its freed memory returned every second.
         self.trim_at
@@ -509,6 +521,7 @@ enum TimerEvent {
     Flush,
     Trim,
     FrameWaited,
+    Watch,
 }
 
 impl TimerEvent {
@@ -521,6 +534,7 @@ impl TimerEvent {
             TimerEvent::Flush => Event::Flush,
             TimerEvent::Trim => Event::Trim,
             TimerEvent::FrameWaited => Event::FrameWaited,
+            TimerEvent::Watch => Event::Watch,
         }
     }
 }
