@@ -1,7 +1,7 @@
 //! Which agent runs in a session and what it is doing: working, idle, or waiting for its
 //! user, and why. Sources, strongest first:
-//! 1. the agent's own reports (`linger status`, from its lifecycle hooks), authoritative until
-//!    it reports again or its program exits;
+//! 1. the agent's own reports (`linger status`, from its lifecycle hooks, or OSC 7501 program
+//!    status in its output), authoritative until it reports again or its program exits;
 //! 2. signals in its output: OSC 9 / OSC 777 notify / OSC 99 notifications and BEL (waiting),
 //!    OSC 9;4 progress, window titles (Claude Code puts a braille spinner in front of its title
 //!    while it works and `✳` when idle; Gemini CLI `✦`/`⏲` working, `◇` ready, `✋` action
@@ -61,6 +61,15 @@ impl Agent {
     /// Takes in what the program signalled and its title.
     pub fn observe(&mut self, signals: &[Signal], title: &str) {
         for signal in signals {
+            if let Signal::Status {
+                state,
+                kind,
+                message,
+            } = signal
+            {
+                self.program_status(state, kind.as_deref(), message.as_deref());
+                continue;
+            }
             let state = match signal {
                 Signal::Bell => Some((AgentState::Waiting, Some("bell".to_string()))),
                 Signal::Attention(text) => Some((
@@ -76,7 +85,7 @@ impl Agent {
                 Signal::Progress(_) => Some((AgentState::Working, None)),
                 Signal::Prompt('A' | 'D') => Some((AgentState::Idle, Some("prompt".to_string()))),
                 Signal::Prompt('C') => Some((AgentState::Working, None)),
-                Signal::Prompt(_) => None,
+                Signal::Prompt(_) | Signal::Status { .. } => None,
             };
             if let Some(state) = state {
                 self.signalled = Some(state);
@@ -103,6 +112,31 @@ impl Agent {
             self.by_title = true;
             self.spoke = true;
         }
+    }
+
+    /// A program's own OSC 7501 report counts as a `linger status` report: it is the program
+    /// saying what it does, authoritative until it reports again (`clear` withdraws it).
+    fn program_status(&mut self, state: &str, kind: Option<&str>, message: Option<&str>) {
+        let why = |default: &str| {
+            let mut reason = kind.unwrap_or(default).to_string();
+            if let Some(message) = message {
+                reason = format!("{reason}: {message}");
+            }
+            Some(reason)
+        };
+        let said = match state {
+            "working" => (AgentState::Working, message.map(String::from)),
+            "idle" => (AgentState::Idle, message.map(String::from)),
+            "done" => (AgentState::Idle, why("done")),
+            "blocked" => (AgentState::Waiting, why("blocked")),
+            "error" => (AgentState::Waiting, why("error")),
+            "clear" => {
+                self.reported = None;
+                return;
+            }
+            _ => return,
+        };
+        self.report(said.0, said.1);
     }
 
     /// The user typed: a question the agent asked is answered.
@@ -222,6 +256,34 @@ mod tests {
             AgentState::Waiting,
             "reports win"
         );
+    }
+
+    #[test]
+    fn program_status_reports_are_explicit_until_withdrawn() {
+        let status = |state: &str, kind: Option<&str>, message: Option<&str>| Signal::Status {
+            state: state.into(),
+            kind: kind.map(String::from),
+            message: message.map(String::from),
+        };
+        let mut a = Agent::default();
+        a.observe(&[status("blocked", Some("question"), Some("Which?"))], "");
+        let now = a.info(None, Duration::ZERO, 0);
+        assert_eq!(
+            (now.state, now.reason.as_deref()),
+            (AgentState::Waiting, Some("question: Which?"))
+        );
+        // A title spinner does not override the program's own word.
+        a.observe(&[], "\u{280b} x");
+        assert_eq!(a.info(None, Duration::ZERO, 0).state, AgentState::Waiting);
+        a.observe(&[status("error", None, None)], "\u{280b} x");
+        assert_eq!(
+            a.info(None, Duration::ZERO, 0).reason.as_deref(),
+            Some("error")
+        );
+        a.observe(&[status("clear", None, None)], "\u{280b} x");
+        assert_eq!(a.info(None, Duration::ZERO, 0).state, AgentState::Working);
+        a.observe(&[status("sleeping", None, None)], "\u{280b} x");
+        assert_eq!(a.info(None, Duration::ZERO, 0).state, AgentState::Working);
     }
 
     #[test]
