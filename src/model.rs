@@ -119,6 +119,16 @@ impl Model {
         self.term.engine().modes().bracketed_paste
     }
 
+    /// The app asked for focus events (mode 1004).
+    pub fn focus_reporting(&self) -> bool {
+        self.term.engine().modes().focus_reporting
+    }
+
+    /// The app is inside a synchronized-output frame (mode 2026).
+    pub fn synchronized(&self) -> bool {
+        self.term.engine().modes().synchronized
+    }
+
     /// The app asked for application cursor keys (DECCKM).
     pub fn application_cursor(&self) -> bool {
         self.term.engine().modes().app_cursor

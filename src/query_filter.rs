@@ -13,15 +13,28 @@ use bytes::Bytes;
 const MAX_QUERY_LEN: usize = 32;
 /// An OSC or DCS query longer than this is passed on rather than held back.
 const MAX_STRING_QUERY_LEN: usize = 512;
+/// A clipboard write (OSC 52, base64) longer than this reaches no client: it is held until its
+/// end to go to one client only, and holding more per session is not worth a copy that big
+/// (xterm's own limit is lower).
+pub const MAX_CLIPBOARD_LEN: usize = 1024 * 1024;
 
 #[derive(Default)]
 pub struct QueryFilter {
-    /// The start of a possible query split across reads, waiting for its end.
+    /// The start of a possible query or clipboard write split across reads, waiting for its
+    /// end; at most [`MAX_CLIPBOARD_LEN`].
     held: Vec<u8>,
+    /// Inside a clipboard write that passed the bound: dropped up to its end.
+    discarding: bool,
+    /// The last chunk with its clipboard writes kept, for the client that owns the clipboard.
+    clipboard: Option<Bytes>,
 }
 
 enum Scan {
     Query(usize),
+    /// An OSC 52 clipboard write (not a query) of this length.
+    Clipboard(usize),
+    /// A clipboard write longer than [`MAX_CLIPBOARD_LEN`], not finished in what was read.
+    TooLong,
     Other,
     Incomplete,
 }
@@ -31,8 +44,9 @@ fn scan(seq: &[u8]) -> Scan {
     match seq.get(1) {
         None => Scan::Incomplete,
         Some(b'[') => scan_csi(seq),
-        Some(b']') => scan_string(seq, is_osc_query),
-        Some(b'P') => scan_string(seq, is_dcs_query),
+        Some(b']') if seq[2..].starts_with(b"52;") => scan_clipboard(seq),
+        Some(b']') => scan_string(seq, is_osc_query, MAX_STRING_QUERY_LEN),
+        Some(b'P') => scan_string(seq, is_dcs_query, MAX_STRING_QUERY_LEN),
         Some(_) => Scan::Other,
     }
 }
@@ -88,12 +102,35 @@ fn is_csi_query(marker: Option<u8>, params: &[u8], action: u8) -> bool {
     }
 }
 
-/// An OSC or DCS string: up to BEL or ST, bounded.
-fn scan_string(seq: &[u8], is_query: fn(&[u8]) -> bool) -> Scan {
+/// OSC 52: a query (`52;c;?`, answered by the server) or a clipboard write, up to its BEL or
+/// ST (or the ESC of whatever comes next, which ends it in vte-based terminals).
+fn scan_clipboard(seq: &[u8]) -> Scan {
+    let Some(i) = memchr::memchr2(0x07, 0x1b, &seq[2..]).map(|p| p + 2) else {
+        return if seq.len() > MAX_CLIPBOARD_LEN {
+            Scan::TooLong
+        } else {
+            Scan::Incomplete
+        };
+    };
+    let len = match (seq[i], seq.get(i + 1)) {
+        (0x07, _) => i + 1,
+        (_, Some(b'\\')) => i + 2,
+        (_, None) => return Scan::Incomplete,
+        _ => i,
+    };
+    if is_osc_query(&seq[2..i]) {
+        Scan::Query(len)
+    } else {
+        Scan::Clipboard(len)
+    }
+}
+
+/// An OSC or DCS string: up to BEL or ST, at most `max` bytes.
+fn scan_string(seq: &[u8], is_query: fn(&[u8]) -> bool, max: usize) -> Scan {
     let body_start = 2;
     let mut i = body_start;
     while i < seq.len() {
-        if i > MAX_STRING_QUERY_LEN {
+        if i > max {
             return Scan::Other;
         }
         match seq[i] {
@@ -130,9 +167,17 @@ fn is_dcs_query(body: &[u8]) -> bool {
 }
 
 impl QueryFilter {
-    /// Returns what to forward. The common case (no query, nothing held) returns `chunk` itself
-    /// without copying.
+    /// Returns what to forward to every client: queries and clipboard writes removed. The
+    /// common case (no query, nothing held) returns `chunk` itself without copying. When the
+    /// chunk wrote the clipboard, [`QueryFilter::take_clipboard`] has the version for the
+    /// client that owns it.
     pub fn filter(&mut self, chunk: Bytes) -> Bytes {
+        self.clipboard = None;
+        let chunk = if self.discarding {
+            self.skip_discarded(chunk)
+        } else {
+            chunk
+        };
         if self.held.is_empty() && memchr::memchr(0x1b, &chunk).is_none() {
             return chunk;
         }
@@ -143,40 +188,91 @@ impl QueryFilter {
             joined.extend_from_slice(&chunk);
             Bytes::from(joined)
         };
-        let mut out: Option<Vec<u8>> = None;
-        let mut copied_to = 0;
+        // Byte ranges taken out, and whether each is a clipboard write.
+        let mut cuts: Vec<(usize, usize, bool)> = Vec::new();
+        let mut end = data.len();
         let mut pos = 0;
         while let Some(off) = memchr::memchr(0x1b, &data[pos..]) {
             let start = pos + off;
             match scan(&data[start..]) {
                 Scan::Query(len) => {
-                    let out = out.get_or_insert_with(|| Vec::with_capacity(data.len()));
-                    out.extend_from_slice(&data[copied_to..start]);
-                    copied_to = start + len;
+                    cuts.push((start, start + len, false));
                     pos = start + len;
+                }
+                Scan::Clipboard(len) => {
+                    cuts.push((start, start + len, true));
+                    pos = start + len;
+                }
+                Scan::TooLong => {
+                    self.discarding = true;
+                    end = start;
+                    break;
                 }
                 Scan::Other => pos = start + 1,
                 Scan::Incomplete => {
                     self.held.extend_from_slice(&data[start..]);
-                    let out = out.get_or_insert_with(|| Vec::with_capacity(data.len()));
-                    out.extend_from_slice(&data[copied_to..start]);
-                    return Bytes::from(std::mem::take(out));
+                    end = start;
+                    break;
                 }
             }
         }
-        match out {
-            None => data,
-            Some(mut out) => {
-                out.extend_from_slice(&data[copied_to..]);
-                Bytes::from(out)
-            }
+        if cuts.is_empty() && end == data.len() {
+            return data;
         }
+        if cuts.iter().any(|c| c.2) {
+            self.clipboard = Some(keep(&data, end, cuts.iter().filter(|c| !c.2)));
+        }
+        keep(&data, end, cuts.iter())
     }
 
-    /// Anything held back, for when the output ends.
-    pub fn flush(&mut self) -> Bytes {
-        Bytes::from(std::mem::take(&mut self.held))
+    /// Drops the rest of an over-long clipboard write, up to its BEL or ST.
+    fn skip_discarded(&mut self, chunk: Bytes) -> Bytes {
+        let Some(i) = memchr::memchr2(0x07, 0x1b, &chunk) else {
+            return Bytes::new();
+        };
+        self.discarding = false;
+        if chunk[i] == 0x07 {
+            return chunk.slice(i + 1..);
+        }
+        if chunk.get(i + 1) == Some(&b'\\') {
+            return chunk.slice(i + 2..);
+        }
+        // An ESC that starts something else (or whose next byte is still to come) ends the
+        // string and is kept.
+        chunk.slice(i..)
     }
+
+    /// The last filtered chunk with its clipboard writes kept (queries still removed), if it
+    /// had any.
+    pub fn take_clipboard(&mut self) -> Option<Bytes> {
+        self.clipboard.take()
+    }
+
+    /// Anything held back, for when the output ends. An unfinished clipboard write is no
+    /// copy: it is dropped.
+    pub fn flush(&mut self) -> Bytes {
+        let held = std::mem::take(&mut self.held);
+        if held.starts_with(b"\x1b]52;") {
+            return Bytes::new();
+        }
+        Bytes::from(held)
+    }
+}
+
+/// `data[..end]` without the `cuts` (in order, not overlapping).
+fn keep<'a>(
+    data: &Bytes,
+    end: usize,
+    cuts: impl Iterator<Item = &'a (usize, usize, bool)>,
+) -> Bytes {
+    let mut out = Vec::with_capacity(end);
+    let mut from = 0;
+    for &(start, stop, _) in cuts {
+        out.extend_from_slice(&data[from..start]);
+        from = stop;
+    }
+    out.extend_from_slice(&data[from..end]);
+    Bytes::from(out)
 }
 
 #[cfg(test)]
@@ -245,6 +341,44 @@ mod tests {
         ] {
             assert_eq!(run(&[keep]), keep, "{keep:?}");
         }
+    }
+
+    #[test]
+    fn clipboard_writes_are_kept_only_in_the_owners_version() {
+        let mut f = QueryFilter::default();
+        let all = f.filter(Bytes::from_static(b"a\x1b]52;c;aGk=\x07b\x1b[cc"));
+        assert_eq!(&all[..], b"abc");
+        let owner = f.take_clipboard().expect("the owner's version");
+        assert_eq!(&owner[..], b"a\x1b]52;c;aGk=\x07bc");
+        // Split across reads, ended by ST.
+        assert_eq!(&f.filter(Bytes::from_static(b"x\x1b]52;c;aG"))[..], b"x");
+        assert!(f.take_clipboard().is_none());
+        assert_eq!(&f.filter(Bytes::from_static(b"k=\x1b\\y"))[..], b"y");
+        assert_eq!(
+            &f.take_clipboard().expect("owner")[..],
+            b"\x1b]52;c;aGk=\x1b\\y"
+        );
+    }
+
+    #[test]
+    fn a_clipboard_write_past_the_bound_reaches_nobody() {
+        let mut f = QueryFilter::default();
+        let mut big = b"a\x1b]52;c;".to_vec();
+        big.resize(MAX_CLIPBOARD_LEN + 10, b'A');
+        assert_eq!(&f.filter(Bytes::from(big))[..], b"a");
+        assert_eq!(&f.filter(Bytes::from_static(b"AAAA"))[..], b"");
+        assert_eq!(
+            &f.filter(Bytes::from_static(b"AA\x07b\x1b[1mc"))[..],
+            b"b\x1b[1mc"
+        );
+        assert!(f.take_clipboard().is_none());
+        // Just under the bound it is held and goes to the owner.
+        let mut under = b"\x1b]52;c;".to_vec();
+        under.resize(MAX_CLIPBOARD_LEN - 10, b'A');
+        assert_eq!(&f.filter(Bytes::from(under.clone()))[..], b"");
+        assert_eq!(&f.filter(Bytes::from_static(b"\x07z"))[..], b"z");
+        under.extend_from_slice(b"\x07z");
+        assert_eq!(f.take_clipboard().expect("owner"), under);
     }
 
     #[test]

@@ -198,11 +198,19 @@ pub(crate) async fn new(args: NewArgs, flag_key: Option<String>) -> Result<i32, 
         detach_key(flag_key, &config)?
     };
     let client = Client::connect().await?;
-    client.create(spec).await?;
     if args.detached {
+        client.create(spec).await?;
         return Ok(0);
     }
-    attach_with(&client, options(args.name, false, None, detach_key)).await
+    // The attach creates the session, so the program starts knowing this terminal (its
+    // colours, kitty support) from its first question; `new` still refuses a taken name.
+    if client.list().await?.iter().any(|s| s.name == args.name) {
+        return Err(fail(format!(
+            "session '{}' already exists (see `linger ls`; `linger kill {}` forgets it)",
+            args.name, args.name
+        )));
+    }
+    attach_with(&client, options(args.name, false, Some(spec), detach_key)).await
 }
 
 fn options(

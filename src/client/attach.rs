@@ -8,6 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chord::{Action, ChordMatcher, DetachKey};
+use super::focus::Piece;
 use super::rawmode::RawMode;
 use super::terminal_io;
 use super::{Client, Error, Result};
@@ -47,46 +48,149 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         ));
     }
     let (rows, cols) = terminal_size();
-    let mut stream = client.open().await?;
+    let stream = client.open().await?;
     // Raw mode first: the terminal's answers to the probe must not echo or wait for Enter.
     // They come back with the keyboard input, and the profile follows the attach.
     let raw = RawMode::enable()?;
+    let asked = Instant::now();
     super::probe::ask();
+    let mut keyboard = terminal_io::spawn_keyboard_reader();
+    let mut prober = super::probe::Prober::default();
+    let mut input = Keyboard {
+        rx: &mut keyboard,
+        prober: &mut prober,
+        typed: Vec::new(),
+        focus: Default::default(),
+    };
+    // A session this attach creates starts its program now: let the program's first
+    // questions be answered from this terminal's profile rather than the defaults.
+    let profile = match opts.create {
+        Some(_) => input.await_profile(asked + PROBE_WAIT).await,
+        None => None,
+    };
     let request = Request::Attach {
         name: opts.name.clone(),
         read_only: opts.read_only,
         rows,
         cols,
         create: opts.create,
-        profile: None,
+        profile,
     };
-    protocol::write_frame(&mut stream, &request)
+    let ending = match start(stream, &request).await {
+        Ok(frames) => Ok(run(frames, &mut input, opts.read_only, opts.detach_key).await),
+        Err(e) => Err(e),
+    };
+    // The terminal may still owe answers (an attach that failed or ended at once): they must
+    // not reach the shell as typed text once the terminal is back in cooked mode.
+    input.settle(asked + PROBE_SETTLE).await;
+    drop(raw);
+    ending
+}
+
+/// How long a creating attach waits for the terminal's profile before starting the session.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long after the probe went out its answers are awaited before the terminal is given
+/// back: a terminal answers in milliseconds; one that never answers costs this much, only when
+/// the attach ends sooner.
+const PROBE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sends the attach request and reads the server's yes or no.
+async fn start(
+    mut stream: tokio::net::UnixStream,
+    request: &Request,
+) -> Result<(FrameReader<OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf)> {
+    protocol::write_frame(&mut stream, request)
         .await
         .map_err(|e| Error(format!("lost the server: {e}")))?;
     let (rd, wr) = stream.into_split();
     let mut frames = FrameReader::new(rd, FrameCodec::responses());
     match protocol::next_message::<_, Response>(&mut frames).await {
-        Ok(Response::Ok) => {}
-        Ok(Response::Error(e)) => return Err(Error(e)),
-        Ok(other) => {
-            return Err(Error(format!(
-                "unexpected reply from the server: {other:?}"
-            )));
-        }
-        Err(e) => return Err(Error(format!("lost the server: {e}"))),
+        Ok(Response::Ok) => Ok((frames, wr)),
+        Ok(Response::Error(e)) => Err(Error(e)),
+        Ok(other) => Err(Error(format!(
+            "unexpected reply from the server: {other:?}"
+        ))),
+        Err(e) => Err(Error(format!("lost the server: {e}"))),
     }
-    let ending = run(frames, wr, opts.read_only, opts.detach_key).await;
-    drop(raw);
-    Ok(ending)
+}
+
+/// The keyboard, with the probe's answers picked out of it.
+struct Keyboard<'a> {
+    rx: &'a mut mpsc::Receiver<Option<Vec<u8>>>,
+    prober: &'a mut super::probe::Prober,
+    /// Keys typed before the attach started, to be sent once it has.
+    typed: Vec<u8>,
+    focus: super::focus::FocusFilter,
+}
+
+impl Keyboard<'_> {
+    /// Takes the probe's answers and focus reports out of `bytes`, tells the server what they
+    /// said (unless read-only) and sends the keys on, all in the order they came; `Some` when
+    /// the keys detached.
+    async fn deliver(
+        &mut self,
+        bytes: &[u8],
+        wr: &mut tokio::net::unix::OwnedWriteHalf,
+        matcher: &mut ChordMatcher,
+        read_only: bool,
+    ) -> Option<Ending> {
+        let typed = self.prober.feed(bytes);
+        if let Some(profile) = self.prober.take_profile().filter(|_| !read_only) {
+            // A server that stopped listening has its last word (the exit notice) waiting in
+            // the socket: the read side says how this ends.
+            let _ = protocol::write_frame(wr, &Request::Profile(profile)).await;
+        }
+        for piece in self.focus.feed(&typed) {
+            match piece {
+                Piece::Keys(keys) => {
+                    let actions = matcher.feed(&keys, Instant::now());
+                    if let Some(ending) = send_keys(wr, actions, read_only).await {
+                        return Some(ending);
+                    }
+                }
+                Piece::Focus(focused) if !read_only => {
+                    let _ = protocol::write_frame(wr, &Request::Focus(focused)).await;
+                }
+                Piece::Focus(_) => {}
+            }
+        }
+        None
+    }
+
+    /// The terminal's profile, once it answered the probe's sentinel (before `deadline`).
+    async fn await_profile(&mut self, deadline: Instant) -> Option<crate::term::Profile> {
+        while !self.prober.finished() {
+            match tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
+                Ok(Some(Some(bytes))) => {
+                    let typed = self.prober.feed(&bytes);
+                    self.typed.extend_from_slice(&typed);
+                }
+                _ => break,
+            }
+        }
+        self.prober.take_profile()
+    }
+
+    /// Drops input until the terminal answered the probe's sentinel, or `deadline`.
+    async fn settle(&mut self, deadline: Instant) {
+        while !self.prober.finished() {
+            match tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
+                Ok(Some(Some(bytes))) => {
+                    self.prober.feed(&bytes);
+                }
+                _ => return,
+            }
+        }
+    }
 }
 
 async fn run(
-    mut frames: FrameReader<OwnedReadHalf>,
-    mut wr: tokio::net::unix::OwnedWriteHalf,
+    (mut frames, mut wr): (FrameReader<OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf),
+    keyboard: &mut Keyboard<'_>,
     read_only: bool,
     key: DetachKey,
 ) -> Ending {
-    let mut keyboard = terminal_io::spawn_keyboard_reader();
     let (screen, screen_done) = terminal_io::spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
     let (Ok(mut winch), Ok(mut hup), Ok(mut term)) = (
@@ -97,7 +201,11 @@ async fn run(
         return Ending::ConnectionLost;
     };
     let mut unwritten: Option<Vec<u8>> = None;
-    let mut prober = super::probe::Prober::default();
+    let early = std::mem::take(&mut keyboard.typed);
+    if let Some(ending) = send_keys(&mut wr, matcher.feed(&early, Instant::now()), read_only).await
+    {
+        return ending;
+    }
     let ending = loop {
         let deadline = matcher.deadline();
         // Every branch is cancellation-safe: the frame reader keeps partial frames in its own
@@ -120,16 +228,13 @@ async fn run(
                 }
                 continue;
             }
-            input = keyboard.recv() => match input {
+            input = keyboard.rx.recv() => match input {
                 // The terminal's answers to the probe are not keys: never pass them on.
                 Some(Some(bytes)) => {
-                    let typed = prober.feed(&bytes);
-                    if let Some(profile) = prober.take_profile().filter(|_| !read_only) {
-                        // A server that stopped listening has its last word (the exit
-                        // notice) waiting in the socket: the read side says how this ends.
-                        let _ = protocol::write_frame(&mut wr, &Request::Profile(profile)).await;
+                    match keyboard.deliver(&bytes, &mut wr, &mut matcher, read_only).await {
+                        Some(ending) => break ending,
+                        None => continue,
                     }
-                    matcher.feed(&typed, Instant::now())
                 }
                 _ => return Ending::TerminalGone,
             },

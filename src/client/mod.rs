@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod attach;
 pub mod chord;
+pub mod focus;
 pub mod probe;
 pub mod rawmode;
 mod terminal_io;

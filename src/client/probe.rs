@@ -57,6 +57,11 @@ impl Prober {
         typed
     }
 
+    /// Whether the terminal answered the sentinel: it owes nothing more.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
     /// The profile, once, after the terminal answered the sentinel.
     pub fn take_profile(&mut self) -> Option<Profile> {
         if self.finished && self.answered {

@@ -10,7 +10,7 @@ mod frame;
 pub use frame::*;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -201,6 +201,9 @@ pub enum Request {
         name: String,
         op: QueueOp,
     },
+    /// While attached: the client's terminal gained (`true`) or lost focus. Sent only when the
+    /// terminal reports focus, which it does while the program asked for focus events.
+    Focus(bool),
 }
 
 /// What `linger queue` does.

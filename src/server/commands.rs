@@ -57,6 +57,11 @@ pub enum SessionCmd {
     Resync {
         client: ClientId,
     },
+    /// An attached client's terminal gained or lost focus.
+    Focus {
+        client: ClientId,
+        focused: bool,
+    },
     DetachAll,
     Kill {
         signal: Option<i32>,

@@ -189,7 +189,7 @@ async fn kill_lost(server: &Server) -> Response {
 async fn dispatch(server: &Server, request: Request) -> Response {
     match request {
         Request::List => list(server).await,
-        Request::Create(spec) => match server.create(spec) {
+        Request::Create(spec) => match server.create(spec, None) {
             Ok(_) => Response::Ok,
             Err(e) => Response::Error(e),
         },
@@ -239,7 +239,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::KillExited
         | Request::Status { .. }
         | Request::Queue { .. } => manage(server, request).await,
-        Request::Input(_) | Request::Resize { .. } | Request::Profile(_) => {
+        Request::Input(_) | Request::Resize { .. } | Request::Profile(_) | Request::Focus(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }
         Request::Attach { .. }
@@ -447,7 +447,7 @@ async fn attach(
     let tx = match server.registry.get(&name) {
         Some(tx) => tx,
         None => match create {
-            Some(spec) => match server.create(spec) {
+            Some(spec) => match server.create(spec, profile.clone()) {
                 Ok(tx) => tx,
                 // Lost a race with another creator: attach to theirs.
                 Err(e) => match server.registry.get(&name) {
@@ -495,6 +495,7 @@ async fn attach(
                 Ok(Request::Input(data)) => SessionCmd::Input { client: id, data },
                 Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
                 Ok(Request::Profile(profile)) => SessionCmd::Profile { client: id, profile },
+                Ok(Request::Focus(focused)) => SessionCmd::Focus { client: id, focused },
                 _ => break,
             },
         };

@@ -168,6 +168,7 @@ impl Dormant {
             | SessionCmd::Leave { .. }
             | SessionCmd::Resync { .. }
             | SessionCmd::Profile { .. }
+            | SessionCmd::Focus { .. }
             | SessionCmd::DetachAll => {}
         }
         ControlFlow::Continue(())

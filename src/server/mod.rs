@@ -87,17 +87,21 @@ const SESSION_COMMANDS: usize = 1024;
 
 impl Server {
     /// Starts a session. Fails if the name is taken or the program cannot be started.
+    /// Starts a session; `profile` is the creating client's terminal, which the program hears
+    /// from its first question on.
     pub fn create(
         &self,
         spec: crate::protocol::SessionSpec,
+        profile: Option<crate::term::Profile>,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
-        self.start(spec, None)
+        self.start(spec, None, profile)
     }
 
     fn start(
         &self,
         spec: crate::protocol::SessionSpec,
         earlier: Option<session::Earlier>,
+        profile: Option<crate::term::Profile>,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
         crate::paths::validate_session_name(&spec.name)?;
         crate::state::check_bounds(spec.scrollback, spec.log_limit)?;
@@ -123,7 +127,7 @@ impl Server {
         let name = spec.name.clone();
         let program = spec.command[0].clone();
         let cwd = spec.cwd.clone();
-        let session = session::Session::spawn(
+        let mut session = session::Session::spawn(
             spec,
             self.registry.clone(),
             rx,
@@ -149,6 +153,9 @@ impl Server {
                 created_seq: seq,
             },
         );
+        if let Some(profile) = &profile {
+            session.adopt_profile(profile);
+        }
         tokio::spawn(session.run());
         Ok(tx)
     }

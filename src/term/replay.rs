@@ -42,10 +42,10 @@ impl Engine {
             ""
         };
         write_kitty(&mut out, &self.kitty_main);
-        write_saved(&mut out, &self.saved_main, self, enter_alt);
+        write_saved(&mut out, &self.saved_main, self, &self.main, enter_alt);
         if let Some(alt) = &self.alt {
             self.write_grid(&mut out, alt);
-            write_saved(&mut out, &self.saved_alt, self, "");
+            write_saved(&mut out, &self.saved_alt, self, alt, "");
             write_kitty(&mut out, &self.kitty_alt);
         }
         self.write_cursor(&mut out);
@@ -113,30 +113,35 @@ impl Engine {
             0
         };
         let cur = &self.cur;
-        let row = cur.row.saturating_sub(base) + 1;
-        if cur.pending_wrap {
-            let grid = self.alt.as_ref().unwrap_or(&self.main);
-            let mut col = cur.col;
-            let mut cell = grid.rows[cur.row].cell(col);
-            if cell.flags & SPACER != 0 && col > 0 {
-                col -= 1;
-                cell = grid.rows[cur.row].cell(col);
-            }
-            let _ = write!(out, "\x1b[{row};{}H", col + 1);
-            let style = self.styles.get(cell.style);
-            write_sgr(out, style, false);
-            if style.link != 0 {
-                write_link(out, &self.links, style.link);
-            }
-            self.graphemes.push_cell(out, &cell);
-            out.push_str("\x1b[m");
-            if style.link != 0 {
-                write_link(out, &self.links, 0);
-            }
-        } else {
-            let _ = write!(out, "\x1b[{row};{}H", cur.col + 1);
-        }
+        let grid = self.alt.as_ref().unwrap_or(&self.main);
+        self.write_position(out, grid, cur, cur.row.saturating_sub(base) + 1);
         write_charsets(out, &cur.charsets);
+    }
+
+    /// Moves to `cur` (`row` is 1-based, relative to any origin); a pending wrap is recreated
+    /// by printing the cell under the cursor again, which leaves the pen plain.
+    fn write_position(&self, out: &mut String, grid: &Grid, cur: &Cursor, row: usize) {
+        let Some(cells) = grid.rows.get(cur.row).filter(|_| cur.pending_wrap) else {
+            let _ = write!(out, "\x1b[{row};{}H", cur.col + 1);
+            return;
+        };
+        let mut col = cur.col;
+        let mut cell = cells.cell(col);
+        if cell.flags & SPACER != 0 && col > 0 {
+            col -= 1;
+            cell = cells.cell(col);
+        }
+        let _ = write!(out, "\x1b[{row};{}H", col + 1);
+        let style = self.styles.get(cell.style);
+        write_sgr(out, style, false);
+        if style.link != 0 {
+            write_link(out, &self.links, style.link);
+        }
+        self.graphemes.push_cell(out, &cell);
+        out.push_str("\x1b[m");
+        if style.link != 0 {
+            write_link(out, &self.links, 0);
+        }
     }
 
     fn write_modes(&self, out: &mut String) {
@@ -184,13 +189,14 @@ impl Engine {
 
 /// A saved cursor: go there with its pen and charsets, save, run `then` (which may save again),
 /// and leave pen and charsets plain for what is drawn next.
-fn write_saved(out: &mut String, saved: &Cursor, engine: &Engine, then: &str) {
+fn write_saved(out: &mut String, saved: &Cursor, engine: &Engine, grid: &Grid, then: &str) {
     // Origin mode is saved with the cursor. Set before the margins are, it homes the cursor
     // and leaves CUP absolute.
     if saved.origin {
         out.push_str("\x1b[?6h");
     }
-    let _ = write!(out, "\x1b[{};{}H", saved.row + 1, saved.col + 1);
+    // DECSC keeps a pending wrap too.
+    engine.write_position(out, grid, saved, saved.row + 1);
     engine.write_pen(out, &saved.pen);
     write_charsets(out, &saved.charsets);
     out.push_str("\x1b7");

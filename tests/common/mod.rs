@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -135,6 +136,8 @@ struct Shared {
     output: Mutex<Output_>,
     changed: Condvar,
     paused: std::sync::atomic::AtomicBool,
+    /// Answers the terminal has written so far.
+    answered: std::sync::atomic::AtomicUsize,
 }
 
 /// Everything the terminal received, and its screen model kept up to date as it arrives.
@@ -153,7 +156,12 @@ pub struct Term {
 }
 
 impl Term {
-    pub fn spawn(mut cmd: Command, rows: u16, cols: u16) -> Term {
+    pub fn spawn(cmd: Command, rows: u16, cols: u16) -> Term {
+        Term::spawn_answering_after(cmd, rows, cols, Duration::ZERO)
+    }
+
+    /// Like [`Term::spawn`], for a terminal that answers queries `delay` late (a slow link).
+    pub fn spawn_answering_after(mut cmd: Command, rows: u16, cols: u16, delay: Duration) -> Term {
         let (master, slave) = linger::pty::open_pair(rows, cols).expect("pty");
         let flags = rustix::fs::fcntl_getfl(&master).expect("getfl");
         rustix::fs::fcntl_setfl(&master, flags - rustix::fs::OFlags::NONBLOCK).expect("setfl");
@@ -178,6 +186,7 @@ impl Term {
             }),
             changed: Condvar::new(),
             paused: Default::default(),
+            answered: Default::default(),
         });
         let reader_fd = master.clone();
         let reader_shared = shared.clone();
@@ -209,14 +218,26 @@ impl Term {
                         // Like a real terminal, answer the attach probe's background colour
                         // query and its DA1 sentinel, in that order; the emulator answers
                         // nothing else. (Programs' queries never get here: linger answers them.)
-                        {
-                            use std::io::Write as _;
-                            if contains(&buf[..n], b"\x1b]11;?") {
-                                let _ = (&file).write_all(TERMINAL_BACKGROUND_ANSWER);
-                            }
-                            if contains(&buf[..n], b"\x1b[c") {
-                                let _ = (&file).write_all(b"\x1b[?62;22c");
-                            }
+                        let mut answer = Vec::new();
+                        if contains(&buf[..n], b"\x1b]11;?") {
+                            answer.extend_from_slice(TERMINAL_BACKGROUND_ANSWER);
+                        }
+                        if contains(&buf[..n], b"\x1b[c") {
+                            answer.extend_from_slice(b"\x1b[?62;22c");
+                        }
+                        if !answer.is_empty() && delay.is_zero() {
+                            let _ = (&file).write_all(&answer);
+                            reader_shared.answered.fetch_add(1, Ordering::SeqCst);
+                        } else if !answer.is_empty() {
+                            let mut out = std::fs::File::from(reader_fd.try_clone().expect("dup"));
+                            let shared = reader_shared.clone();
+                            // A slow terminal's answer is late by its nature, not a wait for
+                            // anything: nothing waits on this thread.
+                            std::thread::spawn(move || {
+                                std::thread::sleep(delay);
+                                let _ = out.write_all(&answer);
+                                shared.answered.fetch_add(1, Ordering::SeqCst);
+                            });
                         }
                         reader_shared.changed.notify_all();
                     }
@@ -231,6 +252,11 @@ impl Term {
             rows,
             cols,
         }
+    }
+
+    /// How many times the terminal answered queries so far.
+    pub fn answers_written(&self) -> usize {
+        self.shared.answered.load(Ordering::SeqCst)
     }
 
     pub fn pid(&self) -> i32 {
@@ -279,6 +305,16 @@ impl Term {
             .screen()
     }
 
+    /// What the user's terminal scrolled into its own scrollback, oldest first.
+    pub fn scrollback(&self) -> Vec<String> {
+        self.shared
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .parser
+            .scrollback()
+    }
+
     pub fn screen_text(&self) -> String {
         self.screen().contents()
     }
@@ -323,7 +359,14 @@ impl Term {
         self.wait_until(what, |o| pred(&o.parser.screen()));
     }
 
+    /// Resizes the terminal: its screen first (reflowing as alacritty does), then the pty.
     pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.shared
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .parser
+            .resize(rows, cols);
         rustix::termios::tcsetwinsize(&*self.master, linger::pty::winsize(rows, cols))
             .expect("resize");
         self.rows = rows;

@@ -30,8 +30,27 @@ impl Emulator {
         }
     }
 
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.term
+            .resize(TermSize::new(cols as usize, rows as usize));
+    }
+
     pub fn process(&mut self, bytes: &[u8]) {
         self.parser.advance(&mut self.term, bytes);
+    }
+
+    /// The rows scrolled off the top into the terminal's own scrollback, oldest first.
+    pub fn scrollback(&self) -> Vec<String> {
+        let grid = self.term.grid();
+        let history = grid.history_size() as i32;
+        (1..=history)
+            .rev()
+            .map(|back| {
+                let row = &grid[Line(-back)];
+                let text: String = (0..grid.columns()).map(|c| row[Column(c)].c).collect();
+                text.trim_end().to_string()
+            })
+            .collect()
     }
 
     pub fn screen(&self) -> Screen {
@@ -54,6 +73,8 @@ impl Emulator {
                     Cell {
                         text,
                         fg: color(cell.fg),
+                        bg: color(cell.bg),
+                        flags: cell.flags.bits(),
                     }
                 })
                 .collect();
@@ -67,6 +88,7 @@ impl Emulator {
             alternate: mode.contains(TermMode::ALT_SCREEN),
             bracketed_paste: mode.contains(TermMode::BRACKETED_PASTE),
             cursor_visible: mode.contains(TermMode::SHOW_CURSOR),
+            mode: *mode,
         }
     }
 }
@@ -84,6 +106,9 @@ fn color(c: ansi::Color) -> Color {
 pub struct Cell {
     text: String,
     fg: Color,
+    bg: Color,
+    /// alacritty_terminal's cell flags (`term::cell::Flags`): bold, italic, underlines...
+    flags: u16,
 }
 
 impl Cell {
@@ -93,6 +118,15 @@ impl Cell {
 
     pub fn fgcolor(&self) -> Color {
         self.fg
+    }
+
+    pub fn bgcolor(&self) -> Color {
+        self.bg
+    }
+
+    /// Whether the cell has every one of `flags`.
+    pub fn has(&self, flags: alacritty_terminal::term::cell::Flags) -> bool {
+        alacritty_terminal::term::cell::Flags::from_bits_truncate(self.flags).contains(flags)
     }
 }
 
@@ -104,9 +138,15 @@ pub struct Screen {
     alternate: bool,
     bracketed_paste: bool,
     cursor_visible: bool,
+    mode: TermMode,
 }
 
 impl Screen {
+    /// Whether the terminal has every one of these modes set.
+    pub fn mode_has(&self, modes: TermMode) -> bool {
+        self.mode.contains(modes)
+    }
+
     pub fn size(&self) -> (u16, u16) {
         (
             self.cells.len() as u16,

@@ -15,12 +15,24 @@ struct Client {
     size: (u16, u16),
     /// What the client's terminal said about itself.
     profile: Option<crate::term::Profile>,
+    /// Its terminal said it has focus (and has not said otherwise since).
+    focused: bool,
+    /// When it attached or last typed, as a count of such events: the latest writer owns the
+    /// clipboard.
+    active_at: u64,
+    /// Its terminal resized: it gets the screen drawn afresh.
+    redraw: bool,
 }
 
 #[derive(Default)]
 pub struct Clients {
     attached: HashMap<ClientId, Client>,
     next_id: ClientId,
+    /// Attaches and typing so far, to order clients by their last activity.
+    activity: u64,
+    /// Whether the session's terminal has focus, as far as the clients said (`None` before
+    /// any did): a program that enables focus events hears only changes of it.
+    pub focus: Option<bool>,
 }
 
 impl Clients {
@@ -33,6 +45,7 @@ impl Clients {
         profile: Option<crate::term::Profile>,
     ) -> ClientLink {
         self.next_id += 1;
+        self.activity += 1;
         let id = self.next_id;
         let outbox = Arc::new(Outbox::default());
         outbox.push_screen(screen);
@@ -43,13 +56,60 @@ impl Clients {
                 read_only,
                 size,
                 profile,
+                // Someone just ran `linger attach` in that terminal: it has focus until it
+                // says otherwise.
+                focused: !read_only,
+                active_at: self.activity,
+                redraw: false,
             },
         );
         ClientLink { outbox, id }
     }
 
-    pub fn remove(&mut self, id: ClientId) {
-        self.attached.remove(&id);
+    /// Forgets a client; returns `(writer, focused)` for one that was attached.
+    pub fn remove(&mut self, id: ClientId) -> Option<(bool, bool)> {
+        self.attached
+            .remove(&id)
+            .map(|c| (!c.read_only, c.focused && !c.read_only))
+    }
+
+    /// Attached clients that may type.
+    pub fn writers(&self) -> usize {
+        self.attached.values().filter(|c| !c.read_only).count()
+    }
+
+    /// A writer typed: it becomes the one the clipboard goes to.
+    pub fn touch(&mut self, id: ClientId) {
+        if let Some(c) = self.attached.get_mut(&id) {
+            self.activity += 1;
+            c.active_at = self.activity;
+        }
+    }
+
+    /// The writer that typed last, or attached last if none typed since.
+    pub fn latest_writer(&self) -> Option<ClientId> {
+        self.attached
+            .iter()
+            .filter(|(_, c)| !c.read_only)
+            .max_by_key(|(_, c)| c.active_at)
+            .map(|(id, _)| *id)
+    }
+
+    /// Records a writer's focus; false for viewers and strangers (their focus is not the
+    /// program's business).
+    pub fn set_focus(&mut self, id: ClientId, focused: bool) -> bool {
+        match self.attached.get_mut(&id) {
+            Some(c) if !c.read_only => {
+                c.focused = focused;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether any writer's terminal has focus.
+    pub fn any_focused(&self) -> bool {
+        self.attached.values().any(|c| c.focused && !c.read_only)
     }
 
     pub fn len(&self) -> usize {
@@ -94,26 +154,56 @@ impl Clients {
         }
     }
 
-    /// Queues output for every client; a client past its bound drops its backlog.
-    pub fn forward(&self, data: &Bytes) {
-        for client in self.attached.values() {
-            client.outbox.push_output(data);
+    /// Queues output for every client; a client past its bound drops its backlog. With
+    /// `clipboard` (the same output with its OSC 52 writes kept), the latest writer gets that
+    /// instead: a copy goes to the user at the keyboard, never to a viewer.
+    pub fn forward(&self, data: &Bytes, clipboard: Option<&Bytes>) {
+        let owner = clipboard.and(self.latest_writer());
+        for (id, client) in &self.attached {
+            let out = match clipboard {
+                Some(clip) if owner == Some(*id) => clip,
+                _ => data,
+            };
+            if !out.is_empty() {
+                client.outbox.push_output(out);
+            }
         }
     }
 
-    /// A lagging client caught up: give it the screen as it is now.
-    pub fn resync(&self, id: ClientId, screen: impl FnOnce() -> Bytes) {
-        if let Some(c) = self.attached.get(&id)
-            && c.outbox.is_lagging()
-        {
+    /// Marks a client to get the screen drawn afresh at its next [`Clients::resync`].
+    pub fn request_redraw(&mut self, id: ClientId) {
+        if let Some(c) = self.attached.get_mut(&id) {
+            c.redraw = true;
+        }
+    }
+
+    /// A lagging client caught up, or one asked for a redraw: give it the screen as it is now.
+    pub fn resync(&mut self, id: ClientId, screen: impl FnOnce() -> Bytes) {
+        let Some(c) = self.attached.get_mut(&id) else {
+            return;
+        };
+        let redraw = std::mem::take(&mut c.redraw);
+        if c.outbox.is_lagging() {
             c.outbox.push_screen(screen());
+        } else if redraw {
+            // After what is queued: that output is part of the screen, but bells, clipboard
+            // writes and lines scrolling into the terminal's scrollback are not. One
+            // synchronized frame, so a terminal that has them shows no blank screen between.
+            let mut frame = b"\x1b[?2026h".to_vec();
+            frame.extend_from_slice(&screen());
+            frame.extend_from_slice(b"\x1b[?2026l");
+            c.outbox.push_output(&Bytes::from(frame));
         }
     }
 
-    pub fn detach_all(&mut self) {
+    /// Detaches everyone; returns whether a writer was among them.
+    pub fn detach_all(&mut self) -> bool {
+        let mut writer = false;
         for (_, client) in self.attached.drain() {
+            writer |= !client.read_only;
             client.outbox.end(Control::Detached);
         }
+        writer
     }
 
     /// The program ended: every client ends on the final screen, then the message. A client

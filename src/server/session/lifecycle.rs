@@ -150,6 +150,7 @@ impl Session {
     /// The child is gone and its output read (or the drain timed out): tell everyone.
     pub(super) fn finish(&mut self) {
         self.exit_deadline = None;
+        self.release_frame_waiters();
         log::info(&format!(
             "session {} ended: {}",
             self.name,

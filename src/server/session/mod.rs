@@ -4,6 +4,8 @@
 
 mod agent;
 mod clients;
+mod focus;
+mod frames;
 mod input;
 mod lifecycle;
 mod persist;
@@ -98,6 +100,8 @@ pub struct Session {
     rx: mpsc::Receiver<SessionCmd>,
     record: SessionRecord,
     persist: Persist,
+    /// Attaches waiting for the program's synchronized frame to end.
+    frames: frames::FrameWait,
 }
 
 /// A revived session's past: its earlier output and what its record kept.
@@ -131,6 +135,7 @@ enum Event {
     InputCheck,
     Flush,
     Trim,
+    FrameWaited,
     Watch,
     CommandsClosed,
 }
@@ -138,14 +143,13 @@ enum Event {
 impl Session {
     /// Spawns the child and returns the actor, ready to `run`.
     pub fn spawn(
-        spec: SessionSpec,
+        mut spec: SessionSpec,
         registry: Registry,
         rx: mpsc::Receiver<SessionCmd>,
         runtime_dir: &std::path::Path,
         save_to: Option<(&std::path::Path, &crate::server::disk::Disk)>,
         earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
-        let mut spec = spec;
         (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
         let spawned = crate::pty::spawn(crate::pty::SpawnOptions {
             command: &spec.command,
@@ -191,6 +195,7 @@ impl Session {
             model,
             record,
             persist,
+            frames: frames::FrameWait::default(),
             spec,
             master,
             child: spawned.child,
@@ -254,7 +259,7 @@ impl Session {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Output(chunk) => self.on_output(chunk),
+            Event::Output(chunk) => self.on_output_framed(chunk),
             Event::OutputEnded => self.on_output_ended(),
             Event::Wrote | Event::InputCheck => {}
             Event::Command(cmd) => self.on_command(cmd),
@@ -271,6 +276,7 @@ impl Session {
                 self.trim_at = None;
                 release_freed_memory();
             }
+            Event::FrameWaited => self.release_frame_waiters(),
             Event::Watch => self.on_watch(),
             Event::CommandsClosed => self.handed_over = true,
         }
@@ -303,6 +309,7 @@ impl Session {
             (self.input.deadline(), TimerEvent::InputCheck),
             (self.persist.flush_at, TimerEvent::Flush),
             (self.trim_at, TimerEvent::Trim),
+            (self.frames.deadline, TimerEvent::FrameWaited),
             (self.watch_deadline(), TimerEvent::Watch),
         ];
         let due = deadlines
@@ -352,8 +359,9 @@ impl Session {
         }
         self.last_output_at = unix_millis();
         let forwarded = self.filter.filter(chunk.clone());
-        if !forwarded.is_empty() {
-            self.clients.forward(&forwarded);
+        let clipboard = self.filter.take_clipboard();
+        if !forwarded.is_empty() || clipboard.is_some() {
+            self.clients.forward(&forwarded, clipboard.as_ref());
         }
         if let Err(panic) = self.model.process(&chunk) {
             log::warn(&format!(
@@ -384,9 +392,10 @@ impl Session {
 
     fn on_output_ended(&mut self) {
         self.output_open = false;
+        self.release_frame_waiters();
         let rest = self.filter.flush();
         if !rest.is_empty() {
-            self.clients.forward(&rest);
+            self.clients.forward(&rest, None);
         }
         if !self.child_running {
             self.finish();
@@ -522,6 +531,7 @@ enum TimerEvent {
     InputCheck,
     Flush,
     Trim,
+    FrameWaited,
     Watch,
 }
 
@@ -534,6 +544,7 @@ impl TimerEvent {
             TimerEvent::InputCheck => Event::InputCheck,
             TimerEvent::Flush => Event::Flush,
             TimerEvent::Trim => Event::Trim,
+            TimerEvent::FrameWaited => Event::FrameWaited,
             TimerEvent::Watch => Event::Watch,
         }
     }

@@ -17,6 +17,9 @@ use crate::server::transcript::{logical_lines, notes_block, select_history, wrap
 
 impl Session {
     pub(super) fn on_command(&mut self, cmd: SessionCmd) {
+        let Some(cmd) = self.wait_for_frame(cmd) else {
+            return;
+        };
         match cmd {
             SessionCmd::Attach {
                 read_only,
@@ -27,16 +30,13 @@ impl Session {
             } => {
                 let link = self.attach(read_only, rows, cols, profile);
                 if let Err(link) = reply.send(link) {
-                    self.clients.remove(link.id);
+                    self.client_left(link.id);
                 }
             }
             SessionCmd::Input { client, data } => self.on_typed(client, &data),
-            SessionCmd::Resize { client, rows, cols } => {
-                if self.clients.set_size(client, (rows, cols)) {
-                    self.apply_size(rows, cols);
-                }
-            }
-            SessionCmd::Leave { client } => self.clients.remove(client),
+            SessionCmd::Resize { client, rows, cols } => self.on_resize(client, rows, cols),
+            SessionCmd::Leave { client } => self.client_left(client),
+            SessionCmd::Focus { client, focused } => self.on_focus(client, focused),
             SessionCmd::Profile { client, profile } => {
                 // The client that attached last speaks for the session's terminal.
                 if self.clients.set_profile(client, profile.clone()) {
@@ -48,7 +48,11 @@ impl Session {
                 self.clients
                     .resync(client, || Bytes::from(model.replay(false)));
             }
-            SessionCmd::DetachAll => self.clients.detach_all(),
+            SessionCmd::DetachAll => {
+                if self.clients.detach_all() {
+                    self.set_focus(false);
+                }
+            }
             SessionCmd::Kill { signal, reply } => self.kill(signal, reply),
             SessionCmd::Shutdown => self.shut_down(),
             SessionCmd::Info(reply) => {
@@ -179,8 +183,24 @@ impl Session {
         if self.state != SessionState::Running {
             link.outbox.end(Control::Exited(self.exit_message()));
             self.clients.remove(link.id);
+        } else if !read_only {
+            self.set_focus(true);
         }
         link
+    }
+
+    fn on_resize(&mut self, client: super::super::commands::ClientId, rows: u16, cols: u16) {
+        let before = self.model.size();
+        if self.clients.set_size(client, (rows, cols)) {
+            self.apply_size(rows, cols);
+        }
+        if self.model.size() != before {
+            // The terminal rewrapped its screen its own way (and pulled rows back from a
+            // scrollback that differs from the history): draw the session's screen over it,
+            // between two frames.
+            self.clients.request_redraw(client);
+            self.on_command(SessionCmd::Resync { client });
+        }
     }
 
     fn on_typed(&mut self, client: super::super::commands::ClientId, data: &[u8]) {
@@ -189,6 +209,7 @@ impl Session {
             return;
         };
         self.apply_size(rows, cols);
+        self.clients.touch(client);
         // ... and its terminal the one the session describes to programs.
         if let Some(profile) = self.clients.profile(client).cloned() {
             self.adopt_profile(&profile);
@@ -206,7 +227,8 @@ impl Session {
 
     /// Answers queries as this terminal from now on; remembered in the record, so a revived
     /// session starts with it too.
-    fn adopt_profile(&mut self, profile: &crate::term::Profile) {
+    /// Answers queries as `profile`'s terminal would, now and after a revive.
+    pub(in crate::server) fn adopt_profile(&mut self, profile: &crate::term::Profile) {
         if self.model.profile() == profile {
             return;
         }
