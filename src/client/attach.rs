@@ -13,6 +13,7 @@ use super::rawmode::RawMode;
 use super::{Client, Error, Result};
 use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
 
+#[derive(Clone)]
 pub struct AttachOptions {
     pub name: String,
     pub read_only: bool,
@@ -24,6 +25,8 @@ pub struct AttachOptions {
 pub enum Ending {
     Detached,
     Exited(String),
+    /// The server handed its sessions to a new one: attach again there.
+    Upgrading,
     TerminalGone,
     ConnectionLost,
 }
@@ -158,6 +161,7 @@ async fn run(
                     Ok(Response::Output(data)) => unwritten = Some(data),
                     Ok(Response::Exited(message)) => break Ending::Exited(message),
                     Ok(Response::Detached) => break Ending::Detached,
+                    Ok(Response::Upgrading) => break Ending::Upgrading,
                     _ => break Ending::ConnectionLost,
                 }
                 continue;

@@ -366,13 +366,16 @@ pub enum Response {
     Notes(String),
     /// How many lost sessions `KillLost` forgot.
     Forgotten(u32),
+    /// The server hands its sessions to a new one (`linger upgrade`): an attached client
+    /// reconnects and attaches again.
+    Upgrading,
 }
 
 /// Explains a version mismatch in one line.
 pub fn mismatch_message(client: &Hello, server: &Hello) -> String {
     format!(
         "client protocol {} (linger {}) does not match server protocol {} (linger {}); \
-         run `linger kill-server` to restart the server (this ends its sessions) or use the matching linger binary",
+         run `linger upgrade` to hand the sessions to this linger (programs keep running; `linger kill-server` ends them instead), or use the matching linger binary",
         client.protocol, client.version, server.protocol, server.version
     )
 }

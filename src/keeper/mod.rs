@@ -1,0 +1,179 @@
+//! The keeper: a small synchronous process that holds a copy of every program's pty master and
+//! is the programs' reaper, so that programs outlive the server (a crash, a SIGKILL, an
+//! upgrade). It starts the server as its own child; it never reads program output and never
+//! signals a program. See docs/ARCHITECTURE.md, "The keeper".
+//!
+//! Bounds: [`held::MAX_HELD`] programs, [`MAX_CONNECTIONS`] connections, messages of at most
+//! [`wire::MAX_MESSAGE`] bytes. Requests are in [`serve`]'s `answer`.
+
+pub mod held;
+pub mod link;
+mod serve;
+pub mod wire;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Connections served at once; one more is told so and closed. A server uses one, each
+/// starting client one for a moment.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Set in the server's environment by the keeper that started it (never passed to programs).
+pub const ENV: &str = "LINGER_KEEPER";
+
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join("keeper.sock")
+}
+
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("keeper.lock")
+}
+
+pub fn pid_path(dir: &Path) -> PathBuf {
+    dir.join("keeper.pid")
+}
+
+/// One line for the log (the keeper's stderr is the server log).
+pub(crate) fn note(line: &str) {
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+    eprintln!("{now} keeper[{}]: {line}", std::process::id());
+}
+
+/// `linger keeper`: keeps programs alive across servers until no server runs and nothing is
+/// held. Returns the exit status: the last server's, so a client that started the keeper
+/// sees why its server did not start.
+pub fn run(dir: &Path) -> Result<i32, String> {
+    crate::paths::ensure_private_dir(dir)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the linger binary to start the server: {e}"))?;
+    ignore_signals();
+    let Some(lock) = take_lock(dir, &exe)? else {
+        // Another keeper runs and started (or already had) a server.
+        return Ok(0);
+    };
+    // SAFETY: prctl(2) with integer arguments only. (rustix's wrapper takes the flag as an
+    // `Option<Pid>`, where `None` clears it.)
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "cannot become the programs' reaper (PR_SET_CHILD_SUBREAPER): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    raise_fd_limit();
+    let sigchld = sigchld_fd()?;
+    let listener = bind(dir)?;
+    let _ = std::fs::write(pid_path(dir), format!("{}\n", std::process::id()));
+    note("started");
+    let mut keeper = serve::Keeper::new(dir.to_path_buf(), listener, sigchld);
+    keeper.start_server(&exe);
+    let code = keeper.serve();
+    let _ = std::fs::remove_file(socket_path(dir));
+    let _ = std::fs::remove_file(pid_path(dir));
+    note("no server runs and nothing is held: exiting");
+    drop(lock);
+    Ok(code)
+}
+
+/// A hang-up of the terminal that started us, a Ctrl-C there, or a client that went away must
+/// not end the keeper: programs would die with it.
+fn ignore_signals() {
+    // SAFETY: signal(2) with SIG_IGN for this process.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Takes `keeper.lock`. When another keeper holds it, asks that one to start a server instead
+/// and returns `None`; a keeper on its way out (its socket gone) is waited for, bounded.
+fn take_lock(dir: &Path, exe: &Path) -> Result<Option<std::fs::File>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = lock_path(dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return Ok(Some(file));
+        }
+        if ask_start(dir, exe).is_ok() {
+            return Ok(None);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "another keeper holds {} but does not answer on {}",
+                path.display(),
+                socket_path(dir).display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asks a running keeper to start a server from `exe` unless one runs.
+pub fn ask_start(dir: &Path, exe: &Path) -> std::io::Result<String> {
+    let (sock, _) = wire::connect(&socket_path(dir))?;
+    wire::ask(&sock, &format!("start {}", exe.display()), None)
+}
+
+/// Asks a running keeper to hand its server's sessions to a server started from `exe`.
+pub fn ask_upgrade(dir: &Path, exe: &Path) -> std::io::Result<String> {
+    let (sock, _) = wire::connect(&socket_path(dir))?;
+    wire::ask(&sock, &format!("upgrade {}", exe.display()), None)
+}
+
+/// Each held master is an open fd: make room for [`held::MAX_HELD`] of them and the
+/// connections, as far as the hard limit allows.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let wanted = (held::MAX_HELD + MAX_CONNECTIONS + 64) as u64;
+    let mut limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= wanted {
+        return;
+    }
+    limit.current = Some(limit.maximum.map_or(wanted, |max| max.min(wanted)));
+    if let Err(e) = setrlimit(Resource::Nofile, limit) {
+        note(&format!("cannot raise the fd limit to {wanted}: {e}"));
+    }
+}
+
+/// SIGCHLD as a readable fd for poll(2): blocked, and read through a signalfd.
+fn sigchld_fd() -> Result<OwnedFd, String> {
+    // SAFETY: sigprocmask(2) and signalfd(2) on a set built by the libc helpers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(format!(
+                "cannot watch for ended programs (signalfd): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Binds `keeper.sock` (we hold the lock, so a file there is a dead keeper's) for this user only.
+fn bind(dir: &Path) -> Result<OwnedFd, String> {
+    let path = socket_path(dir);
+    let _ = std::fs::remove_file(&path);
+    let fail = |e: std::io::Error| format!("cannot listen on {}: {e}", path.display());
+    let sock = wire::socket().map_err(fail)?;
+    let addr = rustix::net::SocketAddrUnix::new(&path).map_err(|e| fail(e.into()))?;
+    rustix::net::bind(&sock, &addr).map_err(|e| fail(e.into()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    rustix::net::listen(&sock, 16).map_err(|e| fail(e.into()))?;
+    crate::pty::set_nonblocking(&sock).map_err(fail)?;
+    Ok(sock)
+}
