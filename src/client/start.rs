@@ -108,7 +108,12 @@ fn spawn_keeper(dir: &Path, exe: &Path, log_path: &Path) -> Result<std::process:
 /// exits, leaving the programs running) and starts a server from `exe`, which adopts them.
 /// Returns once the new server answers.
 pub async fn upgrade(dir: &Path) -> Result<String> {
-    let exe = server_binary()?;
+    // The binary running this command is the one on disk now (`LINGER_BIN` still wins).
+    let exe = match std::env::var_os("LINGER_BIN").filter(|b| !b.is_empty()) {
+        Some(bin) => PathBuf::from(bin),
+        None => std::env::current_exe()
+            .map_err(|e| Error(format!("cannot tell which linger binary this is: {e}")))?,
+    };
     let old = read_pid(&crate::paths::pid_path(dir));
     let asked = {
         let (dir, exe) = (dir.to_path_buf(), exe.clone());

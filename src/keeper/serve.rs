@@ -233,7 +233,10 @@ impl Keeper {
     }
 
     fn start_if_none(&mut self, exe: &Path) -> String {
-        if self.server.is_some() {
+        if let Some(pid) = self.server.and_then(Pid::from_raw) {
+            // The client found no server socket: it may have been deleted. SIGUSR1 asks the
+            // server to bind it again (see server/ownership.rs); a no-op when it is there.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::USR1);
             return "ok running".into();
         }
         match self.start_server(exe) {
