@@ -121,6 +121,9 @@ pub async fn upgrade(dir: &Path) -> Result<String> {
             .await
             .map_err(|e| Error(format!("cannot ask the keeper: {e}")))?
     };
+    if let Ok(Err(refused)) = asked {
+        return Err(Error(format!("the keeper did not upgrade: {refused}")));
+    }
     if let Err(e) = asked {
         let running = Client::existing_in(dir).await.ok().flatten().is_some();
         return Err(Error(if running {

@@ -123,10 +123,16 @@ pub fn ask_start(dir: &Path, exe: &Path) -> std::io::Result<String> {
     wire::ask(&sock, &format!("start {}", exe.display()), None)
 }
 
-/// Asks a running keeper to hand its server's sessions to a server started from `exe`.
-pub fn ask_upgrade(dir: &Path, exe: &Path) -> std::io::Result<String> {
+/// Asks a running keeper to hand its server's sessions to a server started from `exe`. The
+/// outer error: no keeper could be reached; the inner one: the keeper's refusal.
+pub fn ask_upgrade(dir: &Path, exe: &Path) -> std::io::Result<Result<String, String>> {
     let (sock, _) = wire::connect(&socket_path(dir))?;
-    wire::ask(&sock, &format!("upgrade {}", exe.display()), None)
+    wire::send(&sock, &format!("upgrade {}", exe.display()), None)?;
+    let (reply, _) = wire::recv(&sock, rustix::net::RecvFlags::empty())?;
+    Ok(match reply.strip_prefix("err ") {
+        Some(refused) => Err(refused.to_string()),
+        None => Ok(reply),
+    })
 }
 
 /// Each held master is an open fd: make room for [`held::MAX_HELD`] of them and the

@@ -236,7 +236,9 @@ impl Keeper {
         if let Some(pid) = self.server.and_then(Pid::from_raw) {
             // The client found no server socket: it may have been deleted. SIGUSR1 asks the
             // server to bind it again (see server/ownership.rs); a no-op when it is there.
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::USR1);
+            if catches(pid, libc::SIGUSR1) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::USR1);
+            }
             return "ok running".into();
         }
         match self.start_server(exe) {
@@ -253,6 +255,9 @@ impl Keeper {
         let Some(server) = Pid::from_raw(pid) else {
             return format!("err the server's pid {pid} is not a process");
         };
+        if !catches(server, libc::SIGUSR2) {
+            return format!("err the server (pid {pid}) is still starting; try again");
+        }
         self.upgrade_to = Some(exe.to_path_buf());
         match rustix::process::kill_process(server, rustix::process::Signal::USR2) {
             Ok(()) => format!("ok handing over from pid {pid}"),
@@ -297,6 +302,19 @@ impl Keeper {
             }
         }
     }
+}
+
+/// Whether `pid` has a handler for `signal`: a server still starting has none yet, and the
+/// signal's default action would end it.
+fn catches(pid: Pid, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.as_raw_nonzero()));
+    status
+        .ok()
+        .and_then(|s| {
+            let mask = s.lines().find_map(|l| l.strip_prefix("SigCgt:"))?.trim().to_string();
+            u64::from_str_radix(&mask, 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }
 
 fn parse_pid(word: &str) -> Result<i32, String> {

@@ -15,6 +15,8 @@ pub struct Adoption {
     pub held: Held,
     pub history: Vec<String>,
     pub screen: Vec<String>,
+    /// Output the saved screen does not cover yet (see journal.rs).
+    pub journal: Vec<u8>,
 }
 
 /// Connects to the keeper that started this server (see `crate::keeper::ENV`); without one,
@@ -58,6 +60,7 @@ pub fn take_held(dir: &Path, record: &SessionRecord, held: &mut Vec<Held>) -> Op
         held: entry,
         history,
         screen,
+        journal: super::journal::read(dir),
     })
 }
 
@@ -106,7 +109,11 @@ impl Server {
         };
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let wiring = self.wiring(rx);
-        match session::Session::adopt(spec, adoption.held, adoption.screen, wiring, earlier) {
+        let output = session::Output {
+            screen: adoption.screen,
+            journal: adoption.journal,
+        };
+        match session::Session::adopt(spec, adoption.held, output, wiring, earlier) {
             Ok(session) => {
                 log::info(&format!("session {name}: adopted its program (pid {pid})"));
                 self.register(name, tx, pid);

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +67,14 @@ enum Job {
     },
     /// Answers once everything queued before it was attempted.
     Barrier(oneshot::Sender<()>),
+    /// Output just read, for the session's journal (see journal.rs); `queued` counts it
+    /// until it is written.
+    Journal {
+        dir: PathBuf,
+        bytes: bytes::Bytes,
+        queued: Arc<AtomicUsize>,
+        fresh: bool,
+    },
     /// Move a session's directory (after `rename`), writing what is outstanding first.
     Rename {
         from: PathBuf,
@@ -129,6 +137,29 @@ impl Disk {
         rx
     }
 
+    /// Queues output for the session's journal, unless [`JOURNAL_QUEUE`] bytes of it wait
+    /// already; `fresh` empties what an earlier run left first.
+    ///
+    /// [`JOURNAL_QUEUE`]: crate::server::journal::JOURNAL_QUEUE
+    pub fn journal(&self, dir: &std::path::Path, bytes: bytes::Bytes, queued: &Arc<AtomicUsize>, fresh: bool) -> bool {
+        let len = bytes.len();
+        if queued.load(Ordering::Acquire) + len > crate::server::journal::JOURNAL_QUEUE {
+            return false;
+        }
+        queued.fetch_add(len, Ordering::AcqRel);
+        let job = Job::Journal {
+            dir: dir.to_path_buf(),
+            bytes,
+            queued: queued.clone(),
+            fresh,
+        };
+        if self.jobs.send(job).is_err() {
+            queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
     /// Resolves once everything queued so far was attempted.
     pub fn barrier(&self) -> oneshot::Receiver<()> {
         let (reply, rx) = oneshot::channel();
@@ -139,6 +170,7 @@ impl Disk {
 
 fn run(rx: std::sync::mpsc::Receiver<Job>) {
     let mut sessions: HashMap<PathBuf, Files> = HashMap::new();
+    let mut journals = crate::server::journal::Journals::default();
     loop {
         let outstanding = sessions.values().any(Files::outstanding);
         let job = if outstanding {
@@ -165,19 +197,32 @@ fn run(rx: std::sync::mpsc::Receiver<Job>) {
             }
             Some(Job::Remove { name, dir, reply }) => {
                 sessions.remove(&dir);
+                journals.forget(&dir);
                 let _ = reply.send(crate::state::remove_session_dir(&name, &dir));
             }
             Some(Job::Barrier(reply)) => {
                 let _ = reply.send(());
             }
+            Some(Job::Journal {
+                dir,
+                bytes,
+                queued,
+                fresh,
+            }) => {
+                journals.append(&dir, &bytes, fresh);
+                queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+            }
             Some(Job::Rename { from, to, reply }) => {
+                // Its screen is written as it moves, which covers the journal.
+                journals.clear(&from);
+                journals.forget(&from);
                 let _ = reply.send(move_dir(&mut sessions, &from, &to));
             }
             None => {}
         }
         for (dir, files) in sessions.iter_mut() {
-            if files.outstanding() {
-                files.write(dir);
+            if files.outstanding() && files.write(dir) {
+                journals.clear(dir);
             }
         }
     }
@@ -214,9 +259,12 @@ impl Files {
     }
 
     /// Writes what is outstanding: the record first (it says what the rest belongs to), then
-    /// the lines, then the screen. Keeps whatever failed for the next attempt.
-    fn write(&mut self, dir: &std::path::Path) {
+    /// the lines, then the screen. Keeps whatever failed for the next attempt. Returns whether
+    /// a screen was written.
+    fn write(&mut self, dir: &std::path::Path) -> bool {
+        let had_screen = self.screen.is_some();
         let result = self.try_write(dir);
+        let wrote_screen = had_screen && result.is_ok();
         let error = result.err().map(|e| {
             format!(
                 "cannot save state in {}: {e} (retrying every {}s)",
@@ -233,6 +281,7 @@ impl Files {
             _ => {}
         }
         self.status.set_error(error);
+        wrote_screen
     }
 
     fn try_write(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
@@ -269,7 +318,7 @@ fn move_dir(
     to: &std::path::Path,
 ) -> Result<(), String> {
     if let Some(files) = sessions.get_mut(from) {
-        files.write(from);
+        let _ = files.write(from);
     }
     if to.exists() {
         return Err(format!(

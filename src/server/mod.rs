@@ -7,6 +7,7 @@ pub mod connection;
 pub mod disk;
 pub mod dormant;
 pub mod foreground;
+pub mod journal;
 pub mod outbox;
 pub mod ownership;
 pub mod rename;

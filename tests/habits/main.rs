@@ -90,7 +90,11 @@ fn sessions_start_with_the_callers_environment_and_directory() {
     // revive reuses the saved environment, which stays private and out of the log.
     env.ok(&["kill-server"]);
     env.ok(&["revive", "cl"]);
-    let lines = env.ok(&["capture", "cl", "--from-line", "0"]);
+    // The revived run prints its line a moment after `revive` returns.
+    let lines = eventually("the revived run's line", || {
+        let lines = env.ok(&["capture", "cl", "--from-line", "0"]);
+        (lines.matches("foo=secret-from-caller").count() >= 2).then_some(lines)
+    });
     assert_eq!(
         lines.matches("foo=secret-from-caller").count(),
         2,
@@ -164,13 +168,8 @@ fn bare_linger_revives_an_exited_main_and_attaches() {
         let saved = std::fs::read_to_string(&screen).ok()?;
         saved.contains("hello-from-main").then_some(())
     });
-    let pid = env.server_pid().expect("server pid");
-    // SAFETY: kill(2) on the test's own server.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    eventually("server gone", || {
-        // SAFETY: signal 0 only checks that the process exists.
-        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
-    });
+    // The keeper goes too, so the program dies with the server.
+    env.kill9_server_and_keeper();
     let term = env.term(&[], 24, 80);
     term.wait_output("both earlier runs above the new one", |o| {
         String::from_utf8_lossy(o)

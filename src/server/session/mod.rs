@@ -63,7 +63,7 @@ const COMMANDS_PER_TURN: usize = 256;
 /// How often input waiting for room in the pty is retried besides the readiness wake-up.
 const INPUT_RETRY: Duration = Duration::from_millis(10);
 
-pub use program::{Program, Wiring};
+pub use program::{Output, Program, Wiring};
 
 pub struct Session {
     name: String,
@@ -268,6 +268,10 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
+        if self.keeper.is_some() {
+            // Only a kept program can be adopted after a crash; only then does this pay.
+            self.persist.journal(&chunk);
+        }
         // Armed by the first output after a trim, not pushed back by later output: a program
         // that prints without pause still gets its freed memory returned every second.
         self.trim_at

@@ -21,6 +21,8 @@ struct Target {
     disk: Disk,
     dir: PathBuf,
     status: Arc<SaveStatus>,
+    /// Output bytes queued for the journal (bounded by `journal::JOURNAL_QUEUE`).
+    journal_queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct Persist {
@@ -33,6 +35,9 @@ pub struct Persist {
     record: Option<SessionRecord>,
     screen_dirty: bool,
     pub flush_at: Option<Instant>,
+    /// The next journal write empties what an earlier run left (not for an adopted program,
+    /// whose journal was just replayed and is not yet covered by a saved screen).
+    journal_fresh: bool,
 }
 
 impl Persist {
@@ -45,11 +50,27 @@ impl Persist {
                 disk,
                 dir,
                 status: Arc::default(),
+                journal_queued: Arc::default(),
             }),
             lines: String::new(),
             record: Some(record.clone()),
             screen_dirty: false,
             flush_at: Some(Instant::now()),
+            journal_fresh: true,
+        }
+    }
+
+    /// Keeps the journal an earlier server left (see `journal_fresh`).
+    pub fn keep_journal(&mut self) {
+        self.journal_fresh = false;
+    }
+
+    /// Hands output just read to the journal, so a killed server loses none of it.
+    pub fn journal(&mut self, chunk: &bytes::Bytes) {
+        let Some(target) = &self.target else { return };
+        let fresh = self.journal_fresh;
+        if target.disk.journal(&target.dir, chunk.clone(), &target.journal_queued, fresh) {
+            self.journal_fresh = false;
         }
     }
 

@@ -64,6 +64,14 @@ impl Program {
     }
 }
 
+/// What an adopted session's earlier server saved besides its history.
+pub struct Output {
+    /// The last saved screen's rows.
+    pub screen: Vec<String>,
+    /// Raw output read after that screen was saved.
+    pub journal: Vec<u8>,
+}
+
 /// What a session is connected to besides its program.
 pub struct Wiring<'a> {
     pub registry: Registry,
@@ -118,7 +126,7 @@ impl Session {
     pub fn adopt(
         mut spec: SessionSpec,
         held: Held,
-        screen: Vec<String>,
+        output: Output,
         wiring: Wiring<'_>,
         earlier: Earlier,
     ) -> std::io::Result<Session> {
@@ -145,8 +153,7 @@ impl Session {
         let ended = matches!(program, Program::Ended(_));
         let mut session =
             Session::assemble(spec, program, held.master, pid, wiring, Some(&earlier))?;
-        let rows = screen.join("\r\n");
-        let _ = session.model.process(rows.as_bytes());
+        session.replay(output);
         if !ended {
             let (rows, cols) = (session.spec.rows, session.spec.cols);
             let master = session.master.get_ref();
@@ -155,6 +162,23 @@ impl Session {
         }
         session.persist.mark_dirty();
         Ok(session)
+    }
+
+    /// Puts the saved screen back (without its blank bottom rows, so the cursor ends where
+    /// the output did), then the journal's output after it; answers to queries in it went
+    /// to the program long ago and are dropped.
+    fn replay(&mut self, output: Output) {
+        let rows = crate::server::transcript::without_trailing_blanks(output.screen);
+        let mut text = rows.join("\r\n");
+        if !output.journal.is_empty() && !text.is_empty() {
+            // Journaled output started after the screen's last line was ended.
+            text.push_str("\r\n");
+        }
+        let _ = self.model.process(text.as_bytes());
+        let _ = self.model.process(&output.journal);
+        let _ = self.model.take_answers();
+        let _ = self.model.take_signals();
+        self.persist.keep_journal();
     }
 
     fn assemble(
