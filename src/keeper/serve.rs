@@ -311,7 +311,11 @@ fn catches(pid: Pid, signal: i32) -> bool {
     status
         .ok()
         .and_then(|s| {
-            let mask = s.lines().find_map(|l| l.strip_prefix("SigCgt:"))?.trim().to_string();
+            let mask = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))?
+                .trim()
+                .to_string();
             u64::from_str_radix(&mask, 16).ok()
         })
         .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +54,8 @@ pub struct Batch {
     /// History lines, each ended by '\n'.
     pub lines: String,
     pub screen: Option<Vec<String>>,
+    /// The output offset the screen covers up to (see journal.rs).
+    pub journal_mark: u64,
     pub status: Arc<SaveStatus>,
 }
 
@@ -67,14 +69,6 @@ enum Job {
     },
     /// Answers once everything queued before it was attempted.
     Barrier(oneshot::Sender<()>),
-    /// Output just read, for the session's journal (see journal.rs); `queued` counts it
-    /// until it is written.
-    Journal {
-        dir: PathBuf,
-        bytes: bytes::Bytes,
-        queued: Arc<AtomicUsize>,
-        fresh: bool,
-    },
     /// Move a session's directory (after `rename`), writing what is outstanding first.
     Rename {
         from: PathBuf,
@@ -87,6 +81,7 @@ enum Job {
 #[derive(Clone)]
 pub struct Disk {
     jobs: std::sync::mpsc::Sender<Job>,
+    pub journal: crate::server::journal::Journal,
 }
 
 /// What the writer keeps per session: open log, and whatever could not be written yet.
@@ -97,6 +92,7 @@ struct Files {
     record: Option<SessionRecord>,
     lines: String,
     screen: Option<Vec<String>>,
+    journal_mark: u64,
     status: Arc<SaveStatus>,
 }
 
@@ -105,10 +101,12 @@ impl Disk {
     /// [`Disk::barrier`] tells when what was queued is done.
     pub fn start() -> std::io::Result<Disk> {
         let (tx, rx) = std::sync::mpsc::channel();
+        let journal = crate::server::journal::Journal::start()?;
+        let covered = journal.clone();
         std::thread::Builder::new()
             .name("disk".into())
-            .spawn(move || run(rx))?;
-        Ok(Disk { jobs: tx })
+            .spawn(move || run(rx, covered))?;
+        Ok(Disk { jobs: tx, journal })
     }
 
     /// Queues a batch; the session must not queue another while `status.in_flight()`.
@@ -137,29 +135,6 @@ impl Disk {
         rx
     }
 
-    /// Queues output for the session's journal, unless [`JOURNAL_QUEUE`] bytes of it wait
-    /// already; `fresh` empties what an earlier run left first.
-    ///
-    /// [`JOURNAL_QUEUE`]: crate::server::journal::JOURNAL_QUEUE
-    pub fn journal(&self, dir: &std::path::Path, bytes: bytes::Bytes, queued: &Arc<AtomicUsize>, fresh: bool) -> bool {
-        let len = bytes.len();
-        if queued.load(Ordering::Acquire) + len > crate::server::journal::JOURNAL_QUEUE {
-            return false;
-        }
-        queued.fetch_add(len, Ordering::AcqRel);
-        let job = Job::Journal {
-            dir: dir.to_path_buf(),
-            bytes,
-            queued: queued.clone(),
-            fresh,
-        };
-        if self.jobs.send(job).is_err() {
-            queued.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        true
-    }
-
     /// Resolves once everything queued so far was attempted.
     pub fn barrier(&self) -> oneshot::Receiver<()> {
         let (reply, rx) = oneshot::channel();
@@ -168,9 +143,8 @@ impl Disk {
     }
 }
 
-fn run(rx: std::sync::mpsc::Receiver<Job>) {
+fn run(rx: std::sync::mpsc::Receiver<Job>, journal: crate::server::journal::Journal) {
     let mut sessions: HashMap<PathBuf, Files> = HashMap::new();
-    let mut journals = crate::server::journal::Journals::default();
     loop {
         let outstanding = sessions.values().any(Files::outstanding);
         let job = if outstanding {
@@ -197,32 +171,23 @@ fn run(rx: std::sync::mpsc::Receiver<Job>) {
             }
             Some(Job::Remove { name, dir, reply }) => {
                 sessions.remove(&dir);
-                journals.forget(&dir);
+                journal.forget(&dir);
                 let _ = reply.send(crate::state::remove_session_dir(&name, &dir));
             }
             Some(Job::Barrier(reply)) => {
                 let _ = reply.send(());
             }
-            Some(Job::Journal {
-                dir,
-                bytes,
-                queued,
-                fresh,
-            }) => {
-                journals.append(&dir, &bytes, fresh);
-                queued.fetch_sub(bytes.len(), Ordering::AcqRel);
-            }
             Some(Job::Rename { from, to, reply }) => {
-                // Its screen is written as it moves, which covers the journal.
-                journals.clear(&from);
-                journals.forget(&from);
+                journal.forget(&from);
                 let _ = reply.send(move_dir(&mut sessions, &from, &to));
             }
             None => {}
         }
         for (dir, files) in sessions.iter_mut() {
-            if files.outstanding() && files.write(dir) {
-                journals.clear(dir);
+            if files.outstanding()
+                && let Some(mark) = files.write(dir)
+            {
+                journal.covered(dir, mark);
             }
         }
     }
@@ -237,6 +202,7 @@ impl Files {
             record: None,
             lines: String::new(),
             screen: None,
+            journal_mark: 0,
             status: batch.status.clone(),
         }
     }
@@ -247,6 +213,7 @@ impl Files {
         }
         if batch.screen.is_some() {
             self.screen = batch.screen;
+            self.journal_mark = batch.journal_mark;
         }
         self.lines.push_str(&batch.lines);
         keep_newest(&mut self.lines, MAX_UNSAVED);
@@ -259,12 +226,12 @@ impl Files {
     }
 
     /// Writes what is outstanding: the record first (it says what the rest belongs to), then
-    /// the lines, then the screen. Keeps whatever failed for the next attempt. Returns whether
-    /// a screen was written.
-    fn write(&mut self, dir: &std::path::Path) -> bool {
+    /// the lines, then the screen. Keeps whatever failed for the next attempt. Returns the
+    /// journal mark of the screen it wrote, if it wrote one.
+    fn write(&mut self, dir: &std::path::Path) -> Option<u64> {
         let had_screen = self.screen.is_some();
         let result = self.try_write(dir);
-        let wrote_screen = had_screen && result.is_ok();
+        let wrote_screen = (had_screen && result.is_ok()).then_some(self.journal_mark);
         let error = result.err().map(|e| {
             format!(
                 "cannot save state in {}: {e} (retrying every {}s)",

@@ -154,14 +154,22 @@ pub fn sigkill_and_wait(pid: i32) {
     eventually(&format!("pid {pid} gone"), || (!alive(pid)).then_some(()));
 }
 
-/// Whether `pid` runs (a zombie does not count).
+/// Whether `pid` runs. A zombie does not count (whatever adopted it may never reap it) once
+/// all its threads are gone: a SIGKILLed server's main thread is a zombie a moment before the
+/// others, which still hold its socket.
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let threads: u32 = field("Threads:").parse().unwrap_or(1);
+    !field("State:").starts_with('Z') || threads > 1
 }
 
 /// The pids whose parent is `parent`.

@@ -38,6 +38,8 @@ pub struct Persist {
     /// The next journal write empties what an earlier run left (not for an adopted program,
     /// whose journal was just replayed and is not yet covered by a saved screen).
     journal_fresh: bool,
+    /// Offset of the next output byte (see journal.rs).
+    journal_at: u64,
 }
 
 impl Persist {
@@ -57,19 +59,30 @@ impl Persist {
             screen_dirty: false,
             flush_at: Some(Instant::now()),
             journal_fresh: true,
+            journal_at: 0,
         }
     }
 
-    /// Keeps the journal an earlier server left (see `journal_fresh`).
-    pub fn keep_journal(&mut self) {
+    /// Keeps the journal an earlier server left (see `journal_fresh`): its `len` bytes come
+    /// before this server's output.
+    pub fn keep_journal(&mut self, len: u64) {
         self.journal_fresh = false;
+        self.journal_at = len;
     }
 
     /// Hands output just read to the journal, so a killed server loses none of it.
     pub fn journal(&mut self, chunk: &bytes::Bytes) {
         let Some(target) = &self.target else { return };
-        let fresh = self.journal_fresh;
-        if target.disk.journal(&target.dir, chunk.clone(), &target.journal_queued, fresh) {
+        let (at, fresh) = (self.journal_at, self.journal_fresh);
+        self.journal_at += chunk.len() as u64;
+        let journal = &target.disk.journal;
+        if journal.append(
+            &target.dir,
+            at,
+            chunk.clone(),
+            &target.journal_queued,
+            fresh,
+        ) {
             self.journal_fresh = false;
         }
     }
@@ -122,6 +135,7 @@ impl Persist {
             record: self.record.take(),
             lines: std::mem::take(&mut self.lines),
             screen,
+            journal_mark: self.journal_at,
             status: target.status.clone(),
         });
     }

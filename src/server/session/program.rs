@@ -178,7 +178,7 @@ impl Session {
         let _ = self.model.process(&output.journal);
         let _ = self.model.take_answers();
         let _ = self.model.take_signals();
-        self.persist.keep_journal();
+        self.persist.keep_journal(output.journal.len() as u64);
     }
 
     fn assemble(
