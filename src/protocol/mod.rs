@@ -10,7 +10,7 @@ mod frame;
 pub use frame::*;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.

@@ -101,8 +101,12 @@ impl Server {
                 cols: 80,
             },
         );
+        // The model keeps `scrollback` lines; the log may hold far more (read from disk on
+        // demand by capture), and parsing them all would hold up the server's start.
+        let mut history = adoption.history;
+        history.drain(..history.len().saturating_sub(spec.scrollback));
         let earlier = session::Earlier {
-            lines: adoption.history,
+            lines: history,
             notes: record.notes.clone(),
             created_at: record.created_at,
             profile: record.profile.clone(),

@@ -426,6 +426,17 @@ async fn serve(
             _ = sighup.recv() => break,
         }
     }
+    leave(&server, &runtime_dir, hand_over).await;
+    Ok(())
+}
+
+/// Stops listening, then ends every session, or (`hand_over`, for `upgrade`) saves each and
+/// leaves its program running for the next server.
+async fn leave(
+    server: &Server,
+    runtime_dir: &std::sync::Mutex<ownership::RuntimeDir>,
+    hand_over: bool,
+) {
     log::info(if hand_over {
         "handing the sessions over to a new server"
     } else {
@@ -441,8 +452,7 @@ async fn serve(
     } else {
         || SessionCmd::Shutdown
     };
-    end_sessions(&server, cmd).await;
-    Ok(())
+    end_sessions(server, cmd).await;
 }
 
 /// Ends every session like a closing terminal would (or, handing over, saves it and leaves
