@@ -250,6 +250,11 @@ impl Session {
     }
 
     fn on_output(&mut self, chunk: Bytes) {
+        if self.keeper.is_some() {
+            // First, so a server killed now loses as little as possible. Only a kept program
+            // can be adopted after a crash; only then does the journal pay.
+            self.persist.journal(&chunk);
+        }
         self.last_output = Instant::now();
         if self.exit_deadline.is_some() {
             // The program has exited but its output is still coming: every client must end
@@ -268,10 +273,6 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
-        if self.keeper.is_some() {
-            // Only a kept program can be adopted after a crash; only then does this pay.
-            self.persist.journal(&chunk);
-        }
         // Armed by the first output after a trim, not pushed back by later output: a program
         // that prints without pause still gets its freed memory returned every second.
         self.trim_at
