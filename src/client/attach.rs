@@ -83,9 +83,25 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     Ok(ending)
 }
 
+type Keyboard = mpsc::Receiver<Option<Vec<u8>>>;
+
+/// The keyboard reader outlives an attachment (its blocking read cannot be cancelled): the
+/// attachment after an `upgrade` takes it over, so no key typed meanwhile goes to a reader
+/// nobody listens to.
+static KEYBOARD: std::sync::Mutex<Option<Keyboard>> = std::sync::Mutex::new(None);
+
+fn take_keyboard() -> Keyboard {
+    let kept = KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()).take();
+    kept.unwrap_or_else(spawn_stdin_reader)
+}
+
+fn keep_keyboard(keyboard: Keyboard) {
+    *KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()) = Some(keyboard);
+}
+
 /// Reads the keyboard on a plain thread: a blocking read cannot be cancelled, and the process
 /// exits when attach ends anyway.
-fn spawn_stdin_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
+fn spawn_stdin_reader() -> Keyboard {
     let (tx, rx) = mpsc::channel(64);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
@@ -133,12 +149,24 @@ fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>) {
 }
 
 async fn run(
+    frames: FrameReader<OwnedReadHalf>,
+    wr: tokio::net::unix::OwnedWriteHalf,
+    read_only: bool,
+    key: DetachKey,
+) -> Ending {
+    let mut keyboard = take_keyboard();
+    let ending = run_with(&mut keyboard, frames, wr, read_only, key).await;
+    keep_keyboard(keyboard);
+    ending
+}
+
+async fn run_with(
+    keyboard: &mut Keyboard,
     mut frames: FrameReader<OwnedReadHalf>,
     mut wr: tokio::net::unix::OwnedWriteHalf,
     read_only: bool,
     key: DetachKey,
 ) -> Ending {
-    let mut keyboard = spawn_stdin_reader();
     let (screen, screen_done) = spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
     let (Ok(mut winch), Ok(mut hup), Ok(mut term)) = (
