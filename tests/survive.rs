@@ -246,6 +246,28 @@ fn upgrade_without_a_keeper_says_so() {
 }
 
 #[test]
+fn a_deleted_runtime_dir_leaves_the_keeper_reachable() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "idle", "--", "cat"]);
+    let pid = pid_of(&env, "idle");
+    std::fs::remove_dir_all(&env.dir).expect("remove the runtime dir");
+    // The next command wakes the server, which binds again and wakes the keeper.
+    assert_eq!(
+        listed(&env, "idle").expect("idle")["pid"].as_i64(),
+        Some(pid)
+    );
+    let keeper = linger::keeper::socket_path(&env.dir);
+    eventually("the keeper listening again", || {
+        linger::keeper::wire::connect(&keeper).ok().map(|_| ())
+    });
+    // So a crash after that still leaves the program to be adopted.
+    env.kill9_server();
+    let s = listed(&env, "idle").expect("idle");
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["pid"].as_i64(), Some(pid), "{s}");
+}
+
+#[test]
 fn keeper_connections_are_bounded() {
     use linger::keeper::{MAX_CONNECTIONS, wire};
     let env = Env::new();

@@ -37,6 +37,8 @@ enum Job {
 #[derive(Clone)]
 pub struct Link {
     tx: mpsc::Sender<Job>,
+    /// The keeper's pid: it started this server, so it is our parent.
+    keeper: Option<rustix::process::Pid>,
 }
 
 /// Connects to the keeper in `dir`, lists what it holds, and starts the link's thread.
@@ -70,7 +72,8 @@ pub fn connect(dir: &Path) -> std::io::Result<(Link, Vec<Held>)> {
     std::thread::Builder::new()
         .name("keeper-link".into())
         .spawn(move || serve(sock, rx))?;
-    Ok((Link { tx }, held))
+    let keeper = rustix::process::getppid().filter(|p| *p != rustix::process::Pid::INIT);
+    Ok((Link { tx, keeper }, held))
 }
 
 fn serve(sock: OwnedFd, mut rx: mpsc::Receiver<Job>) {
@@ -151,6 +154,13 @@ impl Link {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job::Status(pid as i32, reply)).await.ok()?;
         rx.await.ok()?
+    }
+
+    /// The keeper's pid while it is still our parent (it never is once it died: we were then
+    /// reparented to init or another reaper, which must not get the keeper's signals).
+    pub fn pid(&self) -> Option<rustix::process::Pid> {
+        self.keeper
+            .filter(|k| rustix::process::getppid() == Some(*k))
     }
 
     /// Resolves once everything sent before was answered by the keeper.

@@ -61,17 +61,23 @@ pub fn run(dir: &Path) -> Result<i32, String> {
         ));
     }
     raise_fd_limit();
-    let sigchld = sigchld_fd()?;
+    let signals = signal_fd()?;
     let listener = bind(dir)?;
     let _ = std::fs::write(pid_path(dir), format!("{}\n", std::process::id()));
     note("started");
-    let mut keeper = serve::Keeper::new(dir.to_path_buf(), listener, sigchld);
+    let mut keeper = serve::Keeper::new(dir.to_path_buf(), listener, signals, lock);
     keeper.start_server(&exe);
     let code = keeper.serve();
-    let _ = std::fs::remove_file(socket_path(dir));
-    let _ = std::fs::remove_file(pid_path(dir));
+    // Another keeper may have taken over the path after the runtime dir was deleted.
+    if keeper.owns_socket() {
+        let _ = std::fs::remove_file(socket_path(dir));
+    }
+    let ours = std::fs::read_to_string(pid_path(dir))
+        .is_ok_and(|p| p.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(pid_path(dir));
+    }
     note("no server runs and nothing is held: exiting");
-    drop(lock);
     Ok(code)
 }
 
@@ -86,21 +92,75 @@ fn ignore_signals() {
     }
 }
 
-/// Takes `keeper.lock`. When another keeper holds it, asks that one to start a server instead
-/// and returns `None`; a keeper on its way out (its socket gone) is waited for, bounded.
-fn take_lock(dir: &Path, exe: &Path) -> Result<Option<std::fs::File>, String> {
+fn open_lock(dir: &Path) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = lock_path(dir);
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+fn try_lock(file: &std::fs::File) -> bool {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+/// Identifies the file at `path` (device and inode), to tell our socket from another's.
+pub(crate) fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Takes `keeper.lock` again when its file was replaced (the runtime dir was deleted) and the
+/// new one is free.
+pub(crate) fn relock(dir: &Path, lock: &mut Option<std::fs::File>) {
+    use std::os::unix::fs::MetadataExt;
+    let held = lock
+        .as_ref()
+        .and_then(|f| f.metadata().ok())
+        .map(|m| (m.dev(), m.ino()));
+    if held.is_some() && held == file_id(&lock_path(dir)) {
+        return;
+    }
+    if let Ok(file) = open_lock(dir)
+        && try_lock(&file)
+    {
+        *lock = Some(file);
+    }
+}
+
+/// The runtime dir was deleted (a tmp cleaner, logind): bind our socket again, so clients
+/// (and the next server, which must adopt what we hold) reach us. A socket file there (ours,
+/// or that of a keeper started meanwhile, which holds nothing and exits soon) is left alone.
+/// Returns the new listener.
+pub(crate) fn rebind(dir: &Path, lock: &mut Option<std::fs::File>) -> Option<OwnedFd> {
+    if file_id(&socket_path(dir)).is_some() {
+        return None;
+    }
+    if let Err(e) = crate::paths::ensure_private_dir(dir) {
+        note(&format!("cannot listen again: {e}"));
+        return None;
+    }
+    relock(dir, lock);
+    let listener = bind(dir).map_err(|e| note(&e)).ok()?;
+    let _ = std::fs::write(pid_path(dir), format!("{}\n", std::process::id()));
+    note("listening again (the runtime dir was gone)");
+    Some(listener)
+}
+
+/// Takes `keeper.lock`. When another keeper holds it, asks that one to start a server instead
+/// and returns `None`; a keeper on its way out (its socket gone) is waited for, bounded.
+fn take_lock(dir: &Path, exe: &Path) -> Result<Option<std::fs::File>, String> {
+    let path = lock_path(dir);
+    let file = open_lock(dir)?;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+        if try_lock(&file) {
             return Ok(Some(file));
         }
         if ask_start(dir, exe).is_ok() {
@@ -151,13 +211,15 @@ fn raise_fd_limit() {
     }
 }
 
-/// SIGCHLD as a readable fd for poll(2): blocked, and read through a signalfd.
-fn sigchld_fd() -> Result<OwnedFd, String> {
+/// SIGCHLD (a child ended) and SIGUSR1 (the server bound its socket again: see [`rebind`]) as
+/// a readable fd for poll(2): blocked, and read through a signalfd.
+fn signal_fd() -> Result<OwnedFd, String> {
     // SAFETY: sigprocmask(2) and signalfd(2) on a set built by the libc helpers.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
         if fd < 0 {

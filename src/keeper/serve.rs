@@ -15,7 +15,13 @@ use super::{MAX_CONNECTIONS, note};
 pub struct Keeper {
     dir: PathBuf,
     listener: OwnedFd,
-    sigchld: OwnedFd,
+    /// SIGCHLD and SIGUSR1, through a signalfd.
+    signals: OwnedFd,
+    /// `keeper.lock`, held for the keeper's life (`None` while another keeper holds a new one
+    /// after the runtime dir was deleted).
+    lock: Option<std::fs::File>,
+    /// The socket file we bound (device, inode).
+    socket_id: Option<(u64, u64)>,
     conns: Vec<OwnedFd>,
     held: Held,
     /// The server this keeper started, while it runs.
@@ -27,11 +33,14 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    pub fn new(dir: PathBuf, listener: OwnedFd, sigchld: OwnedFd) -> Keeper {
+    pub fn new(dir: PathBuf, listener: OwnedFd, signals: OwnedFd, lock: std::fs::File) -> Keeper {
+        let socket_id = super::file_id(&super::socket_path(&dir));
         Keeper {
             dir,
             listener,
-            sigchld,
+            signals,
+            lock: Some(lock),
+            socket_id,
             conns: Vec::new(),
             held: Held::default(),
             server: None,
@@ -44,11 +53,19 @@ impl Keeper {
     pub fn serve(&mut self) -> i32 {
         while self.server.is_some() || !self.held.is_empty() {
             let mut fds = vec![
-                PollFd::new(&self.sigchld, PollFlags::IN),
+                PollFd::new(&self.signals, PollFlags::IN),
                 PollFd::new(&self.listener, PollFlags::IN),
             ];
             fds.extend(self.conns.iter().map(|c| PollFd::new(c, PollFlags::IN)));
-            if let Err(e) = rustix::event::poll(&mut fds, None) {
+            // Only while our socket is not at its path or our lock is gone (the runtime dir
+            // was deleted): look again every second, to take both back once they are free.
+            let lost = rustix::event::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            let displaced = !self.owns_socket() || self.lock.is_none();
+            let timeout = displaced.then_some(&lost);
+            if let Err(e) = rustix::event::poll(&mut fds, timeout) {
                 if e != rustix::io::Errno::INTR {
                     note(&format!("poll failed: {e}"));
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -58,8 +75,11 @@ impl Keeper {
             let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
             drop(fds);
             if ready[0] {
-                self.drain_sigchld();
+                self.drain_signals();
                 self.reap();
+            }
+            if displaced {
+                self.take_back();
             }
             // Connections first (their indexes are still right), newest first so removal is safe.
             for i in (0..self.conns.len()).rev() {
@@ -74,9 +94,25 @@ impl Keeper {
         self.last_exit
     }
 
-    fn drain_sigchld(&self) {
+    /// After the runtime dir was deleted: bind again and lock again, as soon as each is free.
+    fn take_back(&mut self) {
+        if !self.owns_socket()
+            && let Some(listener) = super::rebind(&self.dir, &mut self.lock)
+        {
+            self.listener = listener;
+            self.socket_id = super::file_id(&super::socket_path(&self.dir));
+        }
+        super::relock(&self.dir, &mut self.lock);
+    }
+
+    /// Whether the socket file at our path is still the one we bound.
+    pub fn owns_socket(&self) -> bool {
+        self.socket_id.is_some() && super::file_id(&super::socket_path(&self.dir)) == self.socket_id
+    }
+
+    fn drain_signals(&self) {
         let mut buf = [0u8; 128 * 8];
-        while matches!(rustix::io::read(&self.sigchld, &mut buf), Ok(n) if n > 0) {}
+        while matches!(rustix::io::read(&self.signals, &mut buf), Ok(n) if n > 0) {}
     }
 
     /// Reaps every ended child: the server, or a program orphaned to us (its status is kept

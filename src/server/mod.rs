@@ -404,16 +404,8 @@ async fn serve(
                 }
             },
             _ = sigusr1.recv() => {
-                // Disk work (mkdir, lock, bind) goes to a blocking thread.
-                let dir = runtime_dir.clone();
-                let rebound = tokio::task::spawn_blocking(move || {
-                    dir.lock().unwrap_or_else(|p| p.into_inner()).rebind()
-                })
-                .await;
-                match rebound {
-                    Ok(Some(fresh)) => listener = fresh,
-                    Ok(None) => {}
-                    Err(e) => log::warn(&format!("cannot listen again: {e}")),
+                if let Some(fresh) = listen_again(&server, &runtime_dir).await {
+                    listener = fresh;
                 }
             }
             _ = sigusr2.recv(), if server.keeper.is_some() => {
@@ -428,6 +420,31 @@ async fn serve(
     }
     leave(&server, &runtime_dir, hand_over).await;
     Ok(())
+}
+
+/// SIGUSR1: binds the socket again if it was deleted (disk work: mkdir, lock, bind, on a
+/// blocking thread), and tells the keeper, which lost its socket with the dir too.
+async fn listen_again(
+    server: &Server,
+    runtime_dir: &Arc<std::sync::Mutex<ownership::RuntimeDir>>,
+) -> Option<tokio::net::UnixListener> {
+    let dir = runtime_dir.clone();
+    let rebound =
+        tokio::task::spawn_blocking(move || dir.lock().unwrap_or_else(|p| p.into_inner()).rebind())
+            .await;
+    match rebound {
+        Ok(Some(fresh)) => {
+            if let Some(keeper) = server.keeper.as_ref().and_then(|k| k.pid()) {
+                let _ = rustix::process::kill_process(keeper, rustix::process::Signal::USR1);
+            }
+            Some(fresh)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            log::warn(&format!("cannot listen again: {e}"));
+            None
+        }
+    }
 }
 
 /// Stops listening, then ends every session, or (`hand_over`, for `upgrade`) saves each and
