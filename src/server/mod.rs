@@ -392,6 +392,8 @@ async fn serve(
     let mut sigusr2 = signal(SignalKind::user_defined2(), "SIGUSR2")?;
     let mut hand_over = false;
     loop {
+        // Every branch is cancellation-safe: `accept`, signal and notify receives lose nothing
+        // when another branch wins; the work happens in the branch bodies.
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
