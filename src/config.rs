@@ -27,6 +27,76 @@ pub struct Config {
     /// e.g. `myagent = ["--resume"]` (`--resume-cmd` wins; these win over built-in presets).
     #[serde(default)]
     pub resume: BTreeMap<String, Vec<String>>,
+    /// Commands the server runs on session events (see [`Hooks`]).
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Screen rules added to the built-in ones (see [`Rule`]); tried first.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// Shell commands (`sh -c`) the server runs when something happens to a session, with
+/// `LINGER_SESSION`, `LINGER_EVENT`, `LINGER_STATE`, `LINGER_REASON` and `LINGER_MESSAGE` in
+/// their environment. Each runs at most `timeout` (default 30s) and never holds anything up.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// The agent waits for its user (a permission, a question, a notification).
+    pub attention: Option<String>,
+    /// Any change of the agent's state.
+    pub state: Option<String>,
+    pub created: Option<String>,
+    pub exited: Option<String>,
+    pub killed: Option<String>,
+    pub lost: Option<String>,
+    pub revived: Option<String>,
+    pub queued: Option<String>,
+    pub delivered: Option<String>,
+    /// How long a hook may run before it is killed, e.g. "10s".
+    pub timeout: Option<String>,
+}
+
+impl Hooks {
+    /// The command for an event kind, if one is set.
+    pub fn command(&self, kind: &str) -> Option<&str> {
+        match kind {
+            "attention" => self.attention.as_deref(),
+            "state" => self.state.as_deref(),
+            "created" => self.created.as_deref(),
+            "exited" => self.exited.as_deref(),
+            "killed" => self.killed.as_deref(),
+            "lost" => self.lost.as_deref(),
+            "revived" => self.revived.as_deref(),
+            "queued" => self.queued.as_deref(),
+            "delivered" => self.delivered.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// A screen rule: when `pattern` (a regex) matches one of the last rows of the screen of a
+/// session running `agent` (a kind such as `claude`, or `*` / absent for any program), the
+/// agent is in `state` (`working`, `idle` or `waiting`) for `reason`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub agent: Option<String>,
+    pub pattern: String,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+/// Most rules a config file may add: every one is tried on each look at a screen.
+pub const MAX_RULES: usize = 64;
+/// Largest compiled rule pattern.
+pub const MAX_RULE_REGEX: usize = 1 << 20;
+
+/// Compiles a rule's pattern, bounded in size.
+pub fn rule_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_RULE_REGEX)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Where the config file is looked for.
@@ -64,13 +134,22 @@ pub fn load() -> Result<Config, String> {
             MAX_CONFIG_BYTES / 1024
         ));
     }
-    toml::from_str(&text).map_err(|e| {
+    let config: Config = toml::from_str(&text).map_err(|e| {
         let message = e.message().lines().next().unwrap_or("").trim().to_string();
         let line = error_line(&text, e.span(), &message)
             .map(|n| format!("line {n}: "))
             .unwrap_or_default();
         format!("config file {}: {line}{message}", path.display())
-    })
+    })?;
+    config
+        .check()
+        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    Ok(config)
+}
+
+/// When the config file was last changed; `None` when there is none.
+pub fn modified() -> Option<std::time::SystemTime> {
+    std::fs::metadata(path()?).ok()?.modified().ok()
 }
 
 /// The line an error is about: the unknown key's own line (toml points those at the whole
@@ -92,6 +171,33 @@ fn error_line(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -
 }
 
 impl Config {
+    /// What TOML cannot say is wrong: bad rule patterns or states, a bad hook timeout.
+    fn check(&self) -> Result<(), String> {
+        if self.rules.len() > MAX_RULES {
+            return Err(format!(
+                "{} rules; at most {MAX_RULES} are allowed",
+                self.rules.len()
+            ));
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let n = i + 1;
+            crate::protocol::AgentState::parse(&rule.state)
+                .map_err(|e| format!("rule {n} ({:?}): {e}", rule.pattern))?;
+            rule_regex(&rule.pattern).map_err(|e| {
+                let first = e.lines().last().unwrap_or("").trim().to_string();
+                format!(
+                    "rule {n}: pattern {:?} is not a valid regex: {first}",
+                    rule.pattern
+                )
+            })?;
+        }
+        if let Some(t) = &self.hooks.timeout {
+            humantime::parse_duration(t)
+                .map_err(|e| format!("hooks.timeout {t:?}: {e} (e.g. \"10s\")"))?;
+        }
+        Ok(())
+    }
+
     /// The resume command a preset of this file gives `command`: the original command with
     /// the preset's arguments after it.
     pub fn resume_for(&self, command: &[String]) -> Option<Vec<String>> {

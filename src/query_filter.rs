@@ -119,7 +119,7 @@ fn is_osc_query(body: &[u8]) -> bool {
     let mut fields = body.split(|b| *b == b';');
     let command = fields.next().unwrap_or_default();
     match command {
-        b"10" | b"11" | b"12" => fields.next() == Some(b"?"),
+        b"10" | b"11" | b"12" | b"7501" => fields.next() == Some(b"?"),
         b"4" | b"52" => fields.any(|f| f == b"?"),
         _ => false,
     }
@@ -222,6 +222,7 @@ mod tests {
             b"\x1b]10;?\x1b\\",
             b"\x1b]4;1;?\x1b\\",
             b"\x1b]52;c;?\x07",
+            b"\x1b]7501;?\x1b\\",
             b"\x1bP$qm\x1b\\",
             b"\x1bP+q544e\x1b\\",
         ];
@@ -237,6 +238,7 @@ mod tests {
         for keep in [
             &b"\x1b]11;#000000\x07"[..],
             b"\x1b]2;title\x07",
+            b"\x1b]7501;state=idle\x1b\\",
             b"\x1b[>1u",
             b"\x1b[8;24;80t",
             b"\x1b[?2026h",

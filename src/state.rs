@@ -117,6 +117,10 @@ pub struct SessionRecord {
     /// typed last), kept across revive.
     #[serde(default)]
     pub profile: Option<crate::term::Profile>,
+    /// Prompts queued for the agent (`linger queue`), oldest first; bounded by
+    /// `server::tasks::MAX_QUEUED` and `MAX_QUEUE_BYTES`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<String>,
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:

@@ -139,9 +139,38 @@ pub enum Command {
     },
     /// Print the man page (roff; e.g. `linger man | man -l -`)
     Man,
+    /// Stream what happens to sessions (created, state, attention, exited, queued, ...) until
+    /// interrupted
+    Events {
+        /// Only these sessions (default: all, including ones created later)
+        names: Vec<String>,
+        /// One JSON object per line: {time, session, kind, state, reason, message}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a prompt for a session's agent, delivered (paste + Enter) when it is next idle
+    Queue(QueueArgs),
     /// Test aid: connect to a socket without any checks and report what the server does
     #[command(hide = true)]
     DebugConnect { socket: std::path::PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct QueueArgs {
+    /// Session name
+    pub name: String,
+    /// The prompt (joined with spaces), or - for stdin
+    #[arg(conflicts_with_all = ["list", "clear"], required_unless_present_any = ["list", "clear"])]
+    pub text: Vec<String>,
+    /// Print the queued prompts, oldest first
+    #[arg(long, conflicts_with = "clear")]
+    pub list: bool,
+    /// With --list: one JSON array of strings
+    #[arg(long, requires = "list")]
+    pub json: bool,
+    /// Drop every queued prompt
+    #[arg(long)]
+    pub clear: bool,
 }
 
 #[derive(Args, Debug)]

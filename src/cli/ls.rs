@@ -86,6 +86,7 @@ fn session_json(s: &SessionInfo) -> serde_json::Value {
             "reason": a.reason,
             "since": rfc3339(a.since),
         })),
+        "queue": s.queue,
     })
 }
 
@@ -138,7 +139,7 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
         return Ok(0);
     }
     let now = crate::server::session::unix_millis();
-    let rows: Vec<[String; 8]> = sessions
+    let rows: Vec<[String; 9]> = sessions
         .iter()
         .map(|s| {
             let running = s.state == SessionState::Running;
@@ -155,12 +156,17 @@ pub(crate) async fn ls(json: bool) -> Result<i32, Failure> {
                     dash()
                 },
                 agent_cell(s, now),
+                if s.queue > 0 {
+                    s.queue.to_string()
+                } else {
+                    dash()
+                },
                 command_cell(s),
             ]
         })
         .collect();
     let header = [
-        "NAME", "STATE", "PID", "CLIENTS", "CREATED", "IDLE", "AGENT", "COMMAND",
+        "NAME", "STATE", "PID", "CLIENTS", "CREATED", "IDLE", "AGENT", "QUEUE", "COMMAND",
     ];
     let mut widths = header.map(str::len);
     for row in &rows {

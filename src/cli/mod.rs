@@ -1,6 +1,7 @@
 //! The command line: parse arguments, run one command on top of the client library, and turn
 //! failures into one line on stderr and an exit status.
 
+mod agents;
 mod args;
 mod capture;
 mod create;
@@ -198,6 +199,8 @@ async fn dispatch(command: Option<Command>, flag_key: Option<String>) -> Result<
         Command::Send(args) => send::send(args).await,
         Command::Capture(args) => capture::capture(args).await,
         Command::Wait(args) => wait::wait(args).await,
+        Command::Events { names, json } => agents::events(names, json).await,
+        Command::Queue(args) => agents::queue(args).await,
         Command::DebugConnect { socket } => manage::debug_connect(&socket).await,
         Command::Server | Command::Keeper | Command::Completions { .. } | Command::Man => Ok(0),
     }

@@ -1,7 +1,6 @@
 //! The attach loop: the user's terminal in raw mode, keyboard to the session, output to the
 //! screen, until detach, exit, or the terminal goes away.
 
-use std::io::Read;
 use std::time::Instant;
 
 use tokio::net::unix::OwnedReadHalf;
@@ -10,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chord::{Action, ChordMatcher, DetachKey};
 use super::rawmode::RawMode;
+use super::terminal_io;
 use super::{Client, Error, Result};
 use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
 
@@ -85,67 +85,18 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
 
 type Keyboard = mpsc::Receiver<Option<Vec<u8>>>;
 
-/// The keyboard reader outlives an attachment (its blocking read cannot be cancelled): the
+/// The keyboard reader outlives an attachment (it reads until it can send nothing): the
 /// attachment after an `upgrade` takes it over, so no key typed meanwhile goes to a reader
 /// nobody listens to.
 static KEYBOARD: std::sync::Mutex<Option<Keyboard>> = std::sync::Mutex::new(None);
 
 fn take_keyboard() -> Keyboard {
     let kept = KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()).take();
-    kept.unwrap_or_else(spawn_stdin_reader)
+    kept.unwrap_or_else(terminal_io::spawn_keyboard_reader)
 }
 
 fn keep_keyboard(keyboard: Keyboard) {
     *KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()) = Some(keyboard);
-}
-
-/// Reads the keyboard on a plain thread: a blocking read cannot be cancelled, and the process
-/// exits when attach ends anyway.
-fn spawn_stdin_reader() -> Keyboard {
-    let (tx, rx) = mpsc::channel(64);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match stdin.read(&mut buf) {
-                // SIGSTOP/SIGCONT and SIGWINCH interrupt the read; the terminal is still there.
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(0) | Err(_) => {
-                    let _ = tx.blocking_send(None);
-                    return;
-                }
-                Ok(n) => {
-                    if tx.blocking_send(Some(buf[..n].to_vec())).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// Output chunks on their way to the terminal; while the terminal does not take them (flow
-/// control, a stalled ssh), the client stops reading from the server and the server drops
-/// this client's backlog.
-const SCREEN_QUEUE: usize = 4;
-
-/// Writes output to the terminal on a plain thread, so a terminal that blocks never stops the
-/// attach loop from seeing signals, keys or the end. `done` fires once all of it was written.
-fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SCREEN_QUEUE);
-    let (done_tx, done) = oneshot::channel();
-    std::thread::spawn(move || {
-        let mut ok = true;
-        while let Some(data) = rx.blocking_recv() {
-            if ok && super::rawmode::write_all_stdout(&data).is_err() {
-                // The terminal is gone; keep draining so the loop notices through its reads.
-                ok = false;
-            }
-        }
-        let _ = done_tx.send(ok);
-    });
-    (tx, done)
 }
 
 async fn run(
@@ -167,7 +118,7 @@ async fn run_with(
     read_only: bool,
     key: DetachKey,
 ) -> Ending {
-    let (screen, screen_done) = spawn_screen_writer();
+    let (screen, screen_done) = terminal_io::spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
     let (Ok(mut winch), Ok(mut hup), Ok(mut term)) = (
         signal(SignalKind::window_change()),

@@ -1,11 +1,13 @@
 //! The typed client library: connect to the server (starting it when needed) and make requests.
 //! The CLI is built on it; orchestrators can use it directly.
 
+pub mod agents;
 pub mod attach;
 pub mod chord;
 pub mod probe;
 pub mod rawmode;
 mod start;
+mod terminal_io;
 
 pub use start::upgrade;
 use start::{server_binary, start_server};

@@ -10,7 +10,7 @@ mod frame;
 pub use frame::*;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -191,6 +191,44 @@ pub enum Request {
         state: AgentState,
         reason: Option<String>,
     },
+    /// Streams [`Response::Event`]s (of these sessions, or all when empty) until the client
+    /// goes away.
+    Events {
+        names: Vec<String>,
+    },
+    /// A session's task queue: prompts delivered when its agent is next idle.
+    Queue {
+        name: String,
+        op: QueueOp,
+    },
+}
+
+/// What `linger queue` does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum QueueOp {
+    /// Appends a prompt; answers [`Response::Queue`] with the queue after it.
+    Add(String),
+    /// Answers [`Response::Queue`].
+    List,
+    /// Empties the queue; answers [`Response::Queue`] with what was dropped.
+    Clear,
+}
+
+/// Something that happened to a session, as `linger events` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Unix milliseconds.
+    pub time: u64,
+    pub session: String,
+    /// `created`, `state`, `attention`, `exited`, `killed`, `lost`, `revived`, `queued` or
+    /// `delivered`.
+    pub kind: String,
+    /// The agent's state for `state` and `attention`; the session's (`running`, `exited`,
+    /// `killed`, `lost`) for the others.
+    pub state: Option<String>,
+    pub reason: Option<String>,
+    /// What happened in words: the notification's text, the exit message, the prompt.
+    pub message: Option<String>,
 }
 
 /// What an agent in a session is doing.
@@ -307,6 +345,8 @@ pub struct SessionInfo {
     pub foreground: Option<Foreground>,
     /// The agent's state, while the program runs.
     pub agent: Option<AgentInfo>,
+    /// Prompts queued for the agent (`linger queue`).
+    pub queue: u32,
 }
 
 /// The process in the foreground of a session's terminal (what a shell is running now).
@@ -366,6 +406,12 @@ pub enum Response {
     Notes(String),
     /// How many lost sessions `KillLost` forgot.
     Forgotten(u32),
+    /// One of the stream `Request::Events` asked for.
+    Event(Event),
+    /// The events subscriber fell behind and this many events were dropped for it.
+    Lagged(u64),
+    /// A session's queued prompts, oldest first.
+    Queue(Vec<String>),
     /// The server hands its sessions to a new one (`linger upgrade`): an attached client
     /// reconnects and attaches again.
     Upgrading,

@@ -110,6 +110,7 @@ impl Server {
             notes: record.notes.clone(),
             created_at: record.created_at,
             profile: record.profile.clone(),
+            queue: record.queue.clone(),
         };
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let wiring = self.wiring(rx);

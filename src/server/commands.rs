@@ -110,4 +110,9 @@ pub enum SessionCmd {
         new_name: String,
         reply: oneshot::Sender<Response>,
     },
+    /// `linger queue`: the agent's task queue.
+    Queue {
+        op: crate::protocol::QueueOp,
+        reply: oneshot::Sender<Response>,
+    },
 }

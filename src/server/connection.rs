@@ -65,6 +65,7 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
             };
             send(&server, &mut rd, &name, text).await
         }
+        Request::Events { names } => return super::events::stream(rd, wr, names).await,
         other => dispatch(&server, other).await,
     };
     let _ = protocol::write_frame(&mut wr, &response).await;
@@ -236,13 +237,15 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::Stop { .. }
         | Request::Rename { .. }
         | Request::KillExited
-        | Request::Status { .. } => manage(server, request).await,
+        | Request::Status { .. }
+        | Request::Queue { .. } => manage(server, request).await,
         Request::Input(_) | Request::Resize { .. } | Request::Profile(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }
-        Request::Attach { .. } | Request::Wait { .. } | Request::Send { .. } => {
-            Response::Error("unexpected request".into())
-        }
+        Request::Attach { .. }
+        | Request::Wait { .. }
+        | Request::Send { .. }
+        | Request::Events { .. } => Response::Error("unexpected request".into()),
         Request::SendData(_) => Response::Error("text without a send request".into()),
     }
 }
@@ -297,6 +300,9 @@ async fn manage(server: &Server, request: Request) -> Response {
                 reply,
             })
             .await
+        }
+        Request::Queue { name, op } => {
+            ask(server, &name, |reply| SessionCmd::Queue { op, reply }).await
         }
         other => Response::Error(format!("unexpected request {other:?}")),
     }
@@ -536,8 +542,19 @@ async fn write_to_client(
     }
 }
 
+/// Output up to this size goes out as one write with its header (a keystroke's echo is one
+/// `sendto`, not two); larger output is written in place rather than copied.
+const COALESCE_OUTPUT: usize = 16 * 1024;
+
 async fn write_output(wr: &mut OwnedWriteHalf, data: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
+    if data.len() <= COALESCE_OUTPUT {
+        let header = protocol::output_header(data.len());
+        let mut frame = Vec::with_capacity(header.len() + data.len());
+        frame.extend_from_slice(&header);
+        frame.extend_from_slice(data);
+        return wr.write_all(&frame).await;
+    }
     for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
         wr.write_all(&protocol::output_header(chunk.len())).await?;
         wr.write_all(chunk).await?;

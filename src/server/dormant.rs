@@ -133,6 +133,9 @@ impl Dormant {
             SessionCmd::Note { text, reply } => {
                 let _ = reply.send(self.note(text).await);
             }
+            SessionCmd::Queue { op, reply } => {
+                let _ = reply.send(self.queue(op).await);
+            }
             SessionCmd::Rename { new_name, reply } => {
                 let _ = reply.send(self.rename(new_name));
             }
@@ -211,6 +214,45 @@ impl Dormant {
         Response::Notes(self.record.notes.clone())
     }
 
+    /// `linger queue`: the queue waits in the record for `revive`; changes are written on a
+    /// blocking thread before the answer.
+    async fn queue(&mut self, op: crate::protocol::QueueOp) -> Response {
+        use crate::protocol::QueueOp;
+        if self.broken.is_some() {
+            return Response::Error(format!(
+                "session {} is broken; `linger kill {}` forgets it",
+                self.record.name, self.record.name
+            ));
+        }
+        let mut tasks = super::tasks::Tasks::new(self.record.queue.clone());
+        let answer = match op {
+            QueueOp::List => return Response::Queue(tasks.list()),
+            QueueOp::Add(text) => {
+                let message = super::tasks::summary(&text);
+                if let Err(e) = tasks.add(text) {
+                    return Response::Error(e);
+                }
+                super::events::emit(&self.record.name, "queued", None, None, Some(&message));
+                tasks.list()
+            }
+            QueueOp::Clear => tasks.clear(),
+        };
+        let mut record = self.record.clone();
+        record.queue = tasks.list();
+        let dir = self.dir.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            crate::state::write_record(&dir, &record).map(|()| record)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        match written {
+            Ok(record) => self.record = record,
+            Err(e) => return Response::Error(format!("cannot save the queue: {e}")),
+        }
+        Response::Queue(answer)
+    }
+
     /// Hands the record and saved output to `revive`; a broken session stays as it is.
     async fn take_for_revive(&mut self, reply: RevivedReply) -> ControlFlow<()> {
         if let Some(reason) = &self.broken {
@@ -274,6 +316,7 @@ impl Dormant {
             persist_error: self.broken.clone(),
             foreground: None,
             agent: None,
+            queue: self.record.queue.len() as u32,
         }
     }
 

@@ -6,13 +6,17 @@ pub mod commands;
 pub mod connection;
 pub mod disk;
 pub mod dormant;
+pub mod events;
 pub mod foreground;
+pub mod hooks;
 pub mod journal;
 pub mod outbox;
 pub mod ownership;
 pub mod rename;
 pub mod revive;
 pub mod session;
+pub mod settings;
+pub mod tasks;
 pub mod transcript;
 
 use std::collections::HashMap;
@@ -168,7 +172,12 @@ impl Server {
         {
             match (record, adoption) {
                 (Ok(record), Some(adoption)) => self.adopt(dir, record, adoption),
-                (Ok(record), None) => self.add_dormant(dir, record, last_seen),
+                (Ok(record), None) => {
+                    if record.state == "lost" {
+                        events::emit(&record.name, "lost", Some("lost"), None, None);
+                    }
+                    self.add_dormant(dir, record, last_seen)
+                }
                 (Err(reason), _) => {
                     let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
                     let dormant = dormant::Dormant::broken(
@@ -315,8 +324,7 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
     let Some(lock) = runtime_lock else {
         return Err(NotStarted::Failed("lost the runtime dir's lock".into()));
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
@@ -344,6 +352,7 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
             keeper.release(unclaimed.pid as u32);
         }
     }
+    settings::reload_blocking();
     let result = runtime.block_on(serve(runtime_dir, store, saved, keeper));
     runtime.shutdown_timeout(Duration::from_secs(1));
     log::flush();
@@ -376,6 +385,7 @@ async fn serve(
         keeper,
         next_seq: Default::default(),
     });
+    hooks::start();
     server.load_saved(saved);
     let signal = |kind: tokio::signal::unix::SignalKind, name: &str| {
         tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))

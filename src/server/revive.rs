@@ -68,6 +68,7 @@ impl Server {
             notes: record.notes.clone(),
             created_at: record.created_at,
             profile: record.profile.clone(),
+            queue: record.queue.clone(),
         };
         match self.start(spec, Some(earlier)) {
             Ok(_) => Ok(()),

@@ -10,7 +10,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::Engine;
 use super::grid::{Cell, Graphemes, LEADING_SPACER, SPACER, WIDE};
-use super::style::{LinkTable, Style, StyleTable, apply_sgr, write_link, write_sgr};
+use super::style::{LinkTable, Style, StyleTable, apply_sgr, write_link};
 use crate::history::History;
 
 /// Most bytes of fresh lines held between two takes (the server takes them every half second):
@@ -191,11 +191,11 @@ pub(super) fn render_cells(
                 write_link(out, links, new.link);
                 link = new.link;
             }
-            if new.without_link().key() != old.without_link().key() {
+            if new.without_link() != old.without_link() {
                 if new.without_link() == Style::default() {
                     out.push_str("\x1b[m");
                 } else {
-                    write_sgr(out, new, old.without_link() == Style::default());
+                    styles.push_sgr(out, cell.style, old.without_link() == Style::default());
                 }
             }
             style_id = cell.style;

@@ -198,6 +198,11 @@ impl Engine {
                 }
                 true
             }
+            // Program status (OSC 7501): a terminal that reads the reports echoes the query.
+            [b"7501", b"?"] => {
+                self.reply(&format!("\x1b]7501;?{ST}"));
+                true
+            }
             [b"52", target, b"?"] => {
                 let target = String::from_utf8_lossy(target).into_owned();
                 self.reply(&format!("\x1b]52;{target};{ST}"));

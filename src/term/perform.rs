@@ -148,6 +148,11 @@ impl vte::Perform for Engine {
             Some(b"777") if params.get(1) == Some(&&b"notify"[..]) => {
                 self.signal(super::Signal::Attention(osc_text(&params[2..])))
             }
+            Some(b"7501") => {
+                if let Some(status) = super::signals::program_status(&params[1..].join(&b';')) {
+                    self.signal(status);
+                }
+            }
             Some(b"133") => {
                 if let Some(&kind) = params.get(1).and_then(|p| p.first()) {
                     self.signal(super::Signal::Prompt(kind as char));

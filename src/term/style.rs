@@ -162,6 +162,9 @@ const FIRST_LIMIT: usize = 4096;
 /// Style 0 is always the default style.
 pub struct StyleTable {
     styles: Vec<Style>,
+    /// Each style's SGR from any state (links excepted), made once when it is interned:
+    /// history capture writes one at every style change of every row that scrolls off.
+    sgr: Vec<Box<str>>,
     ids: FastMap<u128, u16>,
     /// The last few styles interned: SGR-heavy output switches among a handful, and a linear
     /// look here is cheaper than hashing.
@@ -178,6 +181,7 @@ impl Default for StyleTable {
         ids.insert(Style::default().key(), 0);
         StyleTable {
             styles: vec![Style::default()],
+            sgr: vec![sgr_of(&Style::default())],
             ids,
             recent: [(0, 0); RECENT],
             next_recent: 0,
@@ -208,6 +212,18 @@ impl StyleTable {
         self.styles.get(id as usize).unwrap_or(&self.styles[0])
     }
 
+    /// Writes what [`write_sgr`] writes for style `id` (links excepted), from the cache.
+    pub fn push_sgr(&self, out: &mut String, id: u16, from_default: bool) {
+        let full = self.sgr.get(id as usize).unwrap_or(&self.sgr[0]);
+        // "\x1b[0;…m" from default drops the reset's "0;"; a bare "\x1b[0m" stays whole.
+        if from_default && full.len() > 4 {
+            out.push_str("\x1b[");
+            out.push_str(&full[4..]);
+        } else {
+            out.push_str(full);
+        }
+    }
+
     /// The id of `style`, or None when the table is full.
     pub fn intern(&mut self, style: &Style) -> Option<u16> {
         let key = style.key();
@@ -229,6 +245,7 @@ impl StyleTable {
         }
         let id = self.styles.len() as u16;
         self.styles.push(*style);
+        self.sgr.push(sgr_of(style));
         self.ids.insert(key, id);
         Some(id)
     }
@@ -433,6 +450,12 @@ pub fn write_sgr(out: &mut String, style: &Style, from_default: bool) {
         // Drop the "0;" of the reset.
         out.replace_range(start + 2..start + 4, "");
     }
+}
+
+fn sgr_of(style: &Style) -> Box<str> {
+    let mut out = String::new();
+    write_sgr(&mut out, style, false);
+    out.into_boxed_str()
 }
 
 /// Writes the OSC 8 that opens link `n`, or closes any link for 0.

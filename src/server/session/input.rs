@@ -19,6 +19,10 @@ pub const MAX_TYPED: usize = 1 << 20;
 const ENTER_WAIT: Duration = Duration::from_secs(2);
 /// How often to look whether the program has read a send's text.
 pub const READ_POLL: Duration = Duration::from_millis(5);
+/// Least time between a send's text and its Enter: agents take an Enter that follows input
+/// closely for part of a paste (a newline), not a submit: Gemini CLI within 40 ms of a paste,
+/// Codex within 120 ms of a paste or a burst of keys.
+const ENTER_GAP: Duration = Duration::from_millis(200);
 
 const PASTE_START: &[u8] = b"\x1b[200~";
 const PASTE_END: &[u8] = b"\x1b[201~";
@@ -82,6 +86,11 @@ impl Input {
             carry: Vec::new(),
             stage: Stage::Queued,
         });
+    }
+
+    /// Nothing typed or sent is on its way.
+    pub fn is_idle(&self) -> bool {
+        self.typed.is_empty() && self.jobs.is_empty() && self.out.is_empty()
     }
 
     /// Typed keys go before a send's bytes, except inside a paste, which they would corrupt.
@@ -193,7 +202,12 @@ impl Input {
                     enter_at,
                     ref mut look_from,
                 } if self.out.is_empty() => {
-                    let look_from = *look_from.get_or_insert(now + READ_POLL);
+                    let gap = if job.text.len > 0 {
+                        ENTER_GAP
+                    } else {
+                        READ_POLL
+                    };
+                    let look_from = *look_from.get_or_insert(now + gap);
                     if now >= enter_at || (now >= look_from && unread() == Some(0)) {
                         self.out.push_back(b'\r');
                         job.stage = Stage::Finishing {

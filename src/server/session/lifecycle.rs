@@ -35,6 +35,7 @@ pub(super) fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>
             .or_else(|| crate::state::preset_resume_command(&spec.command)),
         notes: earlier.map(|e| e.notes.clone()).unwrap_or_default(),
         profile: earlier.and_then(|e| e.profile.clone()),
+        queue: earlier.map(|e| e.queue.clone()).unwrap_or_default(),
         updated_at: now,
         scrollback: spec.scrollback,
         log_limit: if spec.log_limit == 0 {
@@ -160,6 +161,11 @@ impl Session {
         ));
         self.save_ended_state();
         let message = self.exit_message();
+        let (kind, word) = match self.state {
+            SessionState::Killed(_) => ("killed", "killed"),
+            _ => ("exited", "exited"),
+        };
+        crate::server::events::emit(&self.name, kind, Some(word), None, Some(&message));
         let model = &self.model;
         self.clients
             .end_all(&message, || bytes::Bytes::from(model.replay(false)));

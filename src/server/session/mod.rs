@@ -9,7 +9,9 @@ mod lifecycle;
 mod persist;
 mod program;
 mod requests;
+mod rules;
 mod waiters;
+mod watch;
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -92,10 +94,13 @@ pub struct Session {
     handed_over: bool,
     waiters: Waiters,
     agent: agent::Agent,
+    watch: watch::Watch,
+    tasks: crate::server::tasks::Tasks,
     last_output_at: u64,
     last_output: Instant,
     /// When to return freed memory to the system; set by output, so it fires once it stops.
     trim_at: Option<Instant>,
+    timer: Timer,
     registry: Registry,
     rx: mpsc::Receiver<SessionCmd>,
     record: SessionRecord,
@@ -109,6 +114,8 @@ pub struct Earlier {
     pub created_at: u64,
     /// The terminal profile the session answered queries with.
     pub profile: Option<crate::term::Profile>,
+    /// Prompts still queued for its agent.
+    pub queue: Vec<String>,
 }
 
 pub fn unix_millis() -> u64 {
@@ -131,6 +138,7 @@ enum Event {
     InputCheck,
     Flush,
     Trim,
+    Watch,
     CommandsClosed,
 }
 
@@ -156,6 +164,7 @@ impl Session {
                 let state = self.agent_state(None).state;
                 self.waiters.check_state(state);
             }
+            self.watch_turn();
             self.input
                 .advance(self.model.bracketed_paste(), || unread_input(&self.master));
             if flooding {
@@ -187,6 +196,7 @@ impl Session {
                 self.trim_at = None;
                 release_freed_memory();
             }
+            Event::Watch => self.on_watch(),
             Event::CommandsClosed => self.handed_over = true,
         }
     }
@@ -211,11 +221,25 @@ impl Session {
             }
             (deadline, false) => deadline,
         };
-        let input_deadline = self.input.deadline();
+        let deadlines = [
+            (self.exit_deadline, TimerEvent::ExitDrained),
+            (self.kill_deadline, TimerEvent::KillEscalation),
+            (idle_deadline, TimerEvent::IdleCheck),
+            (self.input.deadline(), TimerEvent::InputCheck),
+            (self.persist.flush_at, TimerEvent::Flush),
+            (self.trim_at, TimerEvent::Trim),
+            (self.watch_deadline(), TimerEvent::Watch),
+        ];
+        let due = deadlines
+            .into_iter()
+            .filter_map(|(at, event)| Some((at?, event)))
+            .min_by_key(|(at, _)| *at);
+        self.timer.arm(due.map(|(at, _)| at));
         let has_input = self.input.next_write().is_some();
         let wants_chunk = self.input.wants_chunk();
-        // Every branch is cancellation-safe: readiness guards and channel receives lose nothing
-        // when another branch wins, and reads and writes happen only after a branch won.
+        // Every branch is cancellation-safe: readiness guards, channel receives and the timer
+        // lose nothing when another branch wins, and reads and writes happen only after a
+        // branch won.
         tokio::select! {
             guard = self.master.readable(), if self.output_open => match guard {
                 Ok(guard) => read_batch(guard, &mut self.read_buf),
@@ -240,12 +264,7 @@ impl Session {
                 None => Event::CommandsClosed,
             },
             status = self.program.wait(), if self.child_running => Event::ChildExited(status),
-            _ = sleep_until_opt(self.exit_deadline), if self.exit_deadline.is_some() => Event::ExitDrained,
-            _ = sleep_until_opt(self.kill_deadline), if self.kill_deadline.is_some() => Event::KillEscalation,
-            _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => Event::IdleCheck,
-            _ = sleep_until_opt(input_deadline), if input_deadline.is_some() => Event::InputCheck,
-            _ = sleep_until_opt(self.persist.flush_at), if self.persist.flush_at.is_some() => Event::Flush,
-            _ = sleep_until_opt(self.trim_at), if self.trim_at.is_some() => Event::Trim,
+            _ = self.timer.wait(), if due.is_some() => due.map_or(Event::Wrote, |(_, t)| t.event()),
         }
     }
 
@@ -273,6 +292,7 @@ impl Session {
             ));
         }
         self.persist.mark_dirty();
+        self.watch.screen_changed();
         // Armed by the first output after a trim, not pushed back by later output: a program
         // that prints without pause still gets its freed memory returned every second.
         self.trim_at
@@ -413,10 +433,59 @@ pub(super) fn release_freed_memory() {
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => sleep_until(d.into()).await,
-        None => std::future::pending().await,
+#[derive(Clone, Copy)]
+enum TimerEvent {
+    ExitDrained,
+    KillEscalation,
+    IdleCheck,
+    InputCheck,
+    Flush,
+    Trim,
+    Watch,
+}
+
+impl TimerEvent {
+    fn event(self) -> Event {
+        match self {
+            TimerEvent::ExitDrained => Event::ExitDrained,
+            TimerEvent::KillEscalation => Event::KillEscalation,
+            TimerEvent::IdleCheck => Event::IdleCheck,
+            TimerEvent::InputCheck => Event::InputCheck,
+            TimerEvent::Flush => Event::Flush,
+            TimerEvent::Trim => Event::Trim,
+            TimerEvent::Watch => Event::Watch,
+        }
+    }
+}
+
+/// The session's one timer, set to its earliest deadline. It is moved only when that deadline
+/// changes: a tokio timer registered anew on every event woke the runtime through its eventfd
+/// twice per keystroke.
+struct Timer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        Timer {
+            sleep: Box::pin(sleep_until(tokio::time::Instant::now())),
+            armed: None,
+        }
+    }
+
+    fn arm(&mut self, at: Option<Instant>) {
+        if at != self.armed {
+            if let Some(at) = at {
+                self.sleep.as_mut().reset(at.into());
+            }
+            self.armed = at;
+        }
+    }
+
+    /// Cancellation-safe: the timer lives in the session, not in the select.
+    fn wait(&mut self) -> &mut std::pin::Pin<Box<tokio::time::Sleep>> {
+        &mut self.sleep
     }
 }
 

@@ -210,6 +210,9 @@ impl Session {
             model.collect_fresh_lines();
         }
         Ok(Session {
+            watch: super::watch::Watch::new(earlier.is_some()),
+            tasks: crate::server::tasks::Tasks::new(record.queue.clone()),
+            timer: super::Timer::new(),
             name: spec.name.clone(),
             model,
             record,

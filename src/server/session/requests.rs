@@ -84,6 +84,7 @@ impl Session {
                 self.agent.report(state, reason);
                 let _ = reply.send(self.running_or_error());
             }
+            SessionCmd::Queue { op, reply } => self.on_queue(op, reply),
         }
     }
 
@@ -200,6 +201,7 @@ impl Session {
             self.adopt_profile(&profile);
         }
         self.agent.user_typed();
+        self.watch.typed();
         if self.state == SessionState::Running && !self.input.push_typed(data) {
             log::warn(&format!(
                 "session {}: program is not reading its input; dropped {} typed bytes",
@@ -302,6 +304,7 @@ impl Session {
             persist_error: self.persist.error(),
             foreground,
             agent,
+            queue: self.tasks.len() as u32,
         }
     }
 

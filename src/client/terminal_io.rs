@@ -1,0 +1,162 @@
+//! The attach client's terminal I/O: the keyboard in and the screen out, polled on the client's
+//! own thread when the terminal allows it, on plain threads otherwise.
+//!
+//! fd 0 and 1 share their open file description with the user's shell, so they must stay
+//! blocking. The terminal is opened a second time instead (`/proc/self/fd/N`): that description
+//! is ours alone and non-blocking, so reads and writes never block the attach loop and no key
+//! or screen update crosses a thread (two thread wake-ups per echoed key, measured with strace).
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot};
+
+/// Output chunks on their way to the terminal; while the terminal does not take them (flow
+/// control, a stalled ssh), the client stops reading from the server and the server drops
+/// this client's backlog.
+const SCREEN_QUEUE: usize = 4;
+const READ_SIZE: usize = 16 * 1024;
+
+/// Our own non-blocking description of the terminal behind `fd`; `None` when `fd` is not a
+/// terminal or cannot be opened again (no /proc).
+fn reopen_nonblocking(fd: BorrowedFd<'_>, access: OFlags) -> Option<AsyncFd<OwnedFd>> {
+    if !rustix::termios::isatty(fd) {
+        return None;
+    }
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let flags = access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let own = rustix::fs::open(path.as_str(), flags, Mode::empty()).ok()?;
+    // SAFETY: a freshly opened descriptor that only this AsyncFd owns and registers.
+    unsafe { AsyncFd::register(own) }.ok()
+}
+
+/// Reads the keyboard; `None` on the channel means the terminal is gone.
+pub fn spawn_keyboard_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(64);
+    match reopen_nonblocking(std::io::stdin().as_fd(), OFlags::RDONLY) {
+        Some(fd) => {
+            tokio::spawn(read_polled(fd, tx));
+        }
+        None => read_on_thread(tx),
+    }
+    rx
+}
+
+async fn read_polled(fd: AsyncFd<OwnedFd>, tx: mpsc::Sender<Option<Vec<u8>>>) {
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let Ok(mut guard) = fd.readable().await else {
+            let _ = tx.send(None).await;
+            return;
+        };
+        let read = guard.try_io(|fd| {
+            rustix::io::read(fd.get_ref(), &mut buf[..]).map_err(std::io::Error::from)
+        });
+        match read {
+            // Nothing there after all; `try_io` cleared the readiness.
+            Err(_would_block) => {}
+            // SIGSTOP/SIGCONT and SIGWINCH interrupt the read; the terminal is still there.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // End of input, or EIO: the terminal hung up.
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                let _ = tx.send(None).await;
+                return;
+            }
+            Ok(Ok(n)) => {
+                // A terminal's read returns all it has: a short read emptied it, so the next
+                // read would only say "would block". (tokio keeps the readiness if input
+                // arrived since the guard was taken.)
+                if n < buf.len() {
+                    guard.clear_ready();
+                }
+                if tx.send(Some(buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A blocking read cannot be cancelled; the process exits when attach ends anyway.
+fn read_on_thread(tx: mpsc::Sender<Option<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; READ_SIZE];
+        loop {
+            match stdin.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(0) | Err(_) => {
+                    let _ = tx.blocking_send(None);
+                    return;
+                }
+                Ok(n) => {
+                    if tx.blocking_send(Some(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Writes output to the terminal without ever blocking the attach loop, so a terminal that
+/// does not take output never stops it from seeing signals, keys or the end. `done` fires once
+/// all of it was written (`false` when the terminal failed).
+pub fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>) {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(SCREEN_QUEUE);
+    let (done_tx, done) = oneshot::channel();
+    match reopen_nonblocking(std::io::stdout().as_fd(), OFlags::WRONLY) {
+        Some(fd) => {
+            tokio::spawn(write_polled(fd, rx, done_tx));
+        }
+        None => write_on_thread(rx, done_tx),
+    }
+    (tx, done)
+}
+
+async fn write_polled(
+    fd: AsyncFd<OwnedFd>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    done: oneshot::Sender<bool>,
+) {
+    let mut ok = true;
+    while let Some(data) = rx.recv().await {
+        // After a failure keep draining, so the loop notices through its reads.
+        if ok && write_all_polled(&fd, &data).await.is_err() {
+            ok = false;
+        }
+    }
+    let _ = done.send(ok);
+}
+
+async fn write_all_polled(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let mut guard = fd.writable().await?;
+        let written =
+            guard.try_io(|fd| rustix::io::write(fd.get_ref(), data).map_err(std::io::Error::from));
+        match written {
+            // No room: `try_io` cleared the readiness; wait for the terminal to drain.
+            Err(_would_block) => {}
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => data = &data[n..],
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Not a terminal (a pipe, a file): a plain thread with blocking writes.
+fn write_on_thread(mut rx: mpsc::Receiver<Vec<u8>>, done: oneshot::Sender<bool>) {
+    std::thread::spawn(move || {
+        let mut ok = true;
+        while let Some(data) = rx.blocking_recv() {
+            if ok && super::rawmode::write_all_stdout(&data).is_err() {
+                ok = false;
+            }
+        }
+        let _ = done.send(ok);
+    });
+}
