@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod history;
+pub mod keeper;
 pub mod keys;
 pub mod log;
 pub mod model;

@@ -352,15 +352,8 @@ fn hooks_run_for_lost_and_revived_sessions_and_at_most_eight_at_once() {
     ok(linger(&["new", "-d", "l", "--", "sleep", "1000"]));
     let record = env.state.join("sessions/l/meta.json");
     eventually("the record on disk", || record.exists().then_some(()));
-    let pid = env.server_pid().expect("server pid");
-    // SAFETY: killing our own test server, so that its session is lost.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-    eventually("server gone", || {
-        // SAFETY: signal 0 only checks that the process exists.
-        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
-    });
+    // The keeper goes too, so that the program dies with the server and its session is lost.
+    env.kill9_server_and_keeper();
     ok(linger(&["ls"]));
     ok(linger(&["revive", "l"]));
     let text = eventually("the lost and revived hooks", || {

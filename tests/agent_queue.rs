@@ -128,15 +128,9 @@ fn the_queue_survives_a_killed_server_and_goes_out_after_revive() {
     env.ok(&["send", "p", "--enter", "first"]);
     env.ok(&["wait", "p", "--state", "working", "--timeout", "20s"]);
     env.ok(&["queue", "p", "after", "restart"]);
-    let pid = env.server_pid().expect("server pid");
-    // SAFETY: killing our own test server; the queue was saved before `queue` answered.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-    eventually("server gone", || {
-        // SAFETY: signal 0 only checks that the process exists.
-        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
-    });
+    // The keeper goes too, so that the program dies with the server and the session is lost;
+    // the queue was saved before `queue` answered.
+    env.kill9_server_and_keeper();
     assert_eq!(queued(&env, "p"), ["after restart"]);
     let listed = common::listed(&env, "p").expect("p");
     assert_eq!(

@@ -19,15 +19,10 @@ fn session<'a>(list: &'a [serde_json::Value], name: &str) -> &'a serde_json::Val
         .unwrap_or_else(|| panic!("no {name} in {list:?}"))
 }
 
+/// The server dies and its programs with it (a reboot, or the keeper gone too): what is left is
+/// on disk. (A server killed alone leaves its programs to be adopted: see tests/survive.rs.)
 fn kill9_server(env: &Env) {
-    let pid = env.server_pid().expect("server pid");
-    // SAFETY: killing our own test server.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-    common::eventually("server gone", || {
-        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
-    });
+    env.kill9_server_and_keeper();
 }
 
 #[test]

@@ -121,6 +121,11 @@ pub enum Command {
     Server,
     /// Stop the server and every session
     KillServer,
+    /// Hand every session to the linger binary now on disk (programs keep running)
+    Upgrade,
+    /// Hold the programs' terminals across servers (started on demand)
+    #[command(hide = true)]
+    Keeper,
     /// Type text or keys into a session
     Send(SendArgs),
     /// Print a session's screen (and history)

@@ -304,7 +304,16 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
         )));
     }
     let name = opts.name.clone();
-    let ending = crate::client::attach::attach(client, opts).await?;
+    let mut ending = crate::client::attach::attach(client, opts.clone()).await?;
+    while matches!(ending, Ending::Upgrading) {
+        // `linger upgrade`: the session is adopted by the new server; stay attached.
+        client.wait_for_server().await?;
+        let again = crate::client::attach::AttachOptions {
+            create: None,
+            ..opts.clone()
+        };
+        ending = crate::client::attach::attach(client, again).await?;
+    }
     let mut out = std::io::stdout();
     match ending {
         Ending::Detached => {
@@ -318,7 +327,7 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
             let _ = writeln!(out, "\r\n{message}");
             Ok(0)
         }
-        Ending::TerminalGone => Ok(0),
+        Ending::TerminalGone | Ending::Upgrading => Ok(0),
         Ending::ConnectionLost => Err(fail(format!(
             "lost the connection to the server while attached to '{name}'"
         ))),

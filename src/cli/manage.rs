@@ -101,6 +101,13 @@ pub(crate) async fn kill_server() -> Result<i32, Failure> {
     }
 }
 
+/// `linger upgrade`: hands every session to the linger binary now on disk.
+pub(crate) async fn upgrade() -> Result<i32, Failure> {
+    let said = crate::client::upgrade(&crate::paths::runtime_dir()).await?;
+    print_out(&format!("{said}\n"))?;
+    Ok(0)
+}
+
 pub(crate) async fn debug_connect(socket: &std::path::Path) -> Result<i32, Failure> {
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await

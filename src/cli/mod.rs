@@ -136,6 +136,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     let flag_key = cli.detach_key;
     let command = match cli.command {
         Some(Command::Server) => return server(),
+        Some(Command::Keeper) => return keeper(),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "linger", &mut std::io::stdout());
             return Ok(0);
@@ -194,13 +195,14 @@ async fn dispatch(command: Option<Command>, flag_key: Option<String>) -> Result<
         Command::Detach { name } => manage::detach(name).await,
         Command::Log(args) => log::log(args).await,
         Command::KillServer => manage::kill_server().await,
+        Command::Upgrade => manage::upgrade().await,
         Command::Send(args) => send::send(args).await,
         Command::Capture(args) => capture::capture(args).await,
         Command::Wait(args) => wait::wait(args).await,
         Command::Events { names, json } => agents::events(names, json).await,
         Command::Queue(args) => agents::queue(args).await,
         Command::DebugConnect { socket } => manage::debug_connect(&socket).await,
-        Command::Server | Command::Completions { .. } | Command::Man => Ok(0),
+        Command::Server | Command::Keeper | Command::Completions { .. } | Command::Man => Ok(0),
     }
 }
 
@@ -215,6 +217,11 @@ fn server() -> Result<i32, Failure> {
             message: e,
         }),
     }
+}
+
+/// `linger keeper`: holds the programs' terminals until no server runs and nothing is held.
+fn keeper() -> Result<i32, Failure> {
+    crate::keeper::run(&crate::paths::runtime_dir()).map_err(fail)
 }
 
 /// Names of the sessions saved in the state dir (what a server would list after starting).

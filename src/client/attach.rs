@@ -14,6 +14,7 @@ use super::terminal_io;
 use super::{Client, Error, Result};
 use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
 
+#[derive(Clone)]
 pub struct AttachOptions {
     pub name: String,
     pub read_only: bool,
@@ -25,6 +26,8 @@ pub struct AttachOptions {
 pub enum Ending {
     Detached,
     Exited(String),
+    /// The server handed its sessions to a new one: attach again there.
+    Upgrading,
     TerminalGone,
     ConnectionLost,
 }
@@ -54,7 +57,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     let raw = RawMode::enable()?;
     let asked = Instant::now();
     super::probe::ask();
-    let mut keyboard = terminal_io::spawn_keyboard_reader();
+    let mut keyboard = take_keyboard();
     let mut prober = super::probe::Prober::default();
     let mut input = Keyboard {
         rx: &mut keyboard,
@@ -83,8 +86,25 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     // The terminal may still owe answers (an attach that failed or ended at once): they must
     // not reach the shell as typed text once the terminal is back in cooked mode.
     input.settle(asked + PROBE_SETTLE).await;
+    keep_keyboard(keyboard);
     drop(raw);
     ending
+}
+
+type KeyboardReader = mpsc::Receiver<Option<Vec<u8>>>;
+
+/// The keyboard reader outlives an attachment (it reads until it can send nothing): the
+/// attachment after an `upgrade` takes it over, so no key typed meanwhile goes to a reader
+/// nobody listens to.
+static KEYBOARD: std::sync::Mutex<Option<KeyboardReader>> = std::sync::Mutex::new(None);
+
+fn take_keyboard() -> KeyboardReader {
+    let kept = KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()).take();
+    kept.unwrap_or_else(terminal_io::spawn_keyboard_reader)
+}
+
+fn keep_keyboard(keyboard: KeyboardReader) {
+    *KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()) = Some(keyboard);
 }
 
 /// How long a creating attach waits for the terminal's profile before starting the session.
@@ -117,7 +137,7 @@ async fn start(
 
 /// The keyboard, with the probe's answers picked out of it.
 struct Keyboard<'a> {
-    rx: &'a mut mpsc::Receiver<Option<Vec<u8>>>,
+    rx: &'a mut KeyboardReader,
     prober: &'a mut super::probe::Prober,
     /// Keys typed before the attach started, to be sent once it has.
     typed: Vec<u8>,
@@ -217,6 +237,7 @@ async fn run(
                     Ok(Response::Output(data)) => unwritten = Some(data),
                     Ok(Response::Exited(message)) => break Ending::Exited(message),
                     Ok(Response::Detached) => break Ending::Detached,
+                    Ok(Response::Upgrading) => break Ending::Upgrading,
                     _ => break Ending::ConnectionLost,
                 }
                 continue;

@@ -7,7 +7,11 @@ pub mod chord;
 pub mod focus;
 pub mod probe;
 pub mod rawmode;
+mod start;
 mod terminal_io;
+
+pub use start::upgrade;
+use start::{server_binary, start_server};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -96,7 +100,12 @@ impl Client {
 
     /// A client for an already running server; `None` when no server runs.
     pub async fn existing() -> Result<Option<Client>> {
-        let dir = crate::paths::runtime_dir();
+        Client::existing_in(&crate::paths::runtime_dir()).await
+    }
+
+    /// Like [`Client::existing`], for the server of `dir`.
+    pub async fn existing_in(dir: &Path) -> Result<Option<Client>> {
+        let dir = dir.to_path_buf();
         if !dir.exists() {
             return Ok(None);
         }
@@ -424,116 +433,4 @@ impl Client {
 
 fn unexpected(response: Response) -> Error {
     Error(format!("unexpected reply from the server: {response:?}"))
-}
-
-/// Starts `linger server` detached from this terminal (own session, stdio to the log file) and
-/// waits until it accepts connections. Racing starters are fine: the server lock lets one win.
-async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::process::CommandExt;
-    let log_path = crate::paths::log_path(dir);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(|e| Error(format!("cannot open {}: {e}", log_path.display())))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| Error(format!("cannot open the log: {e}")))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("server")
-        .env("LINGER_DIR", dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
-    // SAFETY: setsid is async-signal-safe; it detaches the server from our terminal.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::setsid()?;
-            // The server is a daemon: it must not hold the caller's pipes open.
-            crate::pty::close_inherited_fds();
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error(format!("cannot start the server: {e}")))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut failed_at: Option<Instant> = None;
-    let probe = Client {
-        dir: dir.to_path_buf(),
-    };
-    loop {
-        match probe.open().await {
-            Ok(_) => {
-                reap_later(child);
-                return Ok(());
-            }
-            Err(e) if e.0.contains("does not match") => return Err(e),
-            Err(_) => {}
-        }
-        // Our server may have lost the start race to another one (it exits when the lock is
-        // taken); give the winner a moment before calling it a failure.
-        match child.try_wait() {
-            Ok(Some(status)) if status.code() == Some(crate::server::REFUSED_EXIT) => {
-                return Err(Error(crate::server::ownership::refusal(&log_path)));
-            }
-            Ok(Some(status)) if !status.success() && failed_at.is_none() => {
-                failed_at = Some(Instant::now());
-            }
-            _ => {}
-        }
-        if failed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
-            return Err(Error(format!(
-                "the server failed to start; see {}",
-                log_path.display()
-            )));
-        }
-        if Instant::now() >= deadline {
-            return Err(Error(format!(
-                "the server did not start within {}s; see {}",
-                START_TIMEOUT.as_secs(),
-                log_path.display()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// The `linger` binary to run as the server: `LINGER_BIN`, this program when it is linger, a
-/// `linger` beside it (or one level up, for cargo's examples and tests), else `linger` on PATH.
-fn server_binary() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("LINGER_BIN").filter(|b| !b.is_empty()) {
-        return Ok(PathBuf::from(bin));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        if exe.file_name().is_some_and(|n| n == "linger") {
-            return Ok(exe);
-        }
-        let beside = exe.parent().map(|d| d.join("linger"));
-        let above = exe
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("linger"));
-        if let Some(found) = [beside, above].into_iter().flatten().find(|p| p.is_file()) {
-            return Ok(found);
-        }
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("linger"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error("cannot find the linger binary to start the server; set LINGER_BIN".into())
-        })
-}
-
-/// The server outlives us; reap it in the background if it exits while we still run, so it
-/// does not linger as a zombie under a long-lived client.
-fn reap_later(mut child: std::process::Child) {
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
 }

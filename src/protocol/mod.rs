@@ -10,7 +10,7 @@ mod frame;
 pub use frame::*;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -415,13 +415,16 @@ pub enum Response {
     Lagged(u64),
     /// A session's queued prompts, oldest first.
     Queue(Vec<String>),
+    /// The server hands its sessions to a new one (`linger upgrade`): an attached client
+    /// reconnects and attaches again.
+    Upgrading,
 }
 
 /// Explains a version mismatch in one line.
 pub fn mismatch_message(client: &Hello, server: &Hello) -> String {
     format!(
         "client protocol {} (linger {}) does not match server protocol {} (linger {}); \
-         run `linger kill-server` to restart the server (this ends its sessions) or use the matching linger binary",
+         run `linger upgrade` to hand the sessions to this linger (programs keep running; `linger kill-server` ends them instead), or use the matching linger binary",
         client.protocol, client.version, server.protocol, server.version
     )
 }

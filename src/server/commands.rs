@@ -103,6 +103,9 @@ pub enum SessionCmd {
     },
     /// Server shutdown: end the child like a closing terminal would.
     Shutdown,
+    /// `upgrade`: save everything, tell attached clients to reconnect, and leave the program
+    /// running for the next server (the keeper holds it).
+    HandOver,
     /// `stop`: end the program but keep the session; answers once it has ended.
     Stop {
         signal: Option<i32>,

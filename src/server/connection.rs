@@ -534,6 +534,7 @@ async fn write_to_client(
                 let response = match control {
                     Control::Exited(message) => Response::Exited(message),
                     Control::Detached => Response::Detached,
+                    Control::Upgrading => Response::Upgrading,
                 };
                 let _ = protocol::write_frame(&mut wr, &response).await;
                 return;

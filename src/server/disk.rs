@@ -54,6 +54,8 @@ pub struct Batch {
     /// History lines, each ended by '\n'.
     pub lines: String,
     pub screen: Option<Vec<String>>,
+    /// The output offset the screen covers up to (see journal.rs).
+    pub journal_mark: u64,
     pub status: Arc<SaveStatus>,
 }
 
@@ -79,6 +81,7 @@ enum Job {
 #[derive(Clone)]
 pub struct Disk {
     jobs: std::sync::mpsc::Sender<Job>,
+    pub journal: crate::server::journal::Journal,
 }
 
 /// What the writer keeps per session: open log, and whatever could not be written yet.
@@ -89,6 +92,7 @@ struct Files {
     record: Option<SessionRecord>,
     lines: String,
     screen: Option<Vec<String>>,
+    journal_mark: u64,
     status: Arc<SaveStatus>,
 }
 
@@ -97,10 +101,12 @@ impl Disk {
     /// [`Disk::barrier`] tells when what was queued is done.
     pub fn start() -> std::io::Result<Disk> {
         let (tx, rx) = std::sync::mpsc::channel();
+        let journal = crate::server::journal::Journal::start()?;
+        let covered = journal.clone();
         std::thread::Builder::new()
             .name("disk".into())
-            .spawn(move || run(rx))?;
-        Ok(Disk { jobs: tx })
+            .spawn(move || run(rx, covered))?;
+        Ok(Disk { jobs: tx, journal })
     }
 
     /// Queues a batch; the session must not queue another while `status.in_flight()`.
@@ -137,7 +143,7 @@ impl Disk {
     }
 }
 
-fn run(rx: std::sync::mpsc::Receiver<Job>) {
+fn run(rx: std::sync::mpsc::Receiver<Job>, journal: crate::server::journal::Journal) {
     let mut sessions: HashMap<PathBuf, Files> = HashMap::new();
     loop {
         let outstanding = sessions.values().any(Files::outstanding);
@@ -165,19 +171,23 @@ fn run(rx: std::sync::mpsc::Receiver<Job>) {
             }
             Some(Job::Remove { name, dir, reply }) => {
                 sessions.remove(&dir);
+                journal.forget(&dir);
                 let _ = reply.send(crate::state::remove_session_dir(&name, &dir));
             }
             Some(Job::Barrier(reply)) => {
                 let _ = reply.send(());
             }
             Some(Job::Rename { from, to, reply }) => {
+                journal.forget(&from);
                 let _ = reply.send(move_dir(&mut sessions, &from, &to));
             }
             None => {}
         }
         for (dir, files) in sessions.iter_mut() {
-            if files.outstanding() {
-                files.write(dir);
+            if files.outstanding()
+                && let Some(mark) = files.write(dir)
+            {
+                journal.covered(dir, mark);
             }
         }
     }
@@ -192,6 +202,7 @@ impl Files {
             record: None,
             lines: String::new(),
             screen: None,
+            journal_mark: 0,
             status: batch.status.clone(),
         }
     }
@@ -202,6 +213,7 @@ impl Files {
         }
         if batch.screen.is_some() {
             self.screen = batch.screen;
+            self.journal_mark = batch.journal_mark;
         }
         self.lines.push_str(&batch.lines);
         keep_newest(&mut self.lines, MAX_UNSAVED);
@@ -214,9 +226,12 @@ impl Files {
     }
 
     /// Writes what is outstanding: the record first (it says what the rest belongs to), then
-    /// the lines, then the screen. Keeps whatever failed for the next attempt.
-    fn write(&mut self, dir: &std::path::Path) {
+    /// the lines, then the screen. Keeps whatever failed for the next attempt. Returns the
+    /// journal mark of the screen it wrote, if it wrote one.
+    fn write(&mut self, dir: &std::path::Path) -> Option<u64> {
+        let had_screen = self.screen.is_some();
         let result = self.try_write(dir);
+        let wrote_screen = (had_screen && result.is_ok()).then_some(self.journal_mark);
         let error = result.err().map(|e| {
             format!(
                 "cannot save state in {}: {e} (retrying every {}s)",
@@ -233,6 +248,7 @@ impl Files {
             _ => {}
         }
         self.status.set_error(error);
+        wrote_screen
     }
 
     fn try_write(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
@@ -269,7 +285,7 @@ fn move_dir(
     to: &std::path::Path,
 ) -> Result<(), String> {
     if let Some(files) = sessions.get_mut(from) {
-        files.write(from);
+        let _ = files.write(from);
     }
     if to.exists() {
         return Err(format!(

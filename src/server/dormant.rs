@@ -158,7 +158,7 @@ impl Dormant {
                 }
             }
             SessionCmd::TakeForRevive { reply } => return self.take_for_revive(reply).await,
-            SessionCmd::Shutdown => {
+            SessionCmd::Shutdown | SessionCmd::HandOver => {
                 // The server waits for every session to leave before it exits.
                 self.registry.remove(&self.record.name, 0);
                 return ControlFlow::Break(());

@@ -1,6 +1,7 @@
 //! The per-user server: owns the runtime dir's lock and socket, the session registry, and
 //! accepts connections until told to stop.
 
+pub mod adopt;
 pub mod commands;
 pub mod connection;
 pub mod disk;
@@ -8,6 +9,7 @@ pub mod dormant;
 pub mod events;
 pub mod foreground;
 pub mod hooks;
+pub mod journal;
 pub mod outbox;
 pub mod ownership;
 pub mod rename;
@@ -79,6 +81,8 @@ pub struct Server {
     /// The writer thread for `store`.
     pub disk: Option<disk::Disk>,
     pub shutdown: Notify,
+    /// The keeper that holds every program's master; `None` when this server has none.
+    pub keeper: Option<crate::keeper::link::Link>,
     next_seq: std::sync::atomic::AtomicU64,
 }
 
@@ -127,15 +131,7 @@ impl Server {
         let name = spec.name.clone();
         let program = spec.command[0].clone();
         let cwd = spec.cwd.clone();
-        let mut session = session::Session::spawn(
-            spec,
-            self.registry.clone(),
-            rx,
-            &self.dir,
-            self.store.as_deref().zip(self.disk.as_ref()),
-            earlier,
-        )
-        .map_err(|e| {
+        let mut session = session::Session::spawn(spec, self.wiring(rx), earlier).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound && !Path::new(&cwd).is_dir() {
                 format!("cannot start session '{name}': directory {cwd} does not exist")
             } else {
@@ -160,23 +156,36 @@ impl Server {
         Ok(tx)
     }
 
-    /// Lists the sessions found on disk at start-up (see [`scan_saved`]).
+    fn wiring(&self, rx: mpsc::Receiver<SessionCmd>) -> session::Wiring<'_> {
+        session::Wiring {
+            registry: self.registry.clone(),
+            rx,
+            runtime_dir: &self.dir,
+            save_to: self.store.as_deref().zip(self.disk.as_ref()),
+            keeper: self.keeper.clone(),
+        }
+    }
+
+    /// Lists the sessions found on disk at start-up (see [`scan_saved`]), adopting the
+    /// programs the keeper held for them.
     fn load_saved(&self, saved: Vec<Saved>) {
         for Saved {
             dir,
             name,
             record,
             last_seen,
+            adoption,
         } in saved
         {
-            match record {
-                Ok(record) => {
+            match (record, adoption) {
+                (Ok(record), Some(adoption)) => self.adopt(dir, record, adoption),
+                (Ok(record), None) => {
                     if record.state == "lost" {
                         events::emit(&record.name, "lost", Some("lost"), None, None);
                     }
                     self.add_dormant(dir, record, last_seen)
                 }
-                Err(reason) => {
+                (Err(reason), _) => {
                     let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
                     let dormant = dormant::Dormant::broken(
                         dir,
@@ -225,12 +234,15 @@ struct Saved {
     record: Result<crate::state::SessionRecord, String>,
     /// When its files were last written (unix ms).
     last_seen: u64,
+    /// Its program, still running (or ended while no server ran), held by the keeper.
+    adoption: Option<adopt::Adoption>,
 }
 
-/// Reads every saved session before the runtime starts (this is blocking disk work), and marks
-/// the ones that were running when their server died as lost. Unreadable records are kept
-/// with the reason, to be listed as broken; dirs whose names are not session names are skipped.
-fn scan_saved(store: &Path) -> Vec<Saved> {
+/// Reads every saved session before the runtime starts (this is blocking disk work): those
+/// that were running when their server ended are adopted when the keeper held their program,
+/// else marked lost. Unreadable records are kept with the reason, to be listed as broken; dirs
+/// whose names are not session names are skipped.
+fn scan_saved(store: &Path, held: &mut Vec<crate::keeper::link::Held>) -> Vec<Saved> {
     let mut saved = Vec::new();
     for (dir, record) in crate::state::load_all(store) {
         let Some(name) = dir
@@ -249,10 +261,14 @@ fn scan_saved(store: &Path) -> Vec<Saved> {
                 Err(format!("its record names another session ({:?})", r.name))
             }
         });
+        let mut adoption = None;
         let record = match record {
             Ok(mut record) => {
                 if record.state == "running" {
-                    mark_lost(&dir, &mut record);
+                    adoption = adopt::take_held(&dir, &record, held);
+                    if adoption.is_none() {
+                        mark_lost(&dir, &mut record);
+                    }
                 }
                 Ok(record)
             }
@@ -267,6 +283,7 @@ fn scan_saved(store: &Path) -> Vec<Saved> {
             name,
             record,
             last_seen,
+            adoption,
         });
     }
     saved
@@ -326,9 +343,24 @@ pub fn run(dir: &Path) -> Result<(), NotStarted> {
         .try_clone()
         .map_err(|e| format!("cannot duplicate the runtime dir's lock: {e}"))?;
     let runtime_dir = ownership::RuntimeDir::new(dir, lock);
-    let saved = store.as_deref().map(scan_saved).unwrap_or_default();
+    let (keeper, mut held) = adopt::keeper_link(dir);
+    let saved = store
+        .as_deref()
+        .map(|s| scan_saved(s, &mut held))
+        .unwrap_or_default();
+    for unclaimed in held {
+        // No running session of this server's state dir is that program: let it go (the
+        // keeper closes its terminal, as a server ending it would have).
+        log::warn(&format!(
+            "keeper held pid {} ({}) for no running session: released",
+            unclaimed.pid, unclaimed.name
+        ));
+        if let Some(keeper) = &keeper {
+            keeper.release(unclaimed.pid as u32);
+        }
+    }
     settings::reload_blocking();
-    let result = runtime.block_on(serve(runtime_dir, store, saved));
+    let result = runtime.block_on(serve(runtime_dir, store, saved, keeper));
     runtime.shutdown_timeout(Duration::from_secs(1));
     log::flush();
     drop(state_lock);
@@ -340,6 +372,7 @@ async fn serve(
     mut runtime_dir: ownership::RuntimeDir,
     store: Option<PathBuf>,
     saved: Vec<Saved>,
+    keeper: Option<crate::keeper::link::Link>,
 ) -> Result<(), String> {
     let dir = runtime_dir.dir.clone();
     let mut listener = runtime_dir.bind()?;
@@ -356,6 +389,7 @@ async fn serve(
         store,
         disk,
         shutdown: Notify::new(),
+        keeper,
         next_seq: Default::default(),
     });
     hooks::start();
@@ -371,7 +405,12 @@ async fn serve(
     let mut sighup = signal(SignalKind::hangup(), "SIGHUP")?;
     // SIGUSR1: bind the socket again if it was deleted (see ownership.rs).
     let mut sigusr1 = signal(SignalKind::user_defined1(), "SIGUSR1")?;
+    // SIGUSR2, from the keeper (`linger upgrade`): hand every session to the next server.
+    let mut sigusr2 = signal(SignalKind::user_defined2(), "SIGUSR2")?;
+    let mut hand_over = false;
     loop {
+        // Every branch is cancellation-safe: `accept`, signal and notify receives lose nothing
+        // when another branch wins; the work happens in the branch bodies.
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -384,17 +423,13 @@ async fn serve(
                 }
             },
             _ = sigusr1.recv() => {
-                // Disk work (mkdir, lock, bind) goes to a blocking thread.
-                let dir = runtime_dir.clone();
-                let rebound = tokio::task::spawn_blocking(move || {
-                    dir.lock().unwrap_or_else(|p| p.into_inner()).rebind()
-                })
-                .await;
-                match rebound {
-                    Ok(Some(fresh)) => listener = fresh,
-                    Ok(None) => {}
-                    Err(e) => log::warn(&format!("cannot listen again: {e}")),
+                if let Some(fresh) = listen_again(&server, &runtime_dir).await {
+                    listener = fresh;
                 }
+            }
+            _ = sigusr2.recv(), if server.keeper.is_some() => {
+                hand_over = true;
+                break;
             }
             _ = server.shutdown.notified() => break,
             _ = sigterm.recv() => break,
@@ -402,20 +437,66 @@ async fn serve(
             _ = sighup.recv() => break,
         }
     }
-    log::info("shutting down");
+    leave(&server, &runtime_dir, hand_over).await;
+    Ok(())
+}
+
+/// SIGUSR1: binds the socket again if it was deleted (disk work: mkdir, lock, bind, on a
+/// blocking thread), and tells the keeper, which lost its socket with the dir too.
+async fn listen_again(
+    server: &Server,
+    runtime_dir: &Arc<std::sync::Mutex<ownership::RuntimeDir>>,
+) -> Option<tokio::net::UnixListener> {
+    let dir = runtime_dir.clone();
+    let rebound =
+        tokio::task::spawn_blocking(move || dir.lock().unwrap_or_else(|p| p.into_inner()).rebind())
+            .await;
+    match rebound {
+        Ok(Some(fresh)) => {
+            if let Some(keeper) = server.keeper.as_ref().and_then(|k| k.pid()) {
+                let _ = rustix::process::kill_process(keeper, rustix::process::Signal::USR1);
+            }
+            Some(fresh)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            log::warn(&format!("cannot listen again: {e}"));
+            None
+        }
+    }
+}
+
+/// Stops listening, then ends every session, or (`hand_over`, for `upgrade`) saves each and
+/// leaves its program running for the next server.
+async fn leave(
+    server: &Server,
+    runtime_dir: &std::sync::Mutex<ownership::RuntimeDir>,
+    hand_over: bool,
+) {
+    log::info(if hand_over {
+        "handing the sessions over to a new server"
+    } else {
+        "shutting down"
+    });
+    // Gone before clients are told to reconnect: what answers next is the new server.
     runtime_dir
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove();
-    end_sessions(&server).await;
-    Ok(())
+    let cmd = if hand_over {
+        || SessionCmd::HandOver
+    } else {
+        || SessionCmd::Shutdown
+    };
+    end_sessions(server, cmd).await;
 }
 
-/// Ends every session like a closing terminal would, and waits (bounded) for them and for
+/// Ends every session like a closing terminal would (or, handing over, saves it and leaves
+/// its program running), and waits (bounded) for them and for
 /// what they handed to the disk writer.
-async fn end_sessions(server: &Server) {
+async fn end_sessions(server: &Server, cmd: fn() -> SessionCmd) {
     for tx in server.registry.all() {
-        let _ = tx.send(SessionCmd::Shutdown).await;
+        let _ = tx.send(cmd()).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
     while !server.registry.is_empty() && tokio::time::Instant::now() < deadline {
@@ -423,5 +504,9 @@ async fn end_sessions(server: &Server) {
     }
     if let Some(disk) = &server.disk {
         let _ = tokio::time::timeout(Duration::from_secs(5), disk.barrier()).await;
+    }
+    // Releases and holds reach the keeper before we exit: it must not keep ended programs.
+    if let Some(keeper) = &server.keeper {
+        let _ = tokio::time::timeout(Duration::from_secs(5), keeper.flush()).await;
     }
 }

@@ -26,6 +26,8 @@ static TOTAL_QUEUED: AtomicUsize = AtomicUsize::new(0);
 pub enum Control {
     Exited(String),
     Detached,
+    /// The server is handing over to a new one (`linger upgrade`).
+    Upgrading,
 }
 
 /// An item for the client's writer.

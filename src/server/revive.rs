@@ -98,7 +98,7 @@ impl Server {
     }
 }
 
-fn spec_for(name: &str, record: &SessionRecord, req: ReviveRequest) -> SessionSpec {
+pub(super) fn spec_for(name: &str, record: &SessionRecord, req: ReviveRequest) -> SessionSpec {
     let command = req
         .command
         .filter(|c| !c.is_empty())

@@ -120,14 +120,97 @@ impl Env {
     }
 }
 
+impl Env {
+    pub fn keeper_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("keeper.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// SIGKILLs the server and waits until it is gone. Its programs live on: the keeper holds
+    /// their terminals and the next command's server adopts them.
+    pub fn kill9_server(&self) {
+        let pid = self.server_pid().expect("server pid");
+        sigkill_and_wait(pid);
+    }
+
+    /// What a reboot (or a crash of everything) does: the keeper and then the server are
+    /// SIGKILLed, so the programs' terminals close and they die; their sessions are `lost`.
+    pub fn kill9_server_and_keeper(&self) {
+        if let Some(keeper) = self.keeper_pid() {
+            sigkill_and_wait(keeper);
+        }
+        self.kill9_server();
+    }
+}
+
+/// SIGKILLs one of this test's processes and waits (bounded) until it is gone.
+pub fn sigkill_and_wait(pid: i32) {
+    // SAFETY: kill(2) on a process this test started (a server, a keeper or a program).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    eventually(&format!("pid {pid} gone"), || (!alive(pid)).then_some(()));
+}
+
+/// Whether `pid` runs. A zombie does not count (whatever adopted it may never reap it) once
+/// all its threads are gone: a SIGKILLed server's main thread is a zombie a moment before the
+/// others, which still hold its socket.
+pub fn alive(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let threads: u32 = field("Threads:").parse().unwrap_or(1);
+    !field("State:").starts_with('Z') || threads > 1
+}
+
+/// The pids whose parent is `parent`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(')')?.1.to_string();
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = self.cmd().arg("kill-server").stderr(Stdio::null()).output();
-        if let Some(pid) = self.server_pid() {
-            // SAFETY: kill(2) on our own server, in case kill-server could not reach it.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
+        if let Some(pid) = self.server_pid().filter(|p| alive(*p)) {
+            // kill-server could not reach it.
+            sigkill_and_wait(pid);
+        }
+        // A keeper still running holds programs no server ended (the test killed the
+        // server): end them (each leads its own process group), then the keeper.
+        if let Some(keeper) = self.keeper_pid().filter(|p| alive(*p)) {
+            for child in children_of(keeper) {
+                // SAFETY: kill(2) on the process groups of this test's programs.
+                unsafe {
+                    libc::kill(-child, libc::SIGKILL);
+                    libc::kill(child, libc::SIGKILL);
+                }
             }
+            sigkill_and_wait(keeper);
         }
     }
 }

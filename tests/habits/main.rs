@@ -163,13 +163,8 @@ fn bare_linger_revives_an_exited_main_and_attaches() {
         let saved = std::fs::read_to_string(&screen).ok()?;
         saved.contains("hello-from-main").then_some(())
     });
-    let pid = env.server_pid().expect("server pid");
-    // SAFETY: kill(2) on the test's own server.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    eventually("server gone", || {
-        // SAFETY: signal 0 only checks that the process exists.
-        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
-    });
+    // The keeper goes too, so the program dies with the server.
+    env.kill9_server_and_keeper();
     let term = env.term(&[], 24, 80);
     term.wait_output("both earlier runs above the new one", |o| {
         String::from_utf8_lossy(o)

@@ -208,6 +208,13 @@ impl Clients {
 
     /// The program ended: every client ends on the final screen, then the message. A client
     /// that had fallen behind gets that screen fresh instead of its dropped backlog.
+    /// The server hands over to a new one: every client reconnects and attaches again.
+    pub fn leave_all(&mut self) {
+        for (_, client) in self.attached.drain() {
+            client.outbox.end(Control::Upgrading);
+        }
+    }
+
     pub fn end_all(&mut self, message: &str, final_screen: impl Fn() -> Bytes) {
         for (_, client) in self.attached.drain() {
             if client.outbox.is_lagging() {

@@ -50,6 +50,7 @@ pub(super) fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>
 impl Session {
     pub(super) fn should_end(&self) -> bool {
         self.handed_over
+            || self.leaving
             || (self.ending || !self.kill_replies.is_empty())
                 && !self.child_running
                 && self.exit_deadline.is_none()
@@ -151,6 +152,9 @@ impl Session {
     pub(super) fn finish(&mut self) {
         self.exit_deadline = None;
         self.release_frame_waiters();
+        if let Some(keeper) = &self.keeper {
+            keeper.release(self.pid);
+        }
         log::info(&format!(
             "session {} ended: {}",
             self.name,

@@ -9,6 +9,7 @@ mod frames;
 mod input;
 mod lifecycle;
 mod persist;
+mod program;
 mod requests;
 mod rules;
 mod waiters;
@@ -66,12 +67,18 @@ const COMMANDS_PER_TURN: usize = 256;
 /// How often input waiting for room in the pty is retried besides the readiness wake-up.
 const INPUT_RETRY: Duration = Duration::from_millis(10);
 
+pub use program::{Output, Program, Wiring};
+
 pub struct Session {
     name: String,
     spec: SessionSpec,
     master: AsyncFd<OwnedFd>,
-    child: tokio::process::Child,
+    program: Program,
     pid: u32,
+    /// Holds a copy of the master so the program outlives this server; `None` without one.
+    keeper: Option<crate::keeper::link::Link>,
+    /// `upgrade`: saved and told the clients; end without ending the program.
+    leaving: bool,
     model: Model,
     filter: QueryFilter,
     clients: Clients,
@@ -141,88 +148,6 @@ enum Event {
 }
 
 impl Session {
-    /// Spawns the child and returns the actor, ready to `run`.
-    pub fn spawn(
-        mut spec: SessionSpec,
-        registry: Registry,
-        rx: mpsc::Receiver<SessionCmd>,
-        runtime_dir: &std::path::Path,
-        save_to: Option<(&std::path::Path, &crate::server::disk::Disk)>,
-        earlier: Option<Earlier>,
-    ) -> std::io::Result<Session> {
-        (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
-        let spawned = crate::pty::spawn(crate::pty::SpawnOptions {
-            command: &spec.command,
-            cwd: &spec.cwd,
-            env: session_env(&spec, runtime_dir),
-            env_remove: OUTER_TERMINAL_VARS.to_vec(),
-            clear_env: spec.clear_env,
-            rows: spec.rows,
-            cols: spec.cols,
-        })?;
-        let pid = spawned.child.id().unwrap_or(0);
-        // SAFETY: the fd is a freshly opened pty master that only this AsyncFd will own.
-        let master = unsafe { AsyncFd::register(spawned.master) }.map_err(|e| e.into_parts().1)?;
-        let mut model = match &earlier {
-            Some(e) => {
-                Model::with_earlier_lines(spec.rows, spec.cols, spec.scrollback, e.lines.clone())
-            }
-            None => Model::new(spec.rows, spec.cols, spec.scrollback),
-        };
-        let record = lifecycle::new_record(&spec, pid, earlier.as_ref());
-        if let Some(profile) = &record.profile {
-            model.set_profile(profile.clone());
-        }
-        let mut persist = Persist::new(
-            save_to.map(|(s, disk)| (crate::state::session_dir(s, &spec.name), disk.clone())),
-            &record,
-        );
-        if persist.saves() {
-            model.collect_fresh_lines();
-        }
-        if earlier.is_some() {
-            let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-            model.push_history_line(format!(
-                "\x1b[7m── {} revived at {when} ──\x1b[m",
-                spec.name
-            ));
-            persist.mark_dirty();
-        }
-        Ok(Session {
-            watch: watch::Watch::new(earlier.is_some()),
-            tasks: crate::server::tasks::Tasks::new(record.queue.clone()),
-            name: spec.name.clone(),
-            model,
-            record,
-            persist,
-            frames: frames::FrameWait::default(),
-            spec,
-            master,
-            child: spawned.child,
-            pid,
-            filter: QueryFilter::default(),
-            clients: Clients::default(),
-            input: Input::default(),
-            read_buf: BytesMut::new(),
-            state: SessionState::Running,
-            child_running: true,
-            output_open: true,
-            exit_deadline: None,
-            kill_deadline: None,
-            kill_replies: Vec::new(),
-            ending: false,
-            handed_over: false,
-            waiters: Waiters::default(),
-            agent: agent::Agent::default(),
-            last_output_at: unix_millis(),
-            last_output: Instant::now(),
-            trim_at: None,
-            timer: Timer::new(),
-            registry,
-            rx,
-        })
-    }
-
     pub async fn run(mut self) {
         log::info(&format!("session {} started (pid {})", self.name, self.pid));
         loop {
@@ -345,12 +270,17 @@ impl Session {
                 Some(cmd) => Event::Command(cmd),
                 None => Event::CommandsClosed,
             },
-            status = self.child.wait(), if self.child_running => Event::ChildExited(status),
+            status = self.program.wait(), if self.child_running => Event::ChildExited(status),
             _ = self.timer.wait(), if due.is_some() => due.map_or(Event::Wrote, |(_, t)| t.event()),
         }
     }
 
     fn on_output(&mut self, chunk: Bytes) {
+        if self.keeper.is_some() {
+            // First, so a server killed now loses as little as possible. Only a kept program
+            // can be adopted after a crash; only then does the journal pay.
+            self.persist.journal(&chunk);
+        }
         self.last_output = Instant::now();
         if self.exit_deadline.is_some() {
             // The program has exited but its output is still coming: every client must end

@@ -21,6 +21,8 @@ struct Target {
     disk: Disk,
     dir: PathBuf,
     status: Arc<SaveStatus>,
+    /// Output bytes queued for the journal (bounded by `journal::JOURNAL_QUEUE`).
+    journal_queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct Persist {
@@ -33,6 +35,11 @@ pub struct Persist {
     record: Option<SessionRecord>,
     screen_dirty: bool,
     pub flush_at: Option<Instant>,
+    /// The next journal write empties what an earlier run left (not for an adopted program,
+    /// whose journal was just replayed and is not yet covered by a saved screen).
+    journal_fresh: bool,
+    /// Offset of the next output byte (see journal.rs).
+    journal_at: u64,
 }
 
 impl Persist {
@@ -45,11 +52,38 @@ impl Persist {
                 disk,
                 dir,
                 status: Arc::default(),
+                journal_queued: Arc::default(),
             }),
             lines: String::new(),
             record: Some(record.clone()),
             screen_dirty: false,
             flush_at: Some(Instant::now()),
+            journal_fresh: true,
+            journal_at: 0,
+        }
+    }
+
+    /// Keeps the journal an earlier server left (see `journal_fresh`): its `len` bytes come
+    /// before this server's output.
+    pub fn keep_journal(&mut self, len: u64) {
+        self.journal_fresh = false;
+        self.journal_at = len;
+    }
+
+    /// Hands output just read to the journal, so a killed server loses none of it.
+    pub fn journal(&mut self, chunk: &bytes::Bytes) {
+        let Some(target) = &self.target else { return };
+        let (at, fresh) = (self.journal_at, self.journal_fresh);
+        self.journal_at += chunk.len() as u64;
+        let journal = &target.disk.journal;
+        if journal.append(
+            &target.dir,
+            at,
+            chunk.clone(),
+            &target.journal_queued,
+            fresh,
+        ) {
+            self.journal_fresh = false;
         }
     }
 
@@ -101,6 +135,7 @@ impl Persist {
             record: self.record.take(),
             lines: std::mem::take(&mut self.lines),
             screen,
+            journal_mark: self.journal_at,
             status: target.status.clone(),
         });
     }

@@ -55,6 +55,10 @@ impl Session {
             }
             SessionCmd::Kill { signal, reply } => self.kill(signal, reply),
             SessionCmd::Shutdown => self.shut_down(),
+            SessionCmd::HandOver => {
+                self.leaving = true;
+                self.clients.leave_all();
+            }
             SessionCmd::Info(reply) => {
                 let _ = reply.send(self.info());
             }
@@ -102,6 +106,9 @@ impl Session {
         self.spec.name.clone_from(&new_name);
         self.record.name.clone_from(&new_name);
         self.persist.set_name(&new_name);
+        if let Some(keeper) = &self.keeper {
+            keeper.rename(self.pid, &new_name);
+        }
         log::info(&format!("session {old_name} renamed to {new_name}"));
         self.persist.flush(&mut self.model, true);
         let moved = self

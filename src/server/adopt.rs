@@ -1,0 +1,155 @@
+//! Adoption: a server started by the keeper takes over the programs the keeper held for the
+//! server before it (crashed, killed or upgraded), instead of listing them `lost`.
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use super::{SESSION_COMMANDS, Server, SessionEntry, session};
+use crate::keeper::link::{Held, Link};
+use crate::log;
+use crate::state::SessionRecord;
+
+/// A held program matched to its saved session, with the output saved for it.
+pub struct Adoption {
+    pub held: Held,
+    pub history: Vec<String>,
+    pub screen: Vec<String>,
+    /// Output the saved screen does not cover yet (see journal.rs).
+    pub journal: Vec<u8>,
+}
+
+/// Connects to the keeper that started this server (see `crate::keeper::ENV`); without one,
+/// says that programs will not outlive this server.
+pub fn keeper_link(dir: &Path) -> (Option<Link>, Vec<Held>) {
+    if std::env::var_os(crate::keeper::ENV).is_none() {
+        log::info("no keeper started this server: its programs will not survive it");
+        return (None, Vec::new());
+    }
+    match crate::keeper::link::connect(dir) {
+        Ok((link, held)) => {
+            log::info(&format!("keeper holds {} program(s)", held.len()));
+            (Some(link), held)
+        }
+        Err(e) => {
+            log::warn(&format!(
+                "cannot reach the keeper ({e}): programs will not survive this server"
+            ));
+            (None, Vec::new())
+        }
+    }
+}
+
+/// Takes the held program of the running session `record` from `held`, with its saved output,
+/// when it is that session's program still (or ended while no server ran). Blocking.
+pub fn take_held(dir: &Path, record: &SessionRecord, held: &mut Vec<Held>) -> Option<Adoption> {
+    let i = held
+        .iter()
+        .position(|h| h.name == record.name && h.pid as u32 == record.pid)?;
+    let entry = held.swap_remove(i);
+    if entry.ended.is_none() && !on_its_terminal(&entry) {
+        log::warn(&format!(
+            "session {}: pid {} is no longer its program",
+            record.name, entry.pid
+        ));
+        held.push(entry);
+        return None;
+    }
+    let (history, screen) = crate::state::read_output(dir);
+    Some(Adoption {
+        held: entry,
+        history,
+        screen,
+        journal: super::journal::read(dir),
+    })
+}
+
+/// Whether `held.pid` still runs with the held pty as its controlling terminal: a pid reused by
+/// an unrelated process must never be adopted (nor signalled by `kill`).
+fn on_its_terminal(held: &Held) -> bool {
+    let Ok(pts) = rustix::pty::ptsname(&held.master, Vec::new()) else {
+        return false;
+    };
+    let Ok(pts) = rustix::fs::stat(pts.as_c_str()) else {
+        return false;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", held.pid)) else {
+        return false;
+    };
+    // Fields after the command (which may hold spaces) end at the last ')': state, ppid,
+    // pgrp, session, tty_nr.
+    let tty = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(4))
+        .and_then(|t| t.parse::<u64>().ok());
+    // Both use the kernel's encoding of a device number.
+    tty == Some(pts.st_rdev)
+}
+
+impl Server {
+    /// Starts the actor of an adopted session; on failure the session is `lost` as before.
+    pub(super) fn adopt(&self, dir: PathBuf, mut record: SessionRecord, adoption: Adoption) {
+        let name = record.name.clone();
+        let pid = adoption.held.pid as u32;
+        let spec = super::revive::spec_for(
+            &name,
+            &record,
+            super::revive::ReviveRequest {
+                command: Some(record.command.clone()),
+                cwd: None,
+                rows: 24,
+                cols: 80,
+            },
+        );
+        // The model keeps `scrollback` lines; the log may hold far more (read from disk on
+        // demand by capture), and parsing them all would hold up the server's start.
+        let mut history = adoption.history;
+        history.drain(..history.len().saturating_sub(spec.scrollback));
+        let earlier = session::Earlier {
+            lines: history,
+            notes: record.notes.clone(),
+            created_at: record.created_at,
+            profile: record.profile.clone(),
+            queue: record.queue.clone(),
+        };
+        let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
+        let wiring = self.wiring(rx);
+        let output = session::Output {
+            screen: adoption.screen,
+            journal: adoption.journal,
+        };
+        match session::Session::adopt(spec, adoption.held, output, wiring, earlier) {
+            Ok(session) => {
+                log::info(&format!("session {name}: adopted its program (pid {pid})"));
+                self.register(name, tx, pid);
+                tokio::spawn(session.run());
+            }
+            Err(e) => {
+                log::warn(&format!(
+                    "session {name}: cannot adopt pid {pid}: {e}; lost"
+                ));
+                if let Some(keeper) = &self.keeper {
+                    keeper.release(pid);
+                }
+                record.state = "lost".into();
+                let (lost_dir, lost) = (dir.clone(), record.clone());
+                tokio::task::spawn_blocking(move || crate::state::write_record(&lost_dir, &lost));
+                self.add_dormant(dir, record, session::unix_millis());
+            }
+        }
+    }
+
+    fn register(&self, name: String, tx: mpsc::Sender<super::commands::SessionCmd>, pid: u32) {
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.registry.lock().insert(
+            name,
+            SessionEntry {
+                tx,
+                pid,
+                created_seq: seq,
+            },
+        );
+    }
+}
