@@ -1,6 +1,6 @@
 //! Scenarios on what sessions cost at rest: memory, idle wake-ups, creating and listing many.
 
-use crate::procfs::{cpu_secs, ctx_switches, rss_mib};
+use crate::procfs::{cpu_secs, ctx_switches, per_thread_switches, rss_mib, switches_since};
 use crate::results::{Row, row};
 use crate::systems::{Peers, System};
 use crate::*;
@@ -47,7 +47,7 @@ pub fn memory(peers: &Peers, work: &Path, rows: &mut Vec<Row>) {
         // Measured once the server is quiet again: deferred work after a burst (log flushes,
         // returning freed memory) is part of the steady state.
         let pid = sys.server_pid();
-        settle(pid);
+        settle(pid, Duration::from_millis(1500));
         rss_mib(pid)
     };
 
@@ -77,16 +77,21 @@ pub fn memory(peers: &Peers, work: &Path, rows: &mut Vec<Row>) {
     ));
 }
 
-/// Polls until `pid` has not switched context for 1.5 s: the startup burst and any deferred
-/// work after the last output (linger flushes its output logs 0.5 s after output) are over.
-fn settle(pid: i32) {
+/// Polls until `pid` has not switched context for `quiet_for`: the startup burst and any
+/// deferred work after the last output (linger flushes its output logs 0.5 s after output) are
+/// over.
+fn settle(pid: i32, quiet_for: Duration) {
     let start = Instant::now();
     let mut last = ctx_switches(pid);
-    let mut quiet = 0;
-    while quiet < 15 && start.elapsed() < Duration::from_secs(15) {
+    let mut quiet = Duration::ZERO;
+    while quiet < quiet_for && start.elapsed() < Duration::from_secs(15) {
         std::thread::sleep(Duration::from_millis(100));
         let now = ctx_switches(pid);
-        quiet = if now == last { quiet + 1 } else { 0 };
+        quiet = if now == last {
+            quiet + Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        };
         last = now;
     }
 }
@@ -103,17 +108,26 @@ pub fn idle(peers: &Peers, rows: &mut Vec<Row>) {
         term.wait();
         let servers = sys.server_pids();
         let client = term.pid();
-        servers.iter().for_each(|&pid| settle(pid));
+        // Past linger's 3 s after the last output, when a quiet program's agent state turns
+        // idle (a one-off event, not an idle cost).
+        servers
+            .iter()
+            .for_each(|&pid| settle(pid, Duration::from_secs(4)));
         let cpu = || servers.iter().map(|&p| cpu_secs(p)).sum::<f64>();
-        let switches = || servers.iter().map(|&p| ctx_switches(p)).sum::<u64>();
-        let (c0, s0) = (cpu(), switches());
-        let (cc0, cs0) = (cpu_secs(client), ctx_switches(client));
+        let s0: Vec<_> = servers.iter().map(|&p| per_thread_switches(p)).collect();
+        let c0 = cpu();
+        let (cc0, cs0) = (cpu_secs(client), per_thread_switches(client));
         std::thread::sleep(IDLE_WINDOW);
+        let server_switches: u64 = servers
+            .iter()
+            .zip(&s0)
+            .map(|(&p, before)| switches_since(p, before))
+            .sum();
         [
             (cpu() - c0) * 1e3,
-            (switches() - s0) as f64,
+            server_switches as f64,
             (cpu_secs(client) - cc0) * 1e3,
-            (ctx_switches(client) - cs0) as f64,
+            switches_since(client, &cs0) as f64,
         ]
     };
     let figures: Vec<[f64; 4]> = peers

@@ -30,20 +30,35 @@ pub fn cpu_secs(pid: i32) -> f64 {
 
 /// Voluntary + involuntary context switches summed over every thread.
 pub fn ctx_switches(pid: i32) -> u64 {
-    let mut total = 0;
+    per_thread_switches(pid).values().sum()
+}
+
+/// Voluntary + involuntary context switches of each thread, by thread id.
+pub fn per_thread_switches(pid: i32) -> std::collections::HashMap<String, u64> {
+    let mut counts = std::collections::HashMap::new();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("cannot list /proc/PID/task");
     for task in tasks.flatten() {
         let Ok(text) = std::fs::read_to_string(task.path().join("status")) else {
             continue;
         };
-        for line in text.lines() {
-            if let Some(v) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                total += v.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
+        let total: u64 = text
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            })
+            .map(|v| v.trim().parse::<u64>().unwrap_or(0))
+            .sum();
+        counts.insert(task.file_name().to_string_lossy().into_owned(), total);
     }
-    total
+    counts
+}
+
+/// Context switches since `before` (from [`per_thread_switches`]): threads started since count
+/// from zero; a thread that ended since takes its count with it (it cannot go negative).
+pub fn switches_since(pid: i32, before: &std::collections::HashMap<String, u64>) -> u64 {
+    per_thread_switches(pid)
+        .iter()
+        .map(|(tid, now)| now.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
