@@ -161,6 +161,22 @@ impl Model {
         self.term.engine()
     }
 
+    /// The screen as saved to disk: [`Model::screen_lines`] with SGR, and the cursor's row
+    /// kept out to the cursor, so that output replayed over it after a crash (a shell's prompt
+    /// ends in a blank it typed) lands where the program thinks its cursor is.
+    pub fn saved_screen_lines(&self) -> Vec<String> {
+        use unicode_width::UnicodeWidthStr;
+        let mut rows = self.screen_lines(true);
+        let (row, col) = self.cursor_position();
+        if let Some(line) = rows.get_mut(row as usize) {
+            let used = strip_sgr(line).width();
+            if (col as usize) > used {
+                line.push_str(&" ".repeat(col as usize - used));
+            }
+        }
+        rows
+    }
+
     /// Plain text of each screen row, trailing blanks trimmed; with `ansi`, each row carries
     /// self-contained SGR (readable by [`strip_sgr`]).
     pub fn screen_lines(&self, ansi: bool) -> Vec<String> {

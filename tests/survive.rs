@@ -358,3 +358,39 @@ fn fifty_sigkills_during_floods_lose_no_program_and_the_keeper_stays_flat() {
     // Flat: no growth with the number of servers it outlived.
     assert!(last <= first + 256, "keeper RSS grew: {rss:?}");
 }
+
+/// A prompt ends in a blank the program printed: after adoption the cursor is still after it,
+/// so what the user types next lands where the program thinks it does.
+#[test]
+fn an_adopted_prompt_keeps_its_cursor_after_the_trailing_blank() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "p",
+        "--",
+        "sh",
+        "-c",
+        "printf 'ready> '; read x; echo \"got $x\"; exec sleep 1000",
+    ]);
+    let saved = env.state.join("sessions/p/screen.txt");
+    eventually("the prompt saved to disk", || {
+        let text = std::fs::read_to_string(&saved).ok()?;
+        text.contains("ready>").then_some(())
+    });
+    let cursor = |env: &Env| -> u64 {
+        let capture: serde_json::Value =
+            serde_json::from_str(&env.ok(&["capture", "p", "--json"])).expect("capture --json");
+        capture["cursor"]["col"]
+            .as_u64()
+            .expect("the cursor column")
+    };
+    assert_eq!(cursor(&env), 7);
+    env.kill9_server();
+    assert_eq!(listed(&env, "p").expect("p")["state"], "running");
+    assert_eq!(cursor(&env), 7, "the cursor after adoption");
+    env.ok(&["send", "p", "--enter", "yes"]);
+    let line = env.ok(&["wait", "p", "--text", "got yes", "--timeout", "20s"]);
+    assert!(line.contains("got yes"), "{line}");
+    assert!(env.ok(&["capture", "p"]).contains("ready> yes"));
+}

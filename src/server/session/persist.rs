@@ -126,7 +126,7 @@ impl Persist {
             self.flush_at = Some(Instant::now() + FLUSH_INTERVAL);
             return;
         }
-        let screen = self.screen_dirty.then(|| model.screen_lines(true));
+        let screen = self.screen_dirty.then(|| model.saved_screen_lines());
         self.screen_dirty = false;
         target.disk.save(Batch {
             name: self.name.clone(),
