@@ -174,10 +174,20 @@ fn run_from(env: &Env, exe: &Path, args: &[&str]) -> std::process::Output {
             None => cmd.env_remove(key),
         };
     }
-    cmd.args(args)
-        .current_dir(&env.home)
-        .output()
-        .expect("run the copy")
+    cmd.args(args).current_dir(&env.home);
+    // A test thread that forks while the copy is still open for writing (another test starting
+    // a process) holds it open until its exec: running the copy meanwhile fails with ETXTBSY,
+    // which passes as soon as that child has exec'd.
+    let mut tries = 0;
+    loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result.expect("run the copy"),
+        }
+    }
 }
 
 #[test]
