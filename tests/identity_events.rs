@@ -218,6 +218,7 @@ fn a_slow_terminals_late_answers_never_reach_the_shell_after_a_failed_attach() {
     let env = Env::new();
     env.ok(&["new", "-d", "up", "--", "sleep", "1000"]);
     let linger = env.cmd();
+    // Takes `env.cmd()`'s environment: the same sandbox (LINGER_DIR, LINGER_STATE_DIR, HOME).
     let mut cmd = std::process::Command::new("sh");
     for (k, v) in linger.get_envs() {
         if let Some(v) = v {

@@ -64,6 +64,7 @@ fn wait_matches_capture(env: &Env, name: &str, term: &Term) {
 /// `linger attach NAME` on a terminal that first shows `lines` of the user's own text.
 fn attach_from_full_terminal(env: &Env, name: &str, lines: usize) -> Term {
     let linger = env.cmd();
+    // Takes `env.cmd()`'s environment: the same sandbox (LINGER_DIR, LINGER_STATE_DIR, HOME).
     let mut cmd = Command::new("sh");
     for (k, v) in linger.get_envs() {
         match v {

@@ -167,6 +167,7 @@ fn second_binary(env: &Env) -> PathBuf {
 
 fn run_from(env: &Env, exe: &Path, args: &[&str]) -> std::process::Output {
     let template = env.cmd();
+    // Takes `env.cmd()`'s environment: the same sandbox (LINGER_DIR, LINGER_STATE_DIR, HOME).
     let mut cmd = Command::new(exe);
     for (key, value) in template.get_envs() {
         match value {
