@@ -10,7 +10,7 @@ use std::process::Command;
 use alacritty_terminal::term::TermMode;
 use alacritty_terminal::term::cell::Flags;
 use common::screen::{Color, Emulator};
-use common::{Env, Term};
+use common::{Env, Term, captured};
 
 fn new_session(env: &Env, name: &str, script: &str) {
     env.ok(&["new", "-d", name, "--", "sh", "-c", script]);
@@ -18,23 +18,6 @@ fn new_session(env: &Env, name: &str, script: &str) {
 
 fn wait_text(env: &Env, name: &str, regex: &str) {
     env.ok(&["wait", name, "--text", regex, "--timeout", "20s"]);
-}
-
-/// The session's screen as `capture --json` has it: rows and cursor.
-fn captured(env: &Env, name: &str) -> (Vec<String>, (u16, u16)) {
-    let v: serde_json::Value =
-        serde_json::from_str(&env.ok(&["capture", name, "--json"])).expect("capture --json");
-    let rows = v["screen"]
-        .as_array()
-        .expect("screen")
-        .iter()
-        .map(|r| r.as_str().unwrap_or_default().to_string())
-        .collect();
-    let cursor = (
-        v["cursor"]["row"].as_u64().unwrap_or(0) as u16,
-        v["cursor"]["col"].as_u64().unwrap_or(0) as u16,
-    );
-    (rows, cursor)
 }
 
 /// Waits until the client's terminal shows exactly the session's screen and cursor.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Env, Term, rss_kib};
+use common::{Env, Term, captured, rss_kib};
 
 /// A count for this build: `debug` in debug builds, `release` otherwise or with
 /// `LINGER_SOAK=1` (the full counts, which CI runs), or the value of `var`.
@@ -114,24 +114,6 @@ fn within<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The session's screen as `capture --json` reports it: rows (trailing blanks trimmed) and
-/// the cursor.
-fn captured(env: &Env, name: &str) -> (Vec<String>, (u16, u16)) {
-    let v: serde_json::Value =
-        serde_json::from_str(&env.ok(&["capture", name, "--json"])).expect("capture --json");
-    let rows = v["screen"]
-        .as_array()
-        .expect("screen")
-        .iter()
-        .map(|r| r.as_str().unwrap_or_default().to_string())
-        .collect();
-    let cursor = (
-        v["cursor"]["row"].as_u64().unwrap_or(0) as u16,
-        v["cursor"]["col"].as_u64().unwrap_or(0) as u16,
-    );
-    (rows, cursor)
 }
 
 fn shown(screen: &common::Screen) -> (Vec<String>, (u16, u16)) {

@@ -401,13 +401,7 @@ fn an_adopted_prompt_keeps_its_cursor_after_the_trailing_blank() {
         let text = std::fs::read_to_string(&saved).ok()?;
         text.contains("ready>").then_some(())
     });
-    let cursor = |env: &Env| -> u64 {
-        let capture: serde_json::Value =
-            serde_json::from_str(&env.ok(&["capture", "p", "--json"])).expect("capture --json");
-        capture["cursor"]["col"]
-            .as_u64()
-            .expect("the cursor column")
-    };
+    let cursor = |env: &Env| common::captured(env, "p").1.1;
     assert_eq!(cursor(&env), 7);
     env.kill9_server();
     assert_eq!(listed(&env, "p").expect("p")["state"], "running");

@@ -548,3 +548,21 @@ pub fn root_or_skip(test: &str, why: &str) -> bool {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The session's screen as `capture --json` reports it: rows (trailing blanks trimmed) and
+/// the cursor (row, column).
+pub fn captured(env: &Env, name: &str) -> (Vec<String>, (u16, u16)) {
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["capture", name, "--json"])).expect("capture --json");
+    let rows = v["screen"]
+        .as_array()
+        .expect("screen")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect();
+    let cursor = (
+        v["cursor"]["row"].as_u64().unwrap_or(0) as u16,
+        v["cursor"]["col"].as_u64().unwrap_or(0) as u16,
+    );
+    (rows, cursor)
+}
