@@ -227,15 +227,16 @@ impl Session {
             }
             (deadline, false) => deadline,
         };
-        let deadlines = [
-            (self.exit_deadline, TimerEvent::ExitDrained),
-            (self.kill_deadline, TimerEvent::KillEscalation),
-            (idle_deadline, TimerEvent::IdleCheck),
-            (self.input.deadline(), TimerEvent::InputCheck),
-            (self.persist.flush_at, TimerEvent::Flush),
-            (self.trim_at, TimerEvent::Trim),
-            (self.frames.deadline, TimerEvent::FrameWaited),
-            (self.watch_deadline(), TimerEvent::Watch),
+        // Each deadline with the event it raises when it is the one that came.
+        let deadlines: [(Option<Instant>, RaiseEvent); 8] = [
+            (self.exit_deadline, || Event::ExitDrained),
+            (self.kill_deadline, || Event::KillEscalation),
+            (idle_deadline, || Event::IdleCheck),
+            (self.input.deadline(), || Event::InputCheck),
+            (self.persist.flush_at, || Event::Flush),
+            (self.trim_at, || Event::Trim),
+            (self.frames.deadline, || Event::FrameWaited),
+            (self.watch_deadline(), || Event::Watch),
         ];
         let due = deadlines
             .into_iter()
@@ -271,7 +272,7 @@ impl Session {
                 None => Event::CommandsClosed,
             },
             status = self.program.wait(), if self.child_running => Event::ChildExited(status),
-            _ = self.timer.wait(), if due.is_some() => due.map_or(Event::Wrote, |(_, t)| t.event()),
+            _ = self.timer.wait(), if due.is_some() => due.map_or(Event::Wrote, |(_, event)| event()),
         }
     }
 
@@ -453,32 +454,8 @@ pub(super) fn release_freed_memory() {
     });
 }
 
-#[derive(Clone, Copy)]
-enum TimerEvent {
-    ExitDrained,
-    KillEscalation,
-    IdleCheck,
-    InputCheck,
-    Flush,
-    Trim,
-    FrameWaited,
-    Watch,
-}
-
-impl TimerEvent {
-    fn event(self) -> Event {
-        match self {
-            TimerEvent::ExitDrained => Event::ExitDrained,
-            TimerEvent::KillEscalation => Event::KillEscalation,
-            TimerEvent::IdleCheck => Event::IdleCheck,
-            TimerEvent::InputCheck => Event::InputCheck,
-            TimerEvent::Flush => Event::Flush,
-            TimerEvent::Trim => Event::Trim,
-            TimerEvent::FrameWaited => Event::FrameWaited,
-            TimerEvent::Watch => Event::Watch,
-        }
-    }
-}
+/// Makes the event a timer deadline raises.
+type RaiseEvent = fn() -> Event;
 
 /// The session's one timer, set to its earliest deadline. It is moved only when that deadline
 /// changes: a tokio timer registered anew on every event woke the runtime through its eventfd
