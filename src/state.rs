@@ -146,10 +146,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result
     Ok(())
 }
 
+/// A session's record, in its dir.
+pub const RECORD_FILE: &str = "meta.json";
+
 pub fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join("meta.json"), &json, true)
+    write_atomic(&dir.join(RECORD_FILE), &json, true)
 }
 
 /// Largest record read back: notes are at most [`MAX_NOTES`], the rest is small.
@@ -208,7 +211,7 @@ pub fn read_screen(dir: &Path) -> Option<Vec<u8>> {
 }
 
 pub fn read_record(dir: &Path) -> Result<SessionRecord, String> {
-    let path = dir.join("meta.json");
+    let path = dir.join(RECORD_FILE);
     let (bytes, whole) = read_tail(&path, MAX_RECORD_BYTES + 1)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if !whole || bytes.len() as u64 > MAX_RECORD_BYTES {
@@ -283,7 +286,7 @@ pub fn read_output(dir: &Path) -> (Vec<String>, Vec<String>) {
 
 /// Modification time (unix ms) of the newest file of a session: when it was last seen.
 pub fn last_written(dir: &Path) -> u64 {
-    [dir.join("meta.json"), log_path(dir), screen_path(dir)]
+    [dir.join(RECORD_FILE), log_path(dir), screen_path(dir)]
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
         .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -6,18 +6,7 @@ mod common;
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Child, Stdio};
 
-use common::{Env, eventually};
-
-/// Whether a process runs; an exited server waiting to be reaped (by whatever adopted it)
-/// counts as gone.
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state follows the command name in parentheses, which may itself contain spaces.
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
-    matches!(state, Some(s) if s != 'Z' && s != 'X')
-}
+use common::{Env, alive, eventually};
 
 /// Runs `linger server` in the foreground with the given stdout and stderr.
 fn foreground_server(env: &Env, out: Stdio, err: Stdio) -> Child {

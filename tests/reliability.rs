@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Env, Term, captured, rss_kib};
+use common::{Env, Term, alive, captured, rss_kib};
 
 /// A count for this build: `debug` in debug builds, `release` otherwise or with
 /// `LINGER_SOAK=1` (the full counts, which CI runs), or the value of `var`.
@@ -38,16 +38,11 @@ fn server_pid(env: &Env) -> i32 {
     env.server_pid().expect("server pid file")
 }
 
-/// Resident set of a process in KiB.
+/// How many files a process has open.
 fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
-}
-
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty() && !stat.contains(") Z ")
 }
 
 /// Samples a process's RSS every 20 ms on a thread; `stop` returns the largest sample.

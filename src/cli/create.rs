@@ -292,6 +292,9 @@ pub(crate) async fn bare(flag_key: Option<String>) -> Result<i32, Failure> {
     attach_with(&client, options("main".into(), false, create, detach_key)).await
 }
 
+/// How many times one `attach` follows its session to a new server after the old one crashed.
+const MAX_REATTACH_AFTER_CRASH: u32 = 3;
+
 async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failure> {
     let inside = std::env::var("LINGER_SESSION").ok();
     let inside_dir = std::env::var_os("LINGER_DIR").map(std::path::PathBuf::from);
@@ -305,9 +308,22 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
     }
     let name = opts.name.clone();
     let mut ending = crate::client::attach::attach(client, opts.clone()).await?;
-    while matches!(ending, Ending::Upgrading) {
-        // `linger upgrade`: the session is adopted by the new server; stay attached.
-        client.wait_for_server().await?;
+    let mut crashes = 0;
+    loop {
+        match ending {
+            // `linger upgrade`: the session is adopted by the new server; stay attached.
+            Ending::Upgrading => client.wait_for_server().await?,
+            // The server crashed, and a keeper holds the program: the next server adopts it
+            // (the keeper starts it, or this does); stay attached. A server that keeps
+            // crashing is left alone.
+            Ending::ConnectionLost
+                if crashes < MAX_REATTACH_AFTER_CRASH && crate::keeper::runs(client.dir()) =>
+            {
+                crashes += 1;
+                Client::connect_in(client.dir()).await?;
+            }
+            _ => break,
+        }
         let again = crate::client::attach::AttachOptions {
             create: None,
             ..opts.clone()

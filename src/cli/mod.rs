@@ -246,27 +246,34 @@ pub(crate) fn no_session(name: &str) -> Failure {
 }
 
 /// A client for a command about one session. A server that is not running is started only
-/// when the session is saved on disk (starting it is what turns a dead server's sessions
-/// into `lost` ones); for any other name the answer is known without one.
+/// when the session is saved on disk or a keeper holds programs (starting it is what adopts
+/// them, or turns a dead server's sessions into `lost` ones); for any other name the answer
+/// is known without one.
 pub(crate) async fn existing_for(name: &str) -> Result<Client, Failure> {
     crate::paths::validate_session_name(name).map_err(usage)?;
     if let Some(client) = Client::existing().await? {
         return Ok(client);
     }
-    if saved_names().iter().any(|n| n == name) {
+    if saved_names().iter().any(|n| n == name) || keeper_waits() {
         return Ok(Client::connect().await?);
     }
     Err(no_session(name))
 }
 
-/// A client when a server runs or sessions are saved (it starts one then); `None` when there
-/// is nothing to talk about.
+/// A client when a server runs, sessions are saved or a keeper holds programs (it starts one
+/// then); `None` when there is nothing to talk about.
 pub(crate) async fn server_if_any() -> Result<Option<Client>, Failure> {
     if let Some(client) = Client::existing().await? {
         return Ok(Some(client));
     }
-    if saved_names().is_empty() {
+    if saved_names().is_empty() && !keeper_waits() {
         return Ok(None);
     }
     Ok(Some(Client::connect().await?))
+}
+
+/// Whether a keeper runs without a server: its programs (a session whose first record the
+/// dead server never wrote, say) wait for one to adopt them.
+fn keeper_waits() -> bool {
+    crate::keeper::runs(&crate::paths::runtime_dir())
 }

@@ -89,11 +89,8 @@ impl Client {
         };
         // Nobody listening: start a server. Someone listening who does not answer is a stuck
         // server, which a second one cannot replace: say so.
-        let path = crate::paths::socket_path(dir);
-        if UnixStream::connect(&path).await.is_err() {
+        if client.open_if_running().await?.is_none() {
             start_server(dir, server_bin).await?;
-        } else {
-            client.open().await?;
         }
         Ok(client)
     }
@@ -110,17 +107,10 @@ impl Client {
             return Ok(None);
         }
         crate::paths::check_private_dir(&dir)?;
-        // No socket, or nobody listening on it: no server. Anything else (a version
-        // mismatch, say) the user must hear about.
-        if UnixStream::connect(crate::paths::socket_path(&dir))
-            .await
-            .is_err()
-        {
-            return Ok(None);
-        }
+        // No server, or one that is going away: none. Anything else (a version mismatch, say)
+        // the user must hear about.
         let client = Client { dir };
-        client.open().await?;
-        Ok(Some(client))
+        Ok(client.open_if_running().await?.map(|_| client))
     }
 
     pub fn dir(&self) -> &Path {
@@ -129,6 +119,19 @@ impl Client {
 
     /// Opens a connection and completes the version handshake, within [`CONNECT_TIMEOUT`].
     pub async fn open(&self) -> Result<UnixStream> {
+        match self.open_if_running().await? {
+            Some(stream) => Ok(stream),
+            None => Err(Error(format!(
+                "no server is running in {} (any linger command that needs one starts it)",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// Like [`Client::open`], with `None` when no server runs: nobody listens on the socket,
+    /// or the one listening went away during the handshake (a server that just died or was
+    /// killed keeps its socket for as long as its last thread takes to exit).
+    async fn open_if_running(&self) -> Result<Option<UnixStream>> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.open_unbounded()).await {
             Ok(opened) => opened,
             Err(_) => Err(Error(format!(
@@ -142,22 +145,32 @@ impl Client {
         }
     }
 
-    async fn open_unbounded(&self) -> Result<UnixStream> {
+    async fn open_unbounded(&self) -> Result<Option<UnixStream>> {
         let path = crate::paths::socket_path(&self.dir);
-        let mut stream = UnixStream::connect(&path)
-            .await
-            .map_err(|e| Error(format!("cannot connect to {}: {e}", path.display())))?;
+        let mut stream = match UnixStream::connect(&path).await {
+            Ok(stream) => stream,
+            Err(e) if no_listener(&e) => return Ok(None),
+            Err(e) => return Err(Error(format!("cannot connect to {}: {e}", path.display()))),
+        };
         let ours = Hello::ours();
-        protocol::write_frame(&mut stream, &ours)
-            .await
-            .map_err(|e| Error(format!("lost the server during handshake: {e}")))?;
-        let theirs: Hello = protocol::read_frame(&mut stream)
-            .await
-            .map_err(|e| Error(format!("the server did not complete the handshake: {e}")))?;
+        match protocol::write_frame(&mut stream, &ours).await {
+            Ok(()) => {}
+            Err(e) if went_away(&e) => return Ok(None),
+            Err(e) => return Err(Error(format!("lost the server during handshake: {e}"))),
+        }
+        let theirs: Hello = match protocol::read_frame(&mut stream).await {
+            Ok(hello) => hello,
+            Err(protocol::FrameError::Io(e)) if went_away(&e) => return Ok(None),
+            Err(e) => {
+                return Err(Error(format!(
+                    "the server did not complete the handshake: {e}"
+                )));
+            }
+        };
         if theirs.protocol != ours.protocol {
             return Err(Error(protocol::mismatch_message(&ours, &theirs)));
         }
-        Ok(stream)
+        Ok(Some(stream))
     }
 
     /// Sends one request and reads its one response, within [`REQUEST_TIMEOUT`].
@@ -433,4 +446,20 @@ impl Client {
 
 fn unexpected(response: Response) -> Error {
     Error(format!("unexpected reply from the server: {response:?}"))
+}
+
+/// Whether connecting failed because no server listens on the socket (or there is none).
+fn no_listener(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), NotFound | ConnectionRefused)
+}
+
+/// Whether a handshake failed because the server closed its end without a word: it is exiting
+/// (or was killed), and a fresh one may be started.
+fn went_away(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionRefused | BrokenPipe | UnexpectedEof
+    )
 }

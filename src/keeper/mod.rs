@@ -177,6 +177,11 @@ fn take_lock(dir: &Path, exe: &Path) -> Result<Option<std::fs::File>, String> {
     }
 }
 
+/// Whether a keeper runs for `dir`: then programs may be waiting for a server to adopt them.
+pub fn runs(dir: &Path) -> bool {
+    wire::connect(&socket_path(dir)).is_ok()
+}
+
 /// Asks a running keeper to start a server from `exe` unless one runs.
 pub fn ask_start(dir: &Path, exe: &Path) -> std::io::Result<String> {
     let (sock, _) = wire::connect(&socket_path(dir))?;

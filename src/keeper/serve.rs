@@ -30,7 +30,19 @@ pub struct Keeper {
     upgrade_to: Option<PathBuf>,
     /// Exit status of the last server (1 when it could not be started).
     last_exit: i32,
+    /// The binary the running (or last) server was started from: a crashed one is restarted
+    /// from it.
+    server_exe: Option<PathBuf>,
+    /// When the servers restarted after crashes were started, newest last; at most
+    /// [`MAX_RESTARTS`] within [`RESTART_WINDOW`].
+    restarts: std::collections::VecDeque<std::time::Instant>,
 }
+
+/// A server that crashes (killed by a signal, or exits with a failure) while programs are held
+/// is started again at once, so their output is read and their clients can re-attach without
+/// waiting for someone to type a command; a server crashing more often than this waits for one.
+const MAX_RESTARTS: usize = 3;
+const RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Keeper {
     pub fn new(dir: PathBuf, listener: OwnedFd, signals: OwnedFd, lock: std::fs::File) -> Keeper {
@@ -46,6 +58,8 @@ impl Keeper {
             server: None,
             upgrade_to: None,
             last_exit: 0,
+            server_exe: None,
+            restarts: Default::default(),
         }
     }
 
@@ -134,6 +148,8 @@ impl Keeper {
                 self.forget_gone();
                 if let Some(exe) = self.upgrade_to.take() {
                     self.start_server(&exe);
+                } else if ended.is_some_and(crashed) {
+                    self.restart_after_crash();
                 }
             } else if let Some(ended) = ended
                 && self.held.ended(pid, ended)
@@ -301,6 +317,36 @@ impl Keeper {
         }
     }
 
+    /// Starts the crashed server's binary again, when programs wait for it and crashes are not
+    /// coming in a loop.
+    fn restart_after_crash(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let Some(exe) = self.server_exe.clone() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() >= MAX_RESTARTS {
+            note(&format!(
+                "the server crashed {MAX_RESTARTS} times within {}s: not restarting it; the \
+                 next linger command starts one",
+                RESTART_WINDOW.as_secs()
+            ));
+            return;
+        }
+        self.restarts.push_back(now);
+        note("restarting the crashed server: it adopts the held programs");
+        self.start_server(&exe);
+    }
+
     /// Starts `linger server` from `exe` as our child; `false` when it cannot be started.
     pub fn start_server(&mut self, exe: &Path) -> bool {
         use std::os::unix::process::CommandExt;
@@ -326,6 +372,7 @@ impl Keeper {
                     exe.display()
                 ));
                 self.server = Some(pid);
+                self.server_exe = Some(exe.to_path_buf());
                 true
             }
             Err(e) => {
@@ -337,6 +384,15 @@ impl Keeper {
                 false
             }
         }
+    }
+}
+
+/// Whether a server's end was a crash: a signal, or a failure other than refusing to start
+/// beside another server.
+fn crashed(ended: Ended) -> bool {
+    match ended {
+        Ended::Killed(_) => true,
+        Ended::Exited(code) => code != 0 && code != crate::server::REFUSED_EXIT,
     }
 }
 

@@ -40,20 +40,35 @@ pub fn keeper_link(dir: &Path) -> (Option<Link>, Vec<Held>) {
     }
 }
 
-/// Takes the held program of the running session `record` from `held`, with its saved output,
-/// when it is that session's program still (or ended while no server ran). Blocking.
-pub fn take_held(dir: &Path, record: &SessionRecord, held: &mut Vec<Held>) -> Option<Adoption> {
-    let i = held
-        .iter()
-        .position(|h| h.name == record.name && h.pid as u32 == record.pid)?;
+/// Takes the held program of session `record` from `held`, with its saved output, when it is
+/// that session's program still (or ended while no server ran). A running program on its own
+/// terminal under the session's name wins over a record naming another pid or state: the
+/// server was killed after starting it (`new`, `revive`) and before its record reached the
+/// disk. Blocking.
+pub fn take_held(dir: &Path, record: &mut SessionRecord, held: &mut Vec<Held>) -> Option<Adoption> {
+    let i = held.iter().position(|h| h.name == record.name)?;
     let entry = held.swap_remove(i);
-    if entry.ended.is_none() && !on_its_terminal(&entry) {
-        log::warn(&format!(
-            "session {}: pid {} is no longer its program",
-            record.name, entry.pid
-        ));
+    let recorded = entry.pid as u32 == record.pid && record.state == "running";
+    let runs_here = entry.ended.is_none() && on_its_terminal(&entry);
+    if !(runs_here || recorded && entry.ended.is_some()) {
+        if recorded {
+            log::warn(&format!(
+                "session {}: pid {} is no longer its program",
+                record.name, entry.pid
+            ));
+        }
         held.push(entry);
         return None;
+    }
+    if !recorded {
+        log::info(&format!(
+            "session {}: its record (pid {}, {}) predates its program (pid {}), which is adopted",
+            record.name, record.pid, record.state, entry.pid
+        ));
+        record.pid = entry.pid as u32;
+        record.state = "running".into();
+        record.exit_code = None;
+        record.signal = None;
     }
     let (history, screen) = crate::state::read_output(dir);
     Some(Adoption {
@@ -62,6 +77,81 @@ pub fn take_held(dir: &Path, record: &SessionRecord, held: &mut Vec<Held>) -> Op
         screen,
         journal: super::journal::read(dir),
     })
+}
+
+/// The held programs that have no session on disk at all (the server was killed before the
+/// first record of a new session was written), each with a record rebuilt from what the system
+/// says of the process: its command line, directory and environment now. Blocking.
+pub fn unrecorded(store: &Path, held: &mut Vec<Held>) -> Vec<(PathBuf, SessionRecord, Adoption)> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < held.len() {
+        let entry = &held[i];
+        let dir = crate::state::session_dir(store, &entry.name);
+        let rebuilt = (entry.ended.is_none()
+            && crate::paths::validate_session_name(&entry.name).is_ok()
+            && !dir.join(crate::state::RECORD_FILE).exists()
+            && on_its_terminal(entry))
+        .then(|| record_from_proc(&entry.name, entry.pid))
+        .flatten();
+        let Some(record) = rebuilt else {
+            i += 1;
+            continue;
+        };
+        log::info(&format!(
+            "session {}: no record was saved for pid {}; rebuilt from the process",
+            record.name, record.pid
+        ));
+        found.push((
+            dir,
+            record,
+            Adoption {
+                held: held.swap_remove(i),
+                history: Vec::new(),
+                screen: Vec::new(),
+                journal: Vec::new(),
+            },
+        ));
+    }
+    found
+}
+
+/// A running session's record from `/proc/PID`: what `new` would have saved, as far as the
+/// process still shows it.
+fn record_from_proc(name: &str, pid: i32) -> Option<SessionRecord> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let split = |bytes: Vec<u8>| -> Vec<String> {
+        bytes
+            .split(|b| *b == 0)
+            .filter(|part| !part.is_empty())
+            .map(|part| String::from_utf8_lossy(part).into_owned())
+            .collect()
+    };
+    let command = split(std::fs::read(proc.join("cmdline")).ok()?);
+    let cwd = std::fs::read_link(proc.join("cwd")).ok()?;
+    let mut env: Vec<(String, String)> =
+        split(std::fs::read(proc.join("environ")).unwrap_or_default())
+            .iter()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let env_bytes: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    if env_bytes > crate::protocol::MAX_ENV_BYTES {
+        env.clear();
+    }
+    let spec = crate::protocol::SessionSpec {
+        name: name.to_string(),
+        command,
+        cwd: cwd.to_string_lossy().into_owned(),
+        clear_env: !env.is_empty(),
+        env,
+        scrollback: 10_000,
+        rows: 24,
+        cols: 80,
+        resume_command: None,
+        log_limit: 0,
+    };
+    (!spec.command.is_empty()).then(|| session::new_record(&spec, pid as u32, None))
 }
 
 /// Whether `held.pid` still runs with the held pty as its controlling terminal: a pid reused by

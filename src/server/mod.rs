@@ -275,11 +275,9 @@ fn scan_saved(store: &Path, held: &mut Vec<crate::keeper::link::Held>) -> Vec<Sa
         let mut adoption = None;
         let record = match record {
             Ok(mut record) => {
-                if record.state == "running" {
-                    adoption = adopt::take_held(&dir, &record, held);
-                    if adoption.is_none() {
-                        mark_lost(&dir, &mut record);
-                    }
+                adoption = adopt::take_held(&dir, &mut record, held);
+                if adoption.is_none() && record.state == "running" {
+                    mark_lost(&dir, &mut record);
                 }
                 Ok(record)
             }
@@ -295,6 +293,17 @@ fn scan_saved(store: &Path, held: &mut Vec<crate::keeper::link::Held>) -> Vec<Sa
             record,
             last_seen,
             adoption,
+        });
+    }
+    for (dir, record, adoption) in adopt::unrecorded(store, held) {
+        // A dir without a record yet was listed as broken above; the program makes it whole.
+        saved.retain(|s| s.name != record.name);
+        saved.push(Saved {
+            dir,
+            name: record.name.clone(),
+            last_seen: record.updated_at,
+            record: Ok(record),
+            adoption: Some(adoption),
         });
     }
     saved

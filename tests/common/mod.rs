@@ -72,9 +72,10 @@ impl Env {
         let out = self.run(args);
         assert!(
             out.status.success(),
-            "linger {args:?} failed ({}): {}",
+            "linger {args:?} failed ({}): {}\nserver log:\n{}",
             out.status,
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -17,7 +17,7 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 pub(super) const EXIT_DRAIN: Duration = Duration::from_millis(500);
 
 /// The record a new (or revived) session starts with.
-pub(super) fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>) -> SessionRecord {
+pub fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>) -> SessionRecord {
     let now = unix_millis();
     SessionRecord {
         name: spec.name.clone(),

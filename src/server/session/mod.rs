@@ -67,6 +67,7 @@ const COMMANDS_PER_TURN: usize = 256;
 /// How often input waiting for room in the pty is retried besides the readiness wake-up.
 const INPUT_RETRY: Duration = Duration::from_millis(10);
 
+pub use lifecycle::new_record;
 pub use program::{Output, Program, Wiring};
 
 pub struct Session {

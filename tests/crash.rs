@@ -1,0 +1,153 @@
+//! A crashed server (issue 15): the keeper starts another at once, attached clients follow
+//! their session to it, and a program whose record the dead server never wrote is adopted all
+//! the same.
+
+mod common;
+
+use common::{Env, alive, eventually, listed};
+
+/// A server other than `old` that answers (its pid file is written once it listens).
+fn new_server(env: &Env, old: i32) -> i32 {
+    eventually("a new server", || {
+        env.server_pid().filter(|p| *p != old && alive(*p))
+    })
+}
+
+/// Freezes the server so it writes nothing more, lets `edit` change its files, then SIGKILLs
+/// it: what the files say is exactly what a crash at that moment would leave.
+fn crash_after(env: &Env, edit: impl FnOnce()) -> i32 {
+    let pid = env.server_pid().expect("server pid");
+    // SAFETY: signals to this test's own server.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    edit();
+    common::sigkill_and_wait(pid);
+    pid
+}
+
+#[test]
+fn the_keeper_restarts_a_crashed_server_and_an_attached_client_stays() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "sh", "-e", "PS1=$ ", "--", "sh"]);
+    let mut term = env.term(&["attach", "sh"], 24, 80);
+    term.write(b"echo before-$((6*7))\r");
+    term.wait_text("before-42");
+    let old = env.server_pid().expect("server pid");
+    env.kill9_server();
+    // No linger command runs in between: the keeper started this one by itself.
+    new_server(&env, old);
+    term.write(b"echo after-$((6*7))\r");
+    term.wait_text("after-42");
+    assert!(term.running(), "the attached client ended");
+    let screen = env.ok(&["capture", "sh"]);
+    assert!(
+        screen.contains("before-42") && screen.contains("after-42"),
+        "{screen}"
+    );
+    assert!(env.log().contains("restarting the crashed server"));
+}
+
+#[test]
+fn a_server_crashing_in_a_loop_is_restarted_three_times_then_by_the_next_command() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "idle", "--", "cat"]);
+    let program = listed(&env, "idle").expect("idle")["pid"]
+        .as_i64()
+        .expect("pid") as i32;
+    let mut server = env.server_pid().expect("server pid");
+    for _ in 0..3 {
+        env.kill9_server();
+        server = new_server(&env, server);
+    }
+    env.kill9_server();
+    eventually("the keeper gives up", || {
+        env.log().contains("not restarting it").then_some(())
+    });
+    assert!(alive(program), "the program died with the servers");
+    // The next command starts one, which adopts the program.
+    let idle = listed(&env, "idle").expect("idle");
+    assert_eq!(idle["state"], "running", "{idle}");
+    assert_eq!(idle["pid"].as_i64(), Some(program as i64));
+}
+
+#[test]
+fn a_program_whose_record_never_reached_the_disk_is_adopted() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "fresh",
+        "--",
+        "sh",
+        "-c",
+        "echo made-it; exec sleep 1000",
+    ]);
+    env.ok(&["wait", "fresh", "--text", "made-it", "--timeout", "20s"]);
+    let pid = listed(&env, "fresh").expect("fresh")["pid"]
+        .as_i64()
+        .expect("pid");
+    let dir = env.state.join("sessions/fresh");
+    eventually("the record written", || {
+        dir.join("meta.json").exists().then_some(())
+    });
+    let old = crash_after(&env, || {
+        std::fs::remove_file(dir.join("meta.json")).expect("remove the record");
+    });
+    new_server(&env, old);
+    let fresh = listed(&env, "fresh").expect("fresh is adopted");
+    assert_eq!(fresh["state"], "running", "{fresh}");
+    assert_eq!(fresh["pid"].as_i64(), Some(pid), "{fresh}");
+    // Rebuilt from the process: what runs now.
+    assert_eq!(
+        fresh["command"],
+        serde_json::json!(["sleep", "1000"]),
+        "{fresh}"
+    );
+    env.ok(&["kill", "fresh"]);
+    eventually("the program ended", || (!alive(pid as i32)).then_some(()));
+}
+
+#[test]
+fn a_revived_program_whose_new_record_never_reached_the_disk_is_adopted() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "again",
+        "--",
+        "sh",
+        "-c",
+        "echo first-run; exit 3",
+    ]);
+    let ended = env.run(&["wait", "again", "--exit", "--timeout", "20s"]);
+    assert_eq!(ended.status.code(), Some(3), "{ended:?}");
+    let record = env.state.join("sessions/again/meta.json");
+    let exited = eventually("the exit recorded", || {
+        let text = std::fs::read_to_string(&record).ok()?;
+        text.contains("\"exited\"").then_some(text)
+    });
+    env.ok(&[
+        "revive",
+        "again",
+        "--",
+        "sh",
+        "-c",
+        "echo second-run; exec sleep 1000",
+    ]);
+    env.ok(&["wait", "again", "--text", "second-run", "--timeout", "20s"]);
+    let pid = listed(&env, "again").expect("again")["pid"]
+        .as_i64()
+        .expect("pid");
+    let old = crash_after(&env, || {
+        std::fs::write(&record, &exited).expect("put the old record back");
+    });
+    new_server(&env, old);
+    let again = listed(&env, "again").expect("again");
+    assert_eq!(again["state"], "running", "{again}");
+    assert_eq!(again["pid"].as_i64(), Some(pid), "{again}");
+    let all = env.ok(&["capture", "again", "--all"]);
+    assert!(
+        all.contains("first-run") && all.contains("second-run"),
+        "{all}"
+    );
+    env.ok(&["kill", "again"]);
+}
