@@ -151,3 +151,42 @@ fn a_revived_program_whose_new_record_never_reached_the_disk_is_adopted() {
     );
     env.ok(&["kill", "again"]);
 }
+
+#[test]
+fn an_adopted_full_screen_program_keeps_its_alternate_screen_and_the_text_under_it() {
+    let env = Env::new();
+    let script = "printf 'main-text\\n'; printf '\\033[?1049h\\033[?2004h\\033[5;3Halt-text'; \
+                  read x; printf '\\033[?1049l'; case $x in *200~*) echo pasted;; esac; \
+                  echo left; exec sleep 1000";
+    env.ok(&["new", "-d", "tui", "--", "sh", "-c", script]);
+    env.ok(&["wait", "tui", "--text", "alt-text", "--timeout", "20s"]);
+    let redraw = env.state.join("sessions/tui/redraw.vt");
+    eventually("the exact screen saved", || {
+        let bytes = std::fs::read(&redraw).ok()?;
+        common::contains(&bytes, b"alt-text").then_some(())
+    });
+    let before = common::captured(&env, "tui");
+    env.kill9_server();
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["capture", "tui", "--json"])).expect("json");
+    assert_eq!(json["alternate_screen"], true, "{json}");
+    assert_eq!(
+        common::captured(&env, "tui"),
+        before,
+        "screen and cursor after adoption"
+    );
+    // Bracketed paste is still on: `send` wraps lines of text in paste marks, as it did for
+    // the program before.
+    env.ok(&["send", "tui", "--enter", "yes\nmore"]);
+    env.ok(&["wait", "tui", "--text", "^left$", "--timeout", "20s"]);
+    let screen = env.ok(&["capture", "tui"]);
+    assert!(
+        screen.contains("main-text"),
+        "the main screen under it: {screen}"
+    );
+    assert!(!screen.contains("alt-text"), "{screen}");
+    assert!(
+        screen.contains("pasted"),
+        "bracketed paste was lost: {screen}"
+    );
+}

@@ -15,8 +15,10 @@ pub struct Adoption {
     pub held: Held,
     pub history: Vec<String>,
     pub screen: Vec<String>,
-    /// Output the saved screen does not cover yet (see journal.rs).
-    pub journal: Vec<u8>,
+    /// The exact saved screen and the output offset it covers (see screen_state.rs).
+    pub redraw: Option<(u64, Vec<u8>)>,
+    /// Output the saved screen may not cover yet (see journal.rs).
+    pub journal: super::journal::Journaled,
 }
 
 /// Connects to the keeper that started this server (see `crate::keeper::ENV`); without one,
@@ -75,6 +77,7 @@ pub fn take_held(dir: &Path, record: &mut SessionRecord, held: &mut Vec<Held>) -
         held: entry,
         history,
         screen,
+        redraw: super::screen_state::read(dir),
         journal: super::journal::read(dir),
     })
 }
@@ -109,7 +112,8 @@ pub fn unrecorded(store: &Path, held: &mut Vec<Held>) -> Vec<(PathBuf, SessionRe
                 held: held.swap_remove(i),
                 history: Vec::new(),
                 screen: Vec::new(),
-                journal: Vec::new(),
+                redraw: None,
+                journal: Default::default(),
             },
         ));
     }
@@ -206,6 +210,7 @@ impl Server {
         let wiring = self.wiring(rx);
         let output = session::Output {
             screen: adoption.screen,
+            redraw: adoption.redraw,
             journal: adoption.journal,
         };
         match session::Session::adopt(spec, adoption.held, output, wiring, earlier) {

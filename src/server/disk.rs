@@ -54,6 +54,8 @@ pub struct Batch {
     /// History lines, each ended by '\n'.
     pub lines: String,
     pub screen: Option<Vec<String>>,
+    /// The bytes that redraw the screen exactly, saved with it (see screen_state.rs).
+    pub redraw: Option<Vec<u8>>,
     /// The output offset the screen covers up to (see journal.rs).
     pub journal_mark: u64,
     pub status: Arc<SaveStatus>,
@@ -92,6 +94,7 @@ struct Files {
     record: Option<SessionRecord>,
     lines: String,
     screen: Option<Vec<String>>,
+    redraw: Option<Vec<u8>>,
     journal_mark: u64,
     status: Arc<SaveStatus>,
 }
@@ -202,6 +205,7 @@ impl Files {
             record: None,
             lines: String::new(),
             screen: None,
+            redraw: None,
             journal_mark: 0,
             status: batch.status.clone(),
         }
@@ -213,6 +217,7 @@ impl Files {
         }
         if batch.screen.is_some() {
             self.screen = batch.screen;
+            self.redraw = batch.redraw;
             self.journal_mark = batch.journal_mark;
         }
         self.lines.push_str(&batch.lines);
@@ -222,14 +227,17 @@ impl Files {
     }
 
     fn outstanding(&self) -> bool {
-        self.record.is_some() || !self.lines.is_empty() || self.screen.is_some()
+        self.record.is_some()
+            || !self.lines.is_empty()
+            || self.screen.is_some()
+            || self.redraw.is_some()
     }
 
     /// Writes what is outstanding: the record first (it says what the rest belongs to), then
     /// the lines, then the screen. Keeps whatever failed for the next attempt. Returns the
     /// journal mark of the screen it wrote, if it wrote one.
     fn write(&mut self, dir: &std::path::Path) -> Option<u64> {
-        let had_screen = self.screen.is_some();
+        let had_screen = self.screen.is_some() || self.redraw.is_some();
         let result = self.try_write(dir);
         let wrote_screen = (had_screen && result.is_ok()).then_some(self.journal_mark);
         let error = result.err().map(|e| {
@@ -266,15 +274,21 @@ impl Files {
             Ok(()) => {
                 self.lines.clear();
                 self.screen = None;
-                Ok(())
             }
             Err(e) => {
                 // The lines stay here for the next attempt (a line may then be written twice,
                 // never lost); the handle is reopened then.
                 self.log = None;
-                Err(e)
+                return Err(e);
             }
         }
+        // Last: a crash before it leaves the previous redraw, whose output the journal
+        // still holds (it drops output only once this returned).
+        if let Some(redraw) = &self.redraw {
+            crate::server::screen_state::write(dir, self.journal_mark, redraw)?;
+            self.redraw = None;
+        }
+        Ok(())
     }
 }
 

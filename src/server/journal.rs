@@ -5,14 +5,16 @@
 //! replays the journal over the saved screen.
 //!
 //! Positions: every byte of a session's output has an offset (counted by the session); a
-//! saved screen covers the output before its mark. The file holds output from `base` on.
+//! saved screen covers the output before its mark. The file holds output from `base` on, and
+//! says so in its header ([`MAGIC`] and `base`), so an adopting server skips exactly what the
+//! saved screen covers even when the dead server's last "covered" never reached the file.
 //!
 //! Bounds: at most [`JOURNAL_LIMIT`] bytes on disk per session and [`JOURNAL_QUEUE`] bytes
 //! queued per session; output past either is not journaled (a crash then can lose it).
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +26,39 @@ pub const JOURNAL_QUEUE: usize = 1 << 20;
 
 pub fn path(dir: &Path) -> PathBuf {
     dir.join("journal.raw")
+}
+
+/// The header's first bytes; the offset of the file's first output byte follows (u64, LE).
+/// A journal without it (written by an older linger) starts where its screen ends.
+const MAGIC: &[u8; 8] = b"LGJRNL1\n";
+const HEADER: u64 = 16;
+
+fn header(base: u64) -> [u8; HEADER as usize] {
+    let mut bytes = [0u8; HEADER as usize];
+    bytes[..8].copy_from_slice(MAGIC);
+    bytes[8..].copy_from_slice(&base.to_le_bytes());
+    bytes
+}
+
+/// What an earlier server journaled: the output from `base` on (`None`: a journal without a
+/// header, which starts where its saved screen ends).
+#[derive(Default)]
+pub struct Journaled {
+    pub base: Option<u64>,
+    pub bytes: Vec<u8>,
+}
+
+impl Journaled {
+    /// The output after `mark` (a saved screen's), as far as the journal has it.
+    pub fn after(&self, mark: u64) -> &[u8] {
+        let skip = self.base.map_or(0, |base| mark.saturating_sub(base));
+        self.bytes.get(skip as usize..).unwrap_or_default()
+    }
+
+    /// The offset just past the journaled output, where this server's output continues.
+    pub fn end(&self) -> u64 {
+        self.base.unwrap_or(0) + self.bytes.len() as u64
+    }
 }
 
 enum Job {
@@ -38,7 +73,8 @@ enum Job {
         dir: PathBuf,
         mark: u64,
     },
-    Forget(PathBuf),
+    /// Closes a journal; answers once every job before it is done.
+    Forget(PathBuf, std::sync::mpsc::Sender<()>),
 }
 
 /// A handle to the journal thread; cheap to clone.
@@ -98,16 +134,22 @@ impl Journal {
         });
     }
 
-    /// The session's dir is removed or moved: close its journal.
+    /// The session's dir is about to be removed or moved: closes its journal, and returns
+    /// once the journal thread is done with it (nothing it does later can put a file back
+    /// into the dir). Blocking: for the disk writer's thread.
     pub fn forget(&self, dir: &Path) {
-        let _ = self.jobs.send(Job::Forget(dir.to_path_buf()));
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.jobs.send(Job::Forget(dir.to_path_buf(), done)).is_ok() {
+            let _ = wait.recv();
+        }
     }
 }
 
 struct Open {
     file: std::fs::File,
-    /// Offset of the file's first byte in the session's output.
+    /// Offset of the file's first output byte in the session's output.
     base: u64,
+    /// Output bytes in the file (after the header).
     len: u64,
 }
 
@@ -118,13 +160,41 @@ struct Journals {
     open: HashMap<PathBuf, Open>,
 }
 
-fn open_append(dir: &Path) -> std::io::Result<std::fs::File> {
+fn open_rw(dir: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(false)
+        .write(true)
         .read(true)
         .mode(0o600)
         .open(path(dir))
+}
+
+/// Opens a session's journal to go on at output offset `at`: one with our header keeps its
+/// output; anything else (empty, `fresh`, or an older linger's) starts over from `at`.
+fn open_at(dir: &Path, at: u64, fresh: bool) -> std::io::Result<Open> {
+    let file = open_rw(dir)?;
+    let size = file.metadata()?.len();
+    let mut head = [0u8; HEADER as usize];
+    if !fresh
+        && size >= HEADER
+        && file.read_exact_at(&mut head, 0).is_ok()
+        && head[..8] == MAGIC[..]
+    {
+        let mut base = [0u8; 8];
+        base.copy_from_slice(&head[8..]);
+        let (base, len) = (u64::from_le_bytes(base), size - HEADER);
+        if base + len == at {
+            return Ok(Open { file, base, len });
+        }
+    }
+    file.set_len(0)?;
+    file.write_all_at(&header(at), 0)?;
+    Ok(Open {
+        file,
+        base: at,
+        len: 0,
+    })
 }
 
 impl Journals {
@@ -141,8 +211,9 @@ impl Journals {
                 queued.fetch_sub(bytes.len(), Ordering::AcqRel);
             }
             Job::Covered { dir, mark } => self.covered(&dir, mark),
-            Job::Forget(dir) => {
+            Job::Forget(dir, done) => {
                 self.open.remove(&dir);
+                let _ = done.send(());
             }
         }
     }
@@ -152,24 +223,27 @@ impl Journals {
             self.open.remove(dir);
         }
         if !self.open.contains_key(dir) {
-            let Ok(file) = open_append(dir) else { return };
-            if fresh {
-                let _ = file.set_len(0);
-            }
-            let len = file.metadata().map_or(0, |m| m.len());
-            let base = at.saturating_sub(len);
-            self.open
-                .insert(dir.to_path_buf(), Open { file, base, len });
+            let Ok(open) = open_at(dir, at, fresh) else {
+                return;
+            };
+            self.open.insert(dir.to_path_buf(), open);
         }
         let Some(open) = self.open.get_mut(dir) else {
             return;
         };
-        if open.len + bytes.len() as u64 > JOURNAL_LIMIT {
+        if open.len == 0 && open.base != at {
+            // Nothing kept: go on from here.
+            if open.file.write_all_at(&header(at), 0).is_err() {
+                return;
+            }
+            open.base = at;
+        }
+        // Past the bound, or after output that was left out: nothing more until a saved
+        // screen covers what is kept (one file holds one unbroken run of output).
+        if open.base + open.len != at || open.len + bytes.len() as u64 > JOURNAL_LIMIT {
             return;
         }
-        // Output was left out before this (a bound): keep the offsets of what follows right.
-        open.base = at.saturating_sub(open.len);
-        if open.file.write_all(bytes).is_ok() {
+        if open.file.write_all_at(bytes, HEADER + open.len).is_ok() {
             open.len += bytes.len() as u64;
         }
     }
@@ -179,44 +253,57 @@ impl Journals {
         let Some(open) = self.open.get_mut(dir) else {
             return;
         };
-        let cut = mark.saturating_sub(open.base);
+        let cut = mark.saturating_sub(open.base).min(open.len);
         if cut == 0 {
             return;
         }
-        if cut >= open.len {
-            if open.file.set_len(0).is_ok() {
-                open.base = mark;
-                open.len = 0;
+        let base = open.base + cut;
+        if cut == open.len {
+            // All covered: empty it in place.
+            if open.file.set_len(HEADER).is_ok() && open.file.write_all_at(&header(base), 0).is_ok()
+            {
+                (open.base, open.len) = (base, 0);
             }
             return;
         }
         // The rest moves to the front through a new file, so a crash leaves one or the other.
-        let mut rest = Vec::new();
-        let read = open
-            .file
-            .seek(std::io::SeekFrom::Start(cut))
-            .and_then(|_| (&open.file).take(open.len - cut).read_to_end(&mut rest));
-        if read.is_err() || crate::state::write_atomic(&path(dir), &rest, false).is_err() {
+        let mut rest = vec![0u8; (open.len - cut) as usize];
+        if open.file.read_exact_at(&mut rest, HEADER + cut).is_err() {
             return;
         }
-        if let Ok(file) = open_append(dir) {
+        let mut whole = header(base).to_vec();
+        whole.extend_from_slice(&rest);
+        if crate::state::write_atomic(&path(dir), &whole, false).is_err() {
+            return;
+        }
+        if let Ok(file) = open_rw(dir) {
             *open = Open {
                 file,
-                base: mark,
+                base,
                 len: rest.len() as u64,
             };
         }
     }
 }
 
-/// A session's journal, for adoption (at most [`JOURNAL_LIMIT`] bytes). Blocking.
-pub fn read(dir: &Path) -> Vec<u8> {
+/// A session's journal, for adoption (at most [`JOURNAL_LIMIT`] bytes of output). Blocking.
+pub fn read(dir: &Path) -> Journaled {
     let Ok(file) = std::fs::File::open(path(dir)) else {
-        return Vec::new();
+        return Journaled::default();
     };
     let mut bytes = Vec::new();
-    let _ = file.take(JOURNAL_LIMIT).read_to_end(&mut bytes);
-    bytes
+    let _ = file.take(HEADER + JOURNAL_LIMIT).read_to_end(&mut bytes);
+    if bytes.len() as u64 >= HEADER && bytes[..8] == MAGIC[..] {
+        let mut base = [0u8; 8];
+        base.copy_from_slice(&bytes[8..HEADER as usize]);
+        bytes.drain(..HEADER as usize);
+        return Journaled {
+            base: Some(u64::from_le_bytes(base)),
+            bytes,
+        };
+    }
+    bytes.truncate(JOURNAL_LIMIT as usize);
+    Journaled { base: None, bytes }
 }
 
 #[cfg(test)]
@@ -232,23 +319,63 @@ mod tests {
         for i in 0..4 {
             journals.append(dir, i << 20, &chunk, i == 0);
         }
-        assert_eq!(read(dir).len() as u64, JOURNAL_LIMIT);
+        assert_eq!(read(dir).bytes.len() as u64, JOURNAL_LIMIT);
         journals.append(dir, 4 << 20, b"over", false);
+        journals.append(dir, (4 << 20) + 4, b"more", false);
         assert_eq!(
-            read(dir).len() as u64,
+            read(dir).bytes.len() as u64,
             JOURNAL_LIMIT,
             "past the bound: left out"
         );
-        journals.covered(dir, (4 << 20) + 4);
-        assert!(read(dir).is_empty());
-        journals.append(dir, (4 << 20) + 4, b"abc", false);
-        journals.append(dir, (4 << 20) + 7, b"def", false);
-        // A screen covering "abc" keeps "def".
-        journals.covered(dir, (4 << 20) + 7);
-        assert_eq!(read(dir), b"def");
-        journals.append(dir, (4 << 20) + 10, b"g", false);
-        assert_eq!(read(dir), b"defg");
+        journals.covered(dir, (4 << 20) + 8);
+        assert!(read(dir).bytes.is_empty());
+        journals.append(dir, (4 << 20) + 8, b"abc", false);
+        journals.append(dir, (4 << 20) + 11, b"def", false);
+        // A screen covering "abc" keeps "def", and the file says where it starts.
+        journals.covered(dir, (4 << 20) + 11);
+        let kept = read(dir);
+        assert_eq!(
+            (kept.base, &kept.bytes[..]),
+            (Some((4 << 20) + 11), &b"def"[..])
+        );
+        journals.append(dir, (4 << 20) + 14, b"g", false);
+        assert_eq!(read(dir).bytes, b"defg");
+        assert_eq!(read(dir).end(), (4 << 20) + 15);
         journals.append(dir, 0, b"fresh", true);
-        assert_eq!(read(dir), b"fresh");
+        assert_eq!(read(dir).bytes, b"fresh");
+    }
+
+    #[test]
+    fn an_adopter_skips_what_the_saved_screen_covers_even_if_covered_never_ran() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let mut journals = Journals::default();
+        journals.append(dir, 100, b"n6\r\n", true);
+        journals.append(dir, 104, b"n7\r\n", false);
+        // The dead server saved a screen at 104 but its journal thread never dropped "n6".
+        let journaled = read(dir);
+        assert_eq!(journaled.after(104), b"n7\r\n");
+        assert_eq!(journaled.after(90), b"n6\r\nn7\r\n");
+        assert_eq!(journaled.after(200), b"");
+        // An adopter goes on where the journal ends, in the same file.
+        let mut next = Journals::default();
+        next.append(dir, journaled.end(), b"n8\r\n", false);
+        assert_eq!(read(dir).after(104), b"n7\r\nn8\r\n");
+    }
+
+    #[test]
+    fn a_journal_without_a_header_is_taken_whole_then_started_over() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        std::fs::write(path(dir), b"older linger").expect("write");
+        let journaled = read(dir);
+        assert_eq!(
+            (journaled.base, journaled.after(500)),
+            (None, &b"older linger"[..])
+        );
+        let mut journals = Journals::default();
+        journals.append(dir, journaled.end(), b"new", false);
+        assert_eq!(read(dir).base, Some(12));
+        assert_eq!(read(dir).bytes, b"new");
     }
 }

@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod ownership;
 pub mod rename;
 pub mod revive;
+pub mod screen_state;
 pub mod session;
 pub mod settings;
 pub mod tasks;

@@ -127,6 +127,7 @@ impl Persist {
             return;
         }
         let screen = self.screen_dirty.then(|| model.saved_screen_lines());
+        let redraw = self.screen_dirty.then(|| model.replay(false));
         self.screen_dirty = false;
         target.disk.save(Batch {
             name: self.name.clone(),
@@ -135,6 +136,7 @@ impl Persist {
             record: self.record.take(),
             lines: std::mem::take(&mut self.lines),
             screen,
+            redraw,
             journal_mark: self.journal_at,
             status: target.status.clone(),
         });

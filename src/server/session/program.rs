@@ -68,8 +68,11 @@ impl Program {
 pub struct Output {
     /// The last saved screen's rows.
     pub screen: Vec<String>,
-    /// Raw output read after that screen was saved.
-    pub journal: Vec<u8>,
+    /// The bytes that redraw it exactly and the output offset they cover (a server older
+    /// than this saved only the rows).
+    pub redraw: Option<(u64, Vec<u8>)>,
+    /// Raw output read around and after that screen was saved.
+    pub journal: crate::server::journal::Journaled,
 }
 
 /// What a session is connected to besides its program.
@@ -164,21 +167,31 @@ impl Session {
         Ok(session)
     }
 
-    /// Puts the saved screen back (without its blank bottom rows, so the cursor ends where
-    /// the output did), then the journal's output after it; answers to queries in it went
-    /// to the program long ago and are dropped.
+    /// Puts the saved screen back, then the journal's output after it; answers to queries
+    /// in it went to the program long ago and are dropped. The exact redraw restores the
+    /// cursor, modes and both screens; an older server's rows are put back without their
+    /// blank bottom rows (so the cursor ends where the output did).
     fn replay(&mut self, output: Output) {
-        let rows = crate::server::transcript::without_trailing_blanks(output.screen);
-        let mut text = rows.join("\r\n");
-        if !output.journal.is_empty() && !text.is_empty() {
-            // Journaled output started after the screen's last line was ended.
-            text.push_str("\r\n");
-        }
-        let _ = self.model.process(text.as_bytes());
-        let _ = self.model.process(&output.journal);
+        let after = match &output.redraw {
+            Some((mark, redraw)) => {
+                let _ = self.model.process(redraw);
+                output.journal.after(*mark)
+            }
+            None => {
+                let rows = crate::server::transcript::without_trailing_blanks(output.screen);
+                let mut text = rows.join("\r\n");
+                if !output.journal.bytes.is_empty() && !text.is_empty() {
+                    // Journaled output started after the screen's last line was ended.
+                    text.push_str("\r\n");
+                }
+                let _ = self.model.process(text.as_bytes());
+                &output.journal.bytes
+            }
+        };
+        let _ = self.model.process(after);
         let _ = self.model.take_answers();
         let _ = self.model.take_signals();
-        self.persist.keep_journal(output.journal.len() as u64);
+        self.persist.keep_journal(output.journal.end());
     }
 
     fn assemble(
