@@ -162,14 +162,7 @@ pub(super) fn render_cells(
     links: &LinkTable,
     graphemes: &Graphemes,
 ) {
-    let used = if trim {
-        cells
-            .iter()
-            .rposition(|c| !c.is_empty())
-            .map_or(0, |i| i + 1)
-    } else {
-        cells.len()
-    };
+    let cells = if trim { trimmed(cells) } else { cells };
     let mut style_id = 0u16;
     let mut link = 0u16;
     // A wide char's right half is part of it; the blank a wrapped wide char left at the end
@@ -179,9 +172,12 @@ pub(super) fn render_cells(
     } else {
         SPACER | LEADING_SPACER
     };
-    out.reserve(used);
-    for cell in &cells[..used] {
+    out.reserve(cells.len());
+    let mut i = 0;
+    while i < cells.len() {
+        let cell = cells[i];
         if cell.flags & skip != 0 {
+            i += 1;
             continue;
         }
         if sgr && cell.style != style_id {
@@ -200,10 +196,21 @@ pub(super) fn render_cells(
             }
             style_id = cell.style;
         }
+        // Most text is plain ASCII in one style: copy such a run in one go.
+        let run = cells[i..]
+            .iter()
+            .take_while(|c| c.plain_ascii().is_some() && (!sgr || c.style == style_id))
+            .count();
+        if run > 0 {
+            push_ascii(out, &cells[i..i + run]);
+            i += run;
+            continue;
+        }
         match cell.char() {
             Some(c) => out.push(c),
-            None => graphemes.push_cell(out, cell),
+            None => graphemes.push_cell(out, &cell),
         }
+        i += 1;
     }
     if sgr && style_id != 0 {
         if styles.get(style_id).without_link() != Style::default() {
@@ -213,6 +220,29 @@ pub(super) fn render_cells(
             write_link(out, links, 0);
         }
     }
+}
+
+/// `cells` without its trailing empty cells.
+fn trimmed(cells: &[Cell]) -> &[Cell] {
+    // Whole blocks of plain blanks first: most of a row's tail, cheaply.
+    let mut end = cells.len();
+    while end >= 8 && cells[end - 8..end].iter().all(Cell::is_blank) {
+        end -= 8;
+    }
+    let used = cells[..end]
+        .iter()
+        .rposition(|c| !c.is_empty())
+        .map_or(0, |i| i + 1);
+    &cells[..used]
+}
+
+/// Appends cells that are all plain ASCII ([`Cell::plain_ascii`]).
+fn push_ascii(out: &mut String, run: &[Cell]) {
+    let bytes = run.iter().map(|c| c.plain_ascii().unwrap_or(b'?'));
+    // SAFETY: every byte pushed is below 0x80 (plain_ascii, or '?'), so the string stays
+    // valid UTF-8. Extending the Vec (not the String char by char) keeps the length in a
+    // register for the whole run.
+    unsafe { out.as_mut_vec() }.extend(bytes);
 }
 
 /// Builds the cells of one history line: prints and SGR/OSC 8 only.

@@ -62,6 +62,19 @@ impl Cell {
         }
     }
 
+    /// The byte of a plain ASCII cell (no flags), for rendering runs of them at once.
+    #[inline]
+    pub fn plain_ascii(&self) -> Option<u8> {
+        (self.ch < 0x80 && self.flags == 0).then_some(self.ch as u8)
+    }
+
+    /// Whether this is exactly [`BLANK`] (the common empty cell), cheaper than
+    /// [`Cell::is_empty`] and a strict subset of it.
+    #[inline]
+    pub fn is_blank(&self) -> bool {
+        self.ch == BLANK.ch && self.style == 0 && self.flags == 0
+    }
+
     pub fn grapheme_index(&self) -> Option<u32> {
         (self.ch & GRAPHEME_BIT != 0).then_some(self.ch & !GRAPHEME_BIT)
     }

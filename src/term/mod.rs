@@ -16,6 +16,7 @@ mod style;
 mod tests;
 #[cfg(test)]
 mod tests_more;
+mod text;
 mod view;
 
 pub use capture::strip_sgr;
@@ -136,6 +137,9 @@ pub struct Engine {
     dcs: Option<(identity::DcsQuery, Vec<u8>)>,
     /// The last printed char, for REP.
     last_printed: Option<char>,
+    /// The parser is known to be in its ground state (a CSI or ESC sequence just ended): the
+    /// plain text that follows is printed without it (see text.rs).
+    ground: bool,
     test_hooks: bool,
 }
 
@@ -154,24 +158,6 @@ impl Term {
             engine: Engine::new(rows.max(1) as usize, cols.max(1) as usize, history),
             utf8_tail: Vec::new(),
         }
-    }
-
-    pub fn process(&mut self, bytes: &[u8]) {
-        // vte 0.15.0 drops characters after a UTF-8 sequence split across two calls
-        // (alacritty/vte#159): hold an incomplete sequence at the end back for the next call.
-        // The copy happens only after a chunk that ended inside a character.
-        let joined;
-        let mut bytes = bytes;
-        if !self.utf8_tail.is_empty() {
-            let mut all = std::mem::take(&mut self.utf8_tail);
-            all.extend_from_slice(bytes);
-            joined = all;
-            bytes = &joined;
-        }
-        let keep = incomplete_utf8_tail(bytes);
-        let (head, tail) = bytes.split_at(bytes.len() - keep);
-        self.utf8_tail.extend_from_slice(tail);
-        self.parser.advance(&mut self.engine, head);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -213,6 +199,7 @@ impl Engine {
             signals: Vec::new(),
             dcs: None,
             last_printed: None,
+            ground: true,
             test_hooks: false,
         }
     }
@@ -556,26 +543,6 @@ impl Engine {
             self.saved_main = home;
         }
     }
-}
-
-/// How many bytes at the end of `bytes` are the start of a UTF-8 sequence still missing its
-/// continuation bytes.
-fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
-    let n = bytes.len();
-    for back in 1..=n.min(3) {
-        let b = bytes[n - back];
-        if b & 0xc0 == 0x80 {
-            continue; // a continuation byte: keep looking for the lead
-        }
-        let needed = match b {
-            0xc2..=0xdf => 2,
-            0xe0..=0xef => 3,
-            0xf0..=0xf4 => 4,
-            _ => return 0,
-        };
-        return if back < needed { back } else { 0 };
-    }
-    0
 }
 
 fn default_tabs(cols: usize) -> Vec<bool> {

@@ -57,12 +57,21 @@ impl vte::Perform for Engine {
     }
 
     fn csi_dispatch(&mut self, params: &vte::Params, inter: &[u8], ignore: bool, action: char) {
+        // vte is back in its ground state after a CSI or ESC sequence (not after an OSC: one
+        // ended by ST is followed by ESC \\).
+        self.ground = true;
         if !ignore {
             self.csi(params, inter, action);
         }
     }
 
+    /// Stops the parser where the text after a sequence can be printed without it.
+    fn terminated(&self) -> bool {
+        self.ground
+    }
+
     fn esc_dispatch(&mut self, inter: &[u8], _ignore: bool, byte: u8) {
+        self.ground = true;
         match (inter, byte) {
             ([], b'7') => self.save_cursor(),
             ([], b'8') => self.restore_cursor(),
