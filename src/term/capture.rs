@@ -197,10 +197,17 @@ pub(super) fn render_cells(
             style_id = cell.style;
         }
         // Most text is plain ASCII in one style: copy such a run in one go.
-        let run = cells[i..]
-            .iter()
-            .take_while(|c| c.plain_ascii().is_some() && (!sgr || c.style == style_id))
-            .count();
+        let run = if sgr {
+            cells[i..]
+                .iter()
+                .take_while(|c| c.is_plain_ascii_in(style_id))
+                .count()
+        } else {
+            cells[i..]
+                .iter()
+                .take_while(|c| c.plain_ascii().is_some())
+                .count()
+        };
         if run > 0 {
             push_ascii(out, &cells[i..i + run]);
             i += run;

@@ -48,14 +48,14 @@ impl Engine {
             let b = bytes[i];
             match b {
                 0x20..=0x7e => {
-                    let run = bytes[i..]
-                        .iter()
-                        .position(|b| !(0x20..=0x7e).contains(b))
-                        .unwrap_or(bytes.len() - i);
+                    let run = printable_prefix(&bytes[i..]);
                     self.print_ascii_run(&bytes[i..i + run]);
                     i += run;
                 }
-                0x1b => break,
+                0x1b => match self.plain_sgr(&bytes[i..]) {
+                    Some(len) => i += len,
+                    None => break,
+                },
                 0x00..=0x1f => {
                     self.execute(b);
                     i += 1;
@@ -65,6 +65,41 @@ impl Engine {
             }
         }
         i
+    }
+
+    /// Applies an SGR made of plain numbers (`ESC [ 1;38;5;208 m`), the commonest sequence by
+    /// far, as vte would dispatch it; returns its length. `None` for anything else (private
+    /// marks, `:` sub-parameters, controls inside, more parameters than vte keeps, cut off by
+    /// the chunk's end): vte takes those.
+    fn plain_sgr(&mut self, bytes: &[u8]) -> Option<usize> {
+        const MAX_PARAMS: usize = 32;
+        if bytes.get(1) != Some(&b'[') {
+            return None;
+        }
+        let mut params = [0u16; MAX_PARAMS];
+        let (mut count, mut param) = (0, 0u16);
+        for (i, &b) in bytes.iter().enumerate().skip(2) {
+            match b {
+                b'0'..=b'9' => param = param.saturating_mul(10).saturating_add(u16::from(b - b'0')),
+                b';' | b'm' if count < MAX_PARAMS => {
+                    params[count] = param;
+                    (count, param) = (count + 1, 0);
+                    if b == b'm' {
+                        let mut pen = self.cur.pen;
+                        super::style::apply_sgr(
+                            &mut pen,
+                            params[..count].iter().map(std::slice::from_ref),
+                        );
+                        if pen != self.cur.pen {
+                            self.set_pen(pen);
+                        }
+                        return Some(i + 1);
+                    }
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Prints printable ASCII as `print` would, a row's worth at a time where nothing special
@@ -94,12 +129,17 @@ impl Engine {
         let Some(target) = cells.get_mut(col..col + n) else {
             return 0;
         };
-        // A wide char (or its half) in the way: `print` blanks its other half.
-        if target.iter().any(|c| c.flags != 0) {
-            return 0;
-        }
+        // Up to a wide char (or its half) in the way: `print` blanks its other half.
+        let mut n = 0;
         for (cell, &b) in target.iter_mut().zip(run) {
+            if cell.flags != 0 {
+                break;
+            }
             *cell = Cell::new(b as char, style, 0);
+            n += 1;
+        }
+        if n == 0 {
+            return 0;
         }
         if col + n >= cols {
             self.cur.col = cols - 1;
@@ -111,6 +151,29 @@ impl Engine {
         self.last_printed = run.get(n.wrapping_sub(1)).map(|&b| b as char);
         n
     }
+}
+
+/// How many bytes at the start of `bytes` are printable ASCII (0x20..=0x7e), eight at a time.
+fn printable_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A byte below 0x20, or one at 0x7f or above (its high bit, or after adding 1).
+        let below = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
+        let above = (x.wrapping_add(ONES) | x) & HIGH;
+        if below | above != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .position(|b| !(0x20..=0x7e).contains(b))
+        .unwrap_or(bytes.len() - i)
 }
 
 /// How many bytes at the end of `bytes` are the start of a UTF-8 sequence still missing its
@@ -162,6 +225,16 @@ mod tests {
             Just(b"\x7f".to_vec()),
             Just("漢字😀é".as_bytes().to_vec()),
             Just(b"\x1b[31m".to_vec()),
+            Just(b"\x1b[1;38;5;208;48;2;1;2;3m".to_vec()),
+            Just(b"\x1b[;4m".to_vec()),
+            Just(b"\x1b[4:3m".to_vec()),
+            Just(b"\x1b[99999;1m".to_vec()),
+            Just(
+                b"\x1b[1;2;3;4;5;6;7;8;9;1;2;3;4;5;6;7;8;9;1;2;3;4;5;6;7;8;9;1;2;3;4;5;6;7m"
+                    .to_vec()
+            ),
+            Just(b"\x1b[3\n1m".to_vec()),
+            Just(b"\x1b[?1m".to_vec()),
             Just(b"\x1b[m".to_vec()),
             Just(b"\x1b(0lqk\x1b(B".to_vec()),
             Just(b"\x0eq\x0f".to_vec()),
@@ -176,6 +249,35 @@ mod tests {
             Just(b"\x1b7\x1b8".to_vec()),
             (0usize..40).prop_map(|n| vec![b'x'; n]),
         ]
+    }
+
+    #[test]
+    fn printable_prefix_stops_at_the_first_other_byte() {
+        for stop in [0x00u8, 0x1b, 0x1f, 0x7f, 0x80, 0xff] {
+            for at in 0..20 {
+                let mut bytes = vec![b'a'; 20];
+                bytes[at] = stop;
+                assert_eq!(printable_prefix(&bytes), at, "{stop:#x} at {at}");
+            }
+        }
+        assert_eq!(printable_prefix(&[b' '; 17]), 17);
+        assert_eq!(printable_prefix(b"~}|"), 3);
+    }
+
+    #[test]
+    fn plain_sgr_matches_the_parser_at_vtes_parameter_bound() {
+        for count in 30..=34 {
+            let params = vec!["1"; count - 1].join(";");
+            let bytes = format!("\x1b[{params};31mx").into_bytes();
+            let mut fast = Term::new(2, 10, History::new(5));
+            fast.process(&bytes);
+            let slow = through_vte_only(2, 10, &[bytes]);
+            assert_eq!(
+                fast.engine.replay(true),
+                slow.engine.replay(true),
+                "{count} params"
+            );
+        }
     }
 
     proptest! {
