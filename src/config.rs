@@ -33,6 +33,47 @@ pub struct Config {
     /// Screen rules added to the built-in ones (see [`Rule`]); tried first.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// History lines an attach replays into the terminal's scrollback: a number or "all"
+    /// (`attach --history` wins; default [`DEFAULT_ATTACH_HISTORY`]).
+    pub attach_history: Option<HistoryAmount>,
+}
+
+/// How much history an attach replays when neither `--history` nor the config says: what
+/// tmux keeps by default. 10,000 lines are about 1.4 MB at 200 columns, which a terminal takes
+/// tens of milliseconds to draw (seconds over a slow ssh link), and every attach adds them to
+/// its scrollback again; `linger log` and `capture --all` have all of it.
+pub const DEFAULT_ATTACH_HISTORY: u64 = 2000;
+
+/// A number of lines, or "all".
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum HistoryAmount {
+    Lines(u64),
+    Word(String),
+}
+
+/// Lines from `--history` or the config's `attach_history`: a number or `all`.
+pub fn history_lines(text: &str) -> Result<u64, String> {
+    match text.trim() {
+        "all" => Ok(u64::MAX),
+        n => n
+            .parse()
+            .map_err(|_| format!("history {text:?}: give a number of lines or `all`")),
+    }
+}
+
+impl Config {
+    /// The history an attach replays, from `flag`, then the config, then the default.
+    pub fn attach_history(&self, flag: Option<&str>) -> Result<u64, String> {
+        match (flag, &self.attach_history) {
+            (Some(text), _) => history_lines(text),
+            (None, Some(HistoryAmount::Lines(n))) => Ok(*n),
+            (None, Some(HistoryAmount::Word(w))) => {
+                history_lines(w).map_err(|e| format!("attach_history in the config file: {e}"))
+            }
+            (None, None) => Ok(DEFAULT_ATTACH_HISTORY),
+        }
+    }
 }
 
 /// Shell commands (`sh -c`) the server runs when something happens to a session, with

@@ -196,6 +196,11 @@ impl Model {
     pub fn replay(&self, history: bool) -> Vec<u8> {
         self.term.engine().replay(history)
     }
+
+    /// The replay for a fresh attach, with at most `history_lines` of the newest history.
+    pub fn replay_for_attach(&self, history_lines: usize) -> Vec<u8> {
+        self.term.engine().replay_with(Some(history_lines))
+    }
 }
 
 /// A history line's text without its SGR sequences.

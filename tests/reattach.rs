@@ -368,3 +368,52 @@ fn an_alternate_screen_resized_without_a_redraw_reattaches_as_captured() {
     again.wait_text("xy");
     wait_matches_capture(&env, "altsz", &again);
 }
+
+/// The numbers of the `L<n>` lines the terminal shows, in its scrollback and on its screen.
+fn shown_numbers(term: &Term) -> Vec<u32> {
+    let mut rows = term.scrollback();
+    rows.extend(term.screen().rows());
+    rows.iter()
+        .filter_map(|l| l.trim().strip_prefix('L')?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn an_attach_replays_the_newest_history_up_to_its_bound() {
+    let env = Env::new();
+    new_session(
+        &env,
+        "long",
+        "i=1; while [ $i -le 2500 ]; do echo L$i; i=$((i+1)); done; echo READY; exec sleep 1000",
+    );
+    wait_text(&env, "long", "^READY$");
+    let attach = |extra: &[&str]| {
+        let mut args = vec!["attach", "long"];
+        args.extend_from_slice(extra);
+        let term = env.term(&args, 24, 80);
+        term.wait_text("READY");
+        let shown = shown_numbers(&term);
+        (shown.first().copied(), shown.last().copied(), shown.len())
+    };
+    // By default the newest 2000 history lines, then the screen's.
+    let screen = env.ok(&["capture", "long"]);
+    let screen_lines = screen.lines().filter(|l| l.starts_with('L')).count();
+    let first_default = (2500 - 2000 - screen_lines + 1) as u32;
+    assert_eq!(
+        attach(&[]),
+        (Some(first_default), Some(2500), 2000 + screen_lines)
+    );
+    assert_eq!(attach(&["--history", "all"]), (Some(1), Some(2500), 2500));
+    assert_eq!(attach(&["--history", "0"]).2, screen_lines);
+    // The config file sets the default.
+    let dir = env.home.join(".config/linger");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::write(dir.join("config.toml"), "attach_history = 10\n").expect("config");
+    assert_eq!(attach(&[]).2, 10 + screen_lines);
+    let bad = env.run(&["attach", "long", "--history", "lots"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("give a number of lines or `all`"),
+        "{bad:?}"
+    );
+}

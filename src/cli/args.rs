@@ -213,6 +213,10 @@ pub struct AttachArgs {
     /// Create the session if it does not exist
     #[arg(long)]
     pub create: bool,
+    /// Replay at most N of the newest history lines into the terminal's scrollback, or `all`
+    /// (default 2000, or `attach_history` in the config file)
+    #[arg(long, value_name = "N|all")]
+    pub history: Option<String>,
     /// Program for --create, after -- (default: $SHELL)
     #[arg(last = true)]
     pub command: Vec<String>,

@@ -210,7 +210,12 @@ pub(crate) async fn new(args: NewArgs, flag_key: Option<String>) -> Result<i32, 
             args.name, args.name
         )));
     }
-    attach_with(&client, options(args.name, false, Some(spec), detach_key)).await
+    let history = config.attach_history(None).map_err(usage)?;
+    attach_with(
+        &client,
+        options(args.name, false, Some(spec), detach_key, history),
+    )
+    .await
 }
 
 fn options(
@@ -218,12 +223,14 @@ fn options(
     read_only: bool,
     create: Option<SessionSpec>,
     detach_key: DetachKey,
+    history: u64,
 ) -> AttachOptions {
     AttachOptions {
         name,
         read_only,
         create,
         detach_key,
+        history,
     }
 }
 
@@ -234,6 +241,9 @@ pub(crate) async fn attach(args: AttachArgs, flag_key: Option<String>) -> Result
     }
     let config = crate::config::load().map_err(fail)?;
     let detach_key = detach_key(flag_key, &config)?;
+    let history = config
+        .attach_history(args.history.as_deref())
+        .map_err(usage)?;
     let create = if args.create {
         need_terminal("use `linger new -d` from scripts")?;
         let wanted = Wanted {
@@ -258,7 +268,7 @@ pub(crate) async fn attach(args: AttachArgs, flag_key: Option<String>) -> Result
     {
         return Err(e.into());
     }
-    let opts = options(args.name, args.read_only, create, detach_key);
+    let opts = options(args.name, args.read_only, create, detach_key, history);
     attach_with(&client, opts).await
 }
 
@@ -289,7 +299,12 @@ pub(crate) async fn bare(flag_key: Option<String>) -> Result<i32, Failure> {
         }
         Some(_) => None,
     };
-    attach_with(&client, options("main".into(), false, create, detach_key)).await
+    let history = config.attach_history(None).map_err(usage)?;
+    attach_with(
+        &client,
+        options("main".into(), false, create, detach_key, history),
+    )
+    .await
 }
 
 /// How many times one `attach` follows its session to a new server after the old one crashed.

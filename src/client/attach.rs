@@ -20,6 +20,8 @@ pub struct AttachOptions {
     pub read_only: bool,
     pub create: Option<SessionSpec>,
     pub detach_key: DetachKey,
+    /// At most this many of the newest history lines are replayed (`u64::MAX`: all).
+    pub history: u64,
 }
 
 /// How an attach ended; the caller prints the message after the terminal is restored.
@@ -78,6 +80,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         cols,
         create: opts.create,
         profile,
+        history: opts.history,
     };
     let ending = match start(stream, &request).await {
         Ok(frames) => Ok(run(frames, &mut input, opts.read_only, opts.detach_key).await),

@@ -10,7 +10,7 @@ mod frame;
 pub use frame::*;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -103,6 +103,8 @@ pub enum Request {
         create: Option<SessionSpec>,
         /// What the client's terminal said about itself; `None` when it answered nothing.
         profile: Option<crate::term::Profile>,
+        /// At most this many of the newest history lines are replayed (`u64::MAX`: all).
+        history: u64,
     },
     Kill {
         name: String,

@@ -35,6 +35,8 @@ pub enum SessionCmd {
         rows: u16,
         cols: u16,
         profile: Option<crate::term::Profile>,
+        /// History lines to replay at most.
+        history: usize,
         reply: oneshot::Sender<ClientLink>,
     },
     Input {

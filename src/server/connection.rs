@@ -34,6 +34,7 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
             cols,
             create,
             profile,
+            history,
         } => {
             let wanted = AttachRequest {
                 name,
@@ -42,6 +43,7 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
                 cols,
                 create,
                 profile,
+                history,
             };
             return attach(server, rd, wr, wanted).await;
         }
@@ -428,6 +430,7 @@ struct AttachRequest {
     cols: u16,
     create: Option<protocol::SessionSpec>,
     profile: Option<crate::term::Profile>,
+    history: u64,
 }
 
 async fn attach(
@@ -443,6 +446,7 @@ async fn attach(
         cols,
         create,
         profile,
+        history,
     } = wanted;
     let tx = match server.registry.get(&name) {
         Some(tx) => tx,
@@ -470,6 +474,7 @@ async fn attach(
         rows,
         cols,
         profile,
+        history: usize::try_from(history).unwrap_or(usize::MAX),
         reply,
     };
     let link = match tx.send(attach).await {

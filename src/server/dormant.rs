@@ -103,7 +103,7 @@ impl Dormant {
     /// forgotten, handed to a revived session, or the server is stopping).
     async fn on_command(&mut self, cmd: SessionCmd) -> ControlFlow<()> {
         match cmd {
-            SessionCmd::Attach { reply, .. } => self.attach(reply).await,
+            SessionCmd::Attach { reply, history, .. } => self.attach(reply, history).await,
             SessionCmd::Info(reply) => {
                 let _ = reply.send(self.info());
             }
@@ -330,10 +330,11 @@ impl Dormant {
     }
 
     /// A read-only replay of what was saved, then the notes and how to revive.
-    async fn attach(&self, reply: oneshot::Sender<ClientLink>) {
+    async fn attach(&self, reply: oneshot::Sender<ClientLink>, lines: usize) {
         let (history, screen) = self.read_output().await;
+        let newest = &history[history.len().saturating_sub(lines)..];
         let mut out = String::from("\x1b[!p\x1b[m");
-        for line in history.iter().chain(screen.iter()) {
+        for line in newest.iter().chain(screen.iter()) {
             out.push_str(line);
             out.push_str("\x1b[m\r\n");
         }

@@ -14,11 +14,18 @@ impl Engine {
     /// With `history`, for a fresh attach: the history ring, then the screens and modes. Without,
     /// for a client that already shows this session: the screen is cleared and redrawn.
     pub fn replay(&self, history: bool) -> Vec<u8> {
+        self.replay_with(history.then_some(usize::MAX))
+    }
+
+    /// Like [`Engine::replay`], with at most `history` of the newest history lines (`None`:
+    /// the redraw for a client that shows this session already).
+    pub fn replay_with(&self, history: Option<usize>) -> Vec<u8> {
         let mut out = String::with_capacity(64 * 1024 + self.cap.history.bytes());
         // Nothing here moves the cursor: the user's rows are still on screen.
         out.push_str("\x1b[m\x1b[4l\x1b[?7h\x1b(B\x1b)B\x0f");
-        if history {
-            for (_, line) in self.cap.history.since(0) {
+        if let Some(lines) = history {
+            let from = self.cap.history.next_line().saturating_sub(lines as u64);
+            for (_, line) in self.cap.history.since(from) {
                 out.push_str(line);
                 out.push_str("\r\n");
             }

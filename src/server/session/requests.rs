@@ -26,9 +26,10 @@ impl Session {
                 rows,
                 cols,
                 profile,
+                history,
                 reply,
             } => {
-                let link = self.attach(read_only, rows, cols, profile);
+                let link = self.attach(read_only, (rows, cols), profile, history);
                 if let Err(link) = reply.send(link) {
                     self.client_left(link.id);
                 }
@@ -170,9 +171,9 @@ impl Session {
     fn attach(
         &mut self,
         read_only: bool,
-        rows: u16,
-        cols: u16,
+        (rows, cols): (u16, u16),
         profile: Option<crate::term::Profile>,
+        history: usize,
     ) -> ClientLink {
         if !read_only && self.state == SessionState::Running {
             self.apply_size(rows, cols);
@@ -180,7 +181,7 @@ impl Session {
                 self.adopt_profile(profile);
             }
         }
-        let mut replay = self.model.replay(true);
+        let mut replay = self.model.replay_for_attach(history);
         if !self.record.notes.is_empty() {
             replay.extend_from_slice(notes_block(&self.record.notes).as_bytes());
         }
