@@ -751,6 +751,7 @@ fn huge_size_from_a_client_is_bounded() {
         cols: 2000,
         create: None,
         profile: None,
+        history: u64::MAX,
     }))
     .unwrap();
     let read_frame = |s: &mut UnixStream| -> Vec<u8> {
