@@ -203,11 +203,19 @@ pub fn attach(peers: &Peers, work: &Path, rows: &mut Vec<Row>) {
         raw_t.push(term.wait().duration_since(start).as_secs_f64() * 1e3);
     }
     let linger_t = times(peers.linger("attach").as_mut());
+    let all_t = times(peers.linger_all_history().as_mut());
     let tmux_t = peers.tmux("attach").map(|mut t| times(t.as_mut()));
+    let raw_t = median(&mut raw_t);
     rows.push(row(
-        "attach, 10k history + full screen (ms, median; raw = cat of the same bytes; tmux sends the screen only)",
+        "attach, 10k history, default replay of the newest 2000 lines + screen (ms, median; raw = cat of all 10k; tmux sends the screen only)",
         linger_t,
-        [Some(median(&mut raw_t)), None, tmux_t],
+        [Some(raw_t), None, tmux_t],
+        1,
+    ));
+    rows.push(row(
+        "attach, 10k history, --history all (ms, median)",
+        all_t,
+        [Some(raw_t), None, tmux_t],
         1,
     ));
 }

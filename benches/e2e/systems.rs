@@ -29,6 +29,8 @@ pub trait System {
 
 pub struct Linger {
     bin: PathBuf,
+    /// Extra arguments to `attach` (`--history all`).
+    attach_args: Vec<String>,
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     work: PathBuf,
@@ -45,6 +47,7 @@ impl Linger {
         std::fs::create_dir(&work).expect("cannot create the work directory");
         Linger {
             bin: bin.to_path_buf(),
+            attach_args: Vec::new(),
             dir,
             work,
             _tmp: tmp,
@@ -104,7 +107,7 @@ impl System for Linger {
 
     fn attach(&mut self, name: &str, needle: Option<&str>) -> (Term, Instant) {
         let mut cmd = self.cmd();
-        cmd.args(["attach", name]);
+        cmd.args(["attach", name]).args(&self.attach_args);
         Term::spawn(cmd, &format!("linger attach {name}"), needle)
     }
 
@@ -299,6 +302,13 @@ pub struct Peers {
 impl Peers {
     pub fn linger(&self, _tag: &str) -> Box<dyn System> {
         Box::new(Linger::new(&self.linger))
+    }
+
+    /// linger whose attaches replay the whole history (`--history all`), not the default.
+    pub fn linger_all_history(&self) -> Box<dyn System> {
+        let mut linger = Linger::new(&self.linger);
+        linger.attach_args = vec!["--history".into(), "all".into()];
+        Box::new(linger)
     }
 
     pub fn dtach(&self, _tag: &str) -> Option<Box<dyn System>> {
