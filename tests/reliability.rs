@@ -744,15 +744,17 @@ fn huge_size_from_a_client_is_bounded() {
     let mut s = UnixStream::connect(env.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     s.write_all(&protocol::encode(&Hello::ours())).unwrap();
-    s.write_all(&protocol::encode(&Request::Attach {
-        name: "s".into(),
-        read_only: false,
-        rows: 2000,
-        cols: 2000,
-        create: None,
-        profile: None,
-        history: u64::MAX,
-    }))
+    s.write_all(&protocol::encode(&Request::Attach(
+        protocol::AttachRequest {
+            name: "s".into(),
+            read_only: false,
+            rows: 2000,
+            cols: 2000,
+            create: None,
+            profile: None,
+            history: u64::MAX,
+        },
+    )))
     .unwrap();
     let read_frame = |s: &mut UnixStream| -> Vec<u8> {
         let mut len = [0u8; 4];

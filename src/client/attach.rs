@@ -73,7 +73,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         Some(_) => input.await_profile(asked + PROBE_WAIT).await,
         None => None,
     };
-    let request = Request::Attach {
+    let request = Request::Attach(crate::protocol::AttachRequest {
         name: opts.name.clone(),
         read_only: opts.read_only,
         rows,
@@ -81,7 +81,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
         create: opts.create,
         profile,
         history: opts.history,
-    };
+    });
     let ending = match start(stream, &request).await {
         Ok(frames) => Ok(run(frames, &mut input, opts.read_only, opts.detach_key).await),
         Err(e) => Err(e),

@@ -90,22 +90,26 @@ pub struct SessionSpec {
 /// environment travels in one request frame, and lives in the session's record.
 pub const MAX_ENV_BYTES: usize = 256 * 1024;
 
+/// `attach`: a client's terminal joins a session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttachRequest {
+    pub name: String,
+    pub read_only: bool,
+    pub rows: u16,
+    pub cols: u16,
+    /// Create the session with this spec when it does not exist.
+    pub create: Option<SessionSpec>,
+    /// What the client's terminal said about itself; `None` when it answered nothing.
+    pub profile: Option<crate::term::Profile>,
+    /// At most this many of the newest history lines are replayed (`u64::MAX`: all).
+    pub history: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Request {
     List,
     Create(SessionSpec),
-    Attach {
-        name: String,
-        read_only: bool,
-        rows: u16,
-        cols: u16,
-        /// Create the session with this spec when it does not exist.
-        create: Option<SessionSpec>,
-        /// What the client's terminal said about itself; `None` when it answered nothing.
-        profile: Option<crate::term::Profile>,
-        /// At most this many of the newest history lines are replayed (`u64::MAX`: all).
-        history: u64,
-    },
+    Attach(AttachRequest),
     Kill {
         name: String,
         signal: Option<i32>,

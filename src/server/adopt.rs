@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-use super::{SESSION_COMMANDS, Server, SessionEntry, session};
+use super::{SESSION_COMMANDS, Server, session};
 use crate::keeper::link::{Held, Link};
 use crate::log;
 use crate::state::SessionRecord;
@@ -232,19 +232,5 @@ impl Server {
                 self.add_dormant(dir, record, session::unix_millis());
             }
         }
-    }
-
-    fn register(&self, name: String, tx: mpsc::Sender<super::commands::SessionCmd>, pid: u32) {
-        let seq = self
-            .next_seq
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.registry.lock().insert(
-            name,
-            SessionEntry {
-                tx,
-                pid,
-                created_seq: seq,
-            },
-        );
     }
 }

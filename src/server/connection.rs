@@ -12,7 +12,7 @@ use super::Server;
 use super::commands::{ClientLink, SendText, SessionCmd};
 use super::outbox::{Control, Outgoing};
 use crate::log;
-use crate::protocol::{self, FrameCodec, FrameReader, Hello, Request, Response};
+use crate::protocol::{self, AttachRequest, FrameCodec, FrameReader, Hello, Request, Response};
 
 /// A client must say hello and its request within this; idle sockets are not kept.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,26 +27,7 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
         return;
     };
     let response = match request {
-        Request::Attach {
-            name,
-            read_only,
-            rows,
-            cols,
-            create,
-            profile,
-            history,
-        } => {
-            let wanted = AttachRequest {
-                name,
-                read_only,
-                rows,
-                cols,
-                create,
-                profile,
-                history,
-            };
-            return attach(server, rd, wr, wanted).await;
-        }
+        Request::Attach(wanted) => return attach(server, rd, wr, wanted).await,
         Request::Wait {
             name,
             condition,
@@ -244,7 +225,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         Request::Input(_) | Request::Resize { .. } | Request::Profile(_) | Request::Focus(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }
-        Request::Attach { .. }
+        Request::Attach(_)
         | Request::Wait { .. }
         | Request::Send { .. }
         | Request::Events { .. } => Response::Error("unexpected request".into()),
@@ -423,16 +404,6 @@ async fn send(
 }
 
 /// What an attaching client asked for.
-struct AttachRequest {
-    name: String,
-    read_only: bool,
-    rows: u16,
-    cols: u16,
-    create: Option<protocol::SessionSpec>,
-    profile: Option<crate::term::Profile>,
-    history: u64,
-}
-
 async fn attach(
     server: Arc<Server>,
     mut rd: FrameReader<OwnedReadHalf>,

@@ -200,16 +200,8 @@ impl Dormant {
         if let Some(text) = text {
             let mut record = self.record.clone();
             record.notes = text;
-            let dir = self.dir.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                crate::state::write_record(&dir, &record).map(|()| record)
-            })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-            match written {
-                Ok(record) => self.record = record,
-                Err(e) => return Response::Error(format!("cannot save the notes: {e}")),
+            if let Err(e) = self.save_record(record).await {
+                return Response::Error(format!("cannot save the notes: {e}"));
             }
         }
         Response::Notes(self.record.notes.clone())
@@ -240,18 +232,23 @@ impl Dormant {
         };
         let mut record = self.record.clone();
         record.queue = tasks.list();
+        if let Err(e) = self.save_record(record).await {
+            return Response::Error(format!("cannot save the queue: {e}"));
+        }
+        Response::Queue(answer)
+    }
+
+    /// Writes `record` (on a blocking thread) and, once it is on disk, makes it the session's.
+    async fn save_record(&mut self, record: SessionRecord) -> std::io::Result<()> {
         let dir = self.dir.clone();
         let written = tokio::task::spawn_blocking(move || {
             crate::state::write_record(&dir, &record).map(|()| record)
         })
         .await
         .map_err(std::io::Error::other)
-        .and_then(|r| r);
-        match written {
-            Ok(record) => self.record = record,
-            Err(e) => return Response::Error(format!("cannot save the queue: {e}")),
-        }
-        Response::Queue(answer)
+        .and_then(|r| r)?;
+        self.record = written;
+        Ok(())
     }
 
     /// Hands the record and saved output to `revive`; a broken session stays as it is.

@@ -196,14 +196,15 @@ impl Server {
                         self.registry.clone(),
                         rx,
                     );
-                    self.register_dormant(name, tx);
+                    self.register(name, tx, 0);
                     tokio::spawn(dormant.run());
                 }
             }
         }
     }
 
-    fn register_dormant(&self, name: String, tx: mpsc::Sender<SessionCmd>) {
+    /// Lists a session started outside `start` (adopted, or without a process: pid 0).
+    fn register(&self, name: String, tx: mpsc::Sender<SessionCmd>, pid: u32) {
         let seq = self
             .next_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -211,7 +212,7 @@ impl Server {
             name,
             SessionEntry {
                 tx,
-                pid: 0,
+                pid,
                 created_seq: seq,
             },
         );
@@ -222,7 +223,7 @@ impl Server {
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = record.name.clone();
         let dormant = dormant::Dormant::new(dir, record, last_seen, self.registry.clone(), rx);
-        self.register_dormant(name, tx);
+        self.register(name, tx, 0);
         tokio::spawn(dormant.run());
     }
 }
