@@ -222,6 +222,8 @@ struct Shared {
     paused: std::sync::atomic::AtomicBool,
     /// Answers the terminal has written so far.
     answered: std::sync::atomic::AtomicUsize,
+    /// The reader saw the end of the output (every process let go of the terminal).
+    ended: std::sync::atomic::AtomicBool,
 }
 
 /// Everything the terminal received, and its screen model kept up to date as it arrives.
@@ -271,6 +273,7 @@ impl Term {
             changed: Condvar::new(),
             paused: Default::default(),
             answered: Default::default(),
+            ended: Default::default(),
         });
         let reader_fd = master.clone();
         let reader_shared = shared.clone();
@@ -327,6 +330,7 @@ impl Term {
                     }
                 }
             }
+            reader_shared.ended.store(true, Ordering::SeqCst);
             reader_shared.changed.notify_all();
         });
         Term {
@@ -458,10 +462,13 @@ impl Term {
     }
 
     /// Waits for the process to exit.
+    /// Waits until the client exits and its last output was read (what it printed on its way
+    /// out is on the screen then).
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.wait_output_end();
                 return status;
             }
             assert!(
@@ -470,6 +477,21 @@ impl Term {
                 self.text()
             );
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (at most a second: a program the client started may hold the terminal too) until
+    /// the reader has seen the end of the output.
+    fn wait_output_end(&self) {
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut out = self.shared.output.lock().unwrap_or_else(|p| p.into_inner());
+        while !self.shared.ended.load(Ordering::SeqCst) && Instant::now() < until {
+            out = self
+                .shared
+                .changed
+                .wait_timeout(out, Duration::from_millis(20))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
