@@ -69,7 +69,13 @@ pub enum WaitOutcome {
 #[derive(Debug, Clone)]
 pub struct Client {
     dir: PathBuf,
+    /// The connection that found the server running, kept for the first request (a command
+    /// then costs one connection, not two); taken only while fresh.
+    spare: std::sync::Arc<std::sync::Mutex<Option<(UnixStream, Instant)>>>,
 }
+
+/// How long a kept connection stays usable: well inside the server's handshake timeout.
+const SPARE_FRESH: Duration = Duration::from_secs(2);
 
 impl Client {
     /// Connects to the server for `LINGER_DIR` (or the default dir), starting it if needed.
@@ -84,13 +90,12 @@ impl Client {
     /// Like [`Client::connect_in`], starting the server from the given `linger` binary.
     pub async fn connect_with(dir: &Path, server_bin: &Path) -> Result<Client> {
         crate::paths::ensure_private_dir(dir)?;
-        let client = Client {
-            dir: dir.to_path_buf(),
-        };
+        let client = Client::new(dir);
         // Nobody listening: start a server. Someone listening who does not answer is a stuck
         // server, which a second one cannot replace: say so.
-        if client.open_if_running().await?.is_none() {
-            start_server(dir, server_bin).await?;
+        match client.open_if_running().await? {
+            Some(stream) => client.keep(stream),
+            None => start_server(dir, server_bin).await?,
         }
         Ok(client)
     }
@@ -109,16 +114,37 @@ impl Client {
         crate::paths::check_private_dir(&dir)?;
         // No server, or one that is going away: none. Anything else (a version mismatch, say)
         // the user must hear about.
-        let client = Client { dir };
-        Ok(client.open_if_running().await?.map(|_| client))
+        let client = Client::new(&dir);
+        Ok(client.open_if_running().await?.map(|stream| {
+            client.keep(stream);
+            client
+        }))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Opens a connection and completes the version handshake, within [`CONNECT_TIMEOUT`].
+    fn new(dir: &Path) -> Client {
+        Client {
+            dir: dir.to_path_buf(),
+            spare: Default::default(),
+        }
+    }
+
+    fn keep(&self, stream: UnixStream) {
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some((stream, Instant::now()));
+    }
+
+    /// Opens a connection and completes the version handshake, within [`CONNECT_TIMEOUT`]
+    /// (or hands out the fresh one [`Client::connect`] made).
     pub async fn open(&self) -> Result<UnixStream> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((stream, made)) = spare
+            && made.elapsed() < SPARE_FRESH
+        {
+            return Ok(stream);
+        }
         match self.open_if_running().await? {
             Some(stream) => Ok(stream),
             None => Err(Error(format!(

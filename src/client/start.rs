@@ -30,9 +30,7 @@ pub(super) async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
     };
     let deadline = Instant::now() + START_TIMEOUT;
     let mut failed_at: Option<Instant> = None;
-    let probe = Client {
-        dir: dir.to_path_buf(),
-    };
+    let probe = Client::new(dir);
     loop {
         match probe.open().await {
             Ok(_) => {
@@ -136,9 +134,7 @@ pub async fn upgrade(dir: &Path) -> Result<String> {
         }));
     }
     let deadline = Instant::now() + UPGRADE_TIMEOUT;
-    let probe = Client {
-        dir: dir.to_path_buf(),
-    };
+    let probe = Client::new(dir);
     loop {
         let now = read_pid(&crate::paths::pid_path(dir));
         if now.is_some() && now != old && probe.open().await.is_ok() {
