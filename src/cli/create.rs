@@ -324,7 +324,16 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
     let name = opts.name.clone();
     let mut ending = crate::client::attach::attach(client, opts.clone()).await?;
     let mut crashes = 0;
+    // Between two attachments the terminal stays raw: keys typed meanwhile are neither echoed
+    // nor line-buffered, and reach the session once it is back.
+    let mut between = None;
     loop {
+        if matches!(ending, Ending::Upgrading | Ending::ConnectionLost) {
+            // The attachment that ended gave the terminal back: take it again (a guard left
+            // from an earlier gap has nothing left to restore).
+            drop(between.take());
+            between = crate::client::rawmode::RawMode::enable().ok();
+        }
         match ending {
             // `linger upgrade`: the session is adopted by the new server; stay attached.
             Ending::Upgrading => client.wait_for_server().await?,
@@ -345,6 +354,7 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
         };
         ending = crate::client::attach::attach(client, again).await?;
     }
+    drop(between);
     let mut out = std::io::stdout();
     match ending {
         Ending::Detached => {
