@@ -4,7 +4,7 @@ use vte::Params;
 
 use super::answers::Query;
 use super::grid::Cell;
-use super::style::{PROTECTED, apply_sgr};
+use super::style::PROTECTED;
 use super::{Engine, MAX_KITTY_STACK};
 
 /// Parameter `i` (0-based), treating 0 and absent alike as `default`.
@@ -108,13 +108,7 @@ impl Engine {
                     self.set_ansi_mode(p.first().copied().unwrap_or(0), action == 'h');
                 }
             }
-            'm' => {
-                let mut pen = self.cur.pen;
-                apply_sgr(&mut pen, params.iter());
-                if pen != self.cur.pen {
-                    self.set_pen(pen);
-                }
-            }
+            'm' => self.sgr(params.iter()),
             'n' => match raw(params, 0) {
                 5 => self.answer(Query::Status),
                 6 => self.answer(Query::CursorPosition { private: false }),

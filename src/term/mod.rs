@@ -279,6 +279,15 @@ impl Engine {
         self.alt.as_mut().unwrap_or(&mut self.main)
     }
 
+    /// `CSI ... m`: `params` are vte's groups (a parameter and its `:` sub-parameters).
+    fn sgr<'a>(&mut self, params: impl IntoIterator<Item = &'a [u16]>) {
+        let mut pen = self.cur.pen;
+        style::apply_sgr(&mut pen, params);
+        if pen != self.cur.pen {
+            self.set_pen(pen);
+        }
+    }
+
     fn set_pen(&mut self, pen: Style) {
         self.cur.pen = pen;
         self.refresh_pen();

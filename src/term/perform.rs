@@ -20,7 +20,7 @@ impl vte::Perform for Engine {
         let set = self.cur.charsets.sets[self.cur.charsets.active as usize & 3];
         if set != Charset::Ascii {
             self.print_char(set.map(c));
-        } else if !self.print_ascii_fast(c) {
+        } else if !(c.is_ascii_graphic() || c == ' ') || self.fill_cells(&[c as u8]) == 0 {
             self.print_char(c);
         }
     }
@@ -224,30 +224,6 @@ impl Engine {
         r.wrapped = true;
         self.linefeed();
         self.cur.col = 0;
-    }
-
-    /// The common case, done without the general path's checks: an ASCII char over a narrow
-    /// cell of an allocated row, no wrap pending, no insert mode. False when it does not apply.
-    #[inline]
-    fn print_ascii_fast(&mut self, c: char) -> bool {
-        if c >= '\x7f' || self.cur.pending_wrap || self.modes.insert {
-            return false;
-        }
-        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
-        let cells = &mut self.alt.as_mut().unwrap_or(&mut self.main).rows[row].cells;
-        // A narrow cell has no spacer to its right that could belong to it.
-        match cells.get_mut(col) {
-            Some(cell) if cell.flags == 0 => *cell = Cell::new(c, style, 0),
-            _ => return false,
-        }
-        if col + 1 < cols {
-            self.cur.col = col + 1;
-        } else {
-            // Pending even without autowrap (where it never wraps): the last column was
-            // written, so a combining mark goes there, as in alacritty.
-            self.cur.pending_wrap = true;
-        }
-        true
     }
 
     pub(super) fn print_char(&mut self, c: char) {

@@ -1,7 +1,8 @@
-//! Feeding output to the engine, with plain text printed without the parser: after a CSI or
-//! ESC sequence vte is known to be in its ground state, and printable ASCII, CR and LF up to
-//! the next escape are handled here a run at a time (vte would call `print` once per char).
-//! That is most of a flood's bytes. Anything else goes through vte as before.
+//! Feeding output to the engine, with plain text handled without the parser: after a CSI or
+//! ESC sequence vte is known to be in its ground state, and printable ASCII (a row at a time;
+//! vte would call `print` once per char), C0 controls and plain-number SGR up to the next
+//! other escape are handled here. That is most of a flood's bytes. Anything else goes through
+//! vte as before.
 
 use super::grid::Cell;
 use super::{Engine, Term};
@@ -85,14 +86,7 @@ impl Engine {
                     params[count] = param;
                     (count, param) = (count + 1, 0);
                     if b == b'm' {
-                        let mut pen = self.cur.pen;
-                        super::style::apply_sgr(
-                            &mut pen,
-                            params[..count].iter().map(std::slice::from_ref),
-                        );
-                        if pen != self.cur.pen {
-                            self.set_pen(pen);
-                        }
+                        self.sgr(params[..count].iter().map(std::slice::from_ref));
                         return Some(i + 1);
                     }
                 }
@@ -116,9 +110,9 @@ impl Engine {
         }
     }
 
-    /// Writes as much of `run` as fits on the cursor's row over plain cells; 0 when the first
-    /// char needs `print`'s care.
-    fn fill_cells(&mut self, run: &[u8]) -> usize {
+    /// Writes as much of `run` (printable ASCII) as fits on the cursor's row over plain cells;
+    /// 0 when the first char needs `print_char`'s care. `print`'s common case too.
+    pub(super) fn fill_cells(&mut self, run: &[u8]) -> usize {
         let set = self.cur.charsets.sets[self.cur.charsets.active as usize & 3];
         if set != super::charset::Charset::Ascii || self.cur.pending_wrap || self.modes.insert {
             return 0;
