@@ -146,6 +146,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result
     Ok(())
 }
 
+/// The header of the state dir's binary files (the journal, the saved redraw): an 8-byte
+/// magic, then one number (u64, little-endian).
+pub const TAG_LEN: usize = 16;
+
+pub fn tag(magic: &[u8; 8], value: u64) -> [u8; TAG_LEN] {
+    let mut bytes = [0u8; TAG_LEN];
+    bytes[..8].copy_from_slice(magic);
+    bytes[8..].copy_from_slice(&value.to_le_bytes());
+    bytes
+}
+
+/// The number in `bytes`' header when it starts with `magic`.
+pub fn untag(magic: &[u8; 8], bytes: &[u8]) -> Option<u64> {
+    let head = bytes.get(..TAG_LEN)?;
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&head[8..]);
+    (head[..8] == magic[..]).then(|| u64::from_le_bytes(value))
+}
+
 /// A session's record, in its dir.
 pub const RECORD_FILE: &str = "meta.json";
 

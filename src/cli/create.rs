@@ -344,7 +344,7 @@ async fn attach_with(client: &Client, opts: AttachOptions) -> Result<i32, Failur
                 if crashes < MAX_REATTACH_AFTER_CRASH && crate::keeper::runs(client.dir()) =>
             {
                 crashes += 1;
-                Client::connect_in(client.dir()).await?;
+                client.ensure_server().await?;
             }
             _ => break,
         }

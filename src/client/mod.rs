@@ -91,13 +91,24 @@ impl Client {
     pub async fn connect_with(dir: &Path, server_bin: &Path) -> Result<Client> {
         crate::paths::ensure_private_dir(dir)?;
         let client = Client::new(dir);
+        client.ensure_server_from(server_bin).await?;
+        Ok(client)
+    }
+
+    /// Makes sure a server runs for this client's dir, starting one when none does (after a
+    /// crash, say); the connection that found it is kept for the next request.
+    pub async fn ensure_server(&self) -> Result<()> {
+        self.ensure_server_from(&server_binary()?).await
+    }
+
+    async fn ensure_server_from(&self, server_bin: &Path) -> Result<()> {
         // Nobody listening: start a server. Someone listening who does not answer is a stuck
         // server, which a second one cannot replace: say so.
-        match client.open_if_running().await? {
-            Some(stream) => client.keep(stream),
-            None => start_server(dir, server_bin).await?,
+        match self.open_if_running().await? {
+            Some(stream) => self.keep(stream),
+            None => start_server(&self.dir, server_bin).await?,
         }
-        Ok(client)
+        Ok(())
     }
 
     /// A client for an already running server; `None` when no server runs.

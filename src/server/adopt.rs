@@ -14,11 +14,8 @@ use crate::state::SessionRecord;
 pub struct Adoption {
     pub held: Held,
     pub history: Vec<String>,
-    pub screen: Vec<String>,
-    /// The exact saved screen and the output offset it covers (see screen_state.rs).
-    pub redraw: Option<(u64, Vec<u8>)>,
-    /// Output the saved screen may not cover yet (see journal.rs).
-    pub journal: super::journal::Journaled,
+    /// The saved screen and the output after it.
+    pub output: session::Output,
 }
 
 /// Connects to the keeper that started this server (see `crate::keeper::ENV`); without one,
@@ -76,9 +73,11 @@ pub fn take_held(dir: &Path, record: &mut SessionRecord, held: &mut Vec<Held>) -
     Some(Adoption {
         held: entry,
         history,
-        screen,
-        redraw: super::screen_state::read(dir),
-        journal: super::journal::read(dir),
+        output: session::Output {
+            screen,
+            redraw: super::screen_state::read(dir),
+            journal: super::journal::read(dir),
+        },
     })
 }
 
@@ -111,9 +110,7 @@ pub fn unrecorded(store: &Path, held: &mut Vec<Held>) -> Vec<(PathBuf, SessionRe
             Adoption {
                 held: held.swap_remove(i),
                 history: Vec::new(),
-                screen: Vec::new(),
-                redraw: None,
-                journal: Default::default(),
+                output: session::Output::default(),
             },
         ));
     }
@@ -208,12 +205,7 @@ impl Server {
         };
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let wiring = self.wiring(rx);
-        let output = session::Output {
-            screen: adoption.screen,
-            redraw: adoption.redraw,
-            journal: adoption.journal,
-        };
-        match session::Session::adopt(spec, adoption.held, output, wiring, earlier) {
+        match session::Session::adopt(spec, adoption.held, adoption.output, wiring, earlier) {
             Ok(session) => {
                 log::info(&format!("session {name}: adopted its program (pid {pid})"));
                 self.register(name, tx, pid);

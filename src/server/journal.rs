@@ -31,13 +31,10 @@ pub fn path(dir: &Path) -> PathBuf {
 /// The header's first bytes; the offset of the file's first output byte follows (u64, LE).
 /// A journal without it (written by an older linger) starts where its screen ends.
 const MAGIC: &[u8; 8] = b"LGJRNL1\n";
-const HEADER: u64 = 16;
+const HEADER: u64 = crate::state::TAG_LEN as u64;
 
-fn header(base: u64) -> [u8; HEADER as usize] {
-    let mut bytes = [0u8; HEADER as usize];
-    bytes[..8].copy_from_slice(MAGIC);
-    bytes[8..].copy_from_slice(&base.to_le_bytes());
-    bytes
+fn header(base: u64) -> [u8; crate::state::TAG_LEN] {
+    crate::state::tag(MAGIC, base)
 }
 
 /// What an earlier server journaled: the output from `base` on (`None`: a journal without a
@@ -176,17 +173,17 @@ fn open_at(dir: &Path, at: u64, fresh: bool) -> std::io::Result<Open> {
     let file = open_rw(dir)?;
     let size = file.metadata()?.len();
     let mut head = [0u8; HEADER as usize];
-    if !fresh
-        && size >= HEADER
-        && file.read_exact_at(&mut head, 0).is_ok()
-        && head[..8] == MAGIC[..]
+    let base = (!fresh && size >= HEADER && file.read_exact_at(&mut head, 0).is_ok())
+        .then(|| crate::state::untag(MAGIC, &head))
+        .flatten();
+    if let Some(base) = base
+        && base + (size - HEADER) == at
     {
-        let mut base = [0u8; 8];
-        base.copy_from_slice(&head[8..]);
-        let (base, len) = (u64::from_le_bytes(base), size - HEADER);
-        if base + len == at {
-            return Ok(Open { file, base, len });
-        }
+        return Ok(Open {
+            file,
+            base,
+            len: size - HEADER,
+        });
     }
     file.set_len(0)?;
     file.write_all_at(&header(at), 0)?;
@@ -293,12 +290,10 @@ pub fn read(dir: &Path) -> Journaled {
     };
     let mut bytes = Vec::new();
     let _ = file.take(HEADER + JOURNAL_LIMIT).read_to_end(&mut bytes);
-    if bytes.len() as u64 >= HEADER && bytes[..8] == MAGIC[..] {
-        let mut base = [0u8; 8];
-        base.copy_from_slice(&bytes[8..HEADER as usize]);
+    if let Some(base) = crate::state::untag(MAGIC, &bytes) {
         bytes.drain(..HEADER as usize);
         return Journaled {
-            base: Some(u64::from_le_bytes(base)),
+            base: Some(base),
             bytes,
         };
     }

@@ -20,9 +20,7 @@ pub fn path(dir: &Path) -> PathBuf {
 
 /// Saves `redraw`, which covers the output before `mark`. Blocking (the disk writer's).
 pub fn write(dir: &Path, mark: u64, redraw: &[u8]) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(16 + redraw.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&mark.to_le_bytes());
+    let mut bytes = crate::state::tag(MAGIC, mark).to_vec();
     bytes.extend_from_slice(redraw);
     crate::state::write_atomic(&path(dir), &bytes, false)
 }
@@ -32,16 +30,11 @@ pub fn write(dir: &Path, mark: u64, redraw: &[u8]) -> std::io::Result<()> {
 pub fn read(dir: &Path) -> Option<(u64, Vec<u8>)> {
     let file = std::fs::File::open(path(dir)).ok()?;
     let mut bytes = Vec::new();
-    file.take(16 + MAX_REDRAW + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    if bytes.len() < 16 || bytes[..8] != MAGIC[..] || bytes.len() as u64 > 16 + MAX_REDRAW {
-        return None;
-    }
-    let mut mark = [0u8; 8];
-    mark.copy_from_slice(&bytes[8..16]);
-    bytes.drain(..16);
-    Some((u64::from_le_bytes(mark), bytes))
+    let limit = crate::state::TAG_LEN as u64 + MAX_REDRAW;
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    let mark = crate::state::untag(MAGIC, &bytes).filter(|_| bytes.len() as u64 <= limit)?;
+    bytes.drain(..crate::state::TAG_LEN);
+    Some((mark, bytes))
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ impl Program {
 }
 
 /// What an adopted session's earlier server saved besides its history.
+#[derive(Default)]
 pub struct Output {
     /// The last saved screen's rows.
     pub screen: Vec<String>,
