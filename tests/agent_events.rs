@@ -9,27 +9,6 @@ use std::time::Duration;
 
 use common::{Env, eventually};
 
-/// Acts out commands read on stdin: a title spinner while working, `✳` when idle, OSC 9 for
-/// a question, a dialog a screen rule knows, and an exit.
-const FAKE_AGENT: &str = r#"
-import sys
-def out(s):
-    sys.stdout.write(s); sys.stdout.flush()
-out("\x1b]0;\u2733 Fake Agent\x07ready\r\n")
-for line in sys.stdin:
-    cmd = line.strip()
-    if cmd == "work":
-        out("\x1b]0;\u280b Fake Agent\x07thinking\r\n")
-    elif cmd == "ask":
-        out("\x1b]9;Fake Agent needs your permission\x07Allow? (y/n)\r\n")
-    elif cmd == "confirm":
-        out("\x1b]0;\u2733 Fake Agent\x07\x1b[2J\x1b[H PLEASE CONFIRM THIS\r\n")
-    elif cmd == "clear":
-        out("\x1b[2J\x1b[Hcleared\r\n")
-    elif cmd == "exit":
-        sys.exit(3)
-"#;
-
 /// `linger` with a config file of its own (the server started by the first such command reads
 /// it too).
 fn with_config(env: &Env, config: &str) -> impl Fn(&[&str]) -> std::process::Output {
@@ -43,6 +22,18 @@ fn with_config(env: &Env, config: &str) -> impl Fn(&[&str]) -> std::process::Out
             .output()
             .expect("run linger")
     }
+}
+
+/// Waits (through `linger`, with its config) until the agent of `name` is in `state`.
+fn wait_state(linger: &impl Fn(&[&str]) -> std::process::Output, name: &str, state: &str) {
+    ok(linger(&[
+        "wait",
+        name,
+        "--state",
+        state,
+        "--timeout",
+        "20s",
+    ]));
 }
 
 fn ok(out: std::process::Output) -> String {
@@ -142,7 +133,7 @@ fn events_see_created_state_attention_and_exit_in_order() {
     let env = Env::new();
     let mut sub = Subscriber::start(&env, &[]);
     sub.seen.clear();
-    env.ok(&["new", "-d", "ev", "--", "python3", "-c", FAKE_AGENT]);
+    env.ok(&["new", "-d", "ev", "--", "python3", "-c", common::FAKE_AGENT]);
     let of =
         |kind: &'static str| move |e: &serde_json::Value| e["session"] == "ev" && e["kind"] == kind;
     let created = sub.expect("created", of("created"));
@@ -186,9 +177,25 @@ fn events_see_created_state_attention_and_exit_in_order() {
 #[test]
 fn events_for_named_sessions_only() {
     let env = Env::new();
-    env.ok(&["new", "-d", "mine", "--", "python3", "-c", FAKE_AGENT]);
-    env.ok(&["new", "-d", "other", "--", "python3", "-c", FAKE_AGENT]);
-    env.ok(&["wait", "mine", "--state", "idle", "--timeout", "20s"]);
+    env.ok(&[
+        "new",
+        "-d",
+        "mine",
+        "--",
+        "python3",
+        "-c",
+        common::FAKE_AGENT,
+    ]);
+    env.ok(&[
+        "new",
+        "-d",
+        "other",
+        "--",
+        "python3",
+        "-c",
+        common::FAKE_AGENT,
+    ]);
+    env.wait_state("mine", "idle");
     let mut sub = Subscriber::start(&env, &["mine"]);
     // Subscribed once a report made for the purpose arrives.
     eventually("the subscription", || {
@@ -216,37 +223,22 @@ fn screen_rules_from_the_config_file_and_built_in() {
         "[[rules]]\npattern = 'PLEASE CONFIRM'\nstate = 'waiting'\nreason = 'confirm'\n",
     );
     ok(linger(&[
-        "new", "-d", "r", "--", "python3", "-c", FAKE_AGENT,
-    ]));
-    ok(linger(&[
-        "wait",
+        "new",
+        "-d",
         "r",
-        "--state",
-        "idle",
-        "--timeout",
-        "20s",
+        "--",
+        "python3",
+        "-c",
+        common::FAKE_AGENT,
     ]));
+    wait_state(&linger, "r", "idle");
     ok(linger(&["send", "r", "--enter", "confirm"]));
-    ok(linger(&[
-        "wait",
-        "r",
-        "--state",
-        "waiting",
-        "--timeout",
-        "20s",
-    ]));
+    wait_state(&linger, "r", "waiting");
     let agent = common::listed(&env, "r").expect("r")["agent"].clone();
     assert_eq!(agent["reason"], "confirm", "{agent}");
     // Gone from the screen: the title (idle) counts again.
     ok(linger(&["send", "r", "--enter", "clear"]));
-    ok(linger(&[
-        "wait",
-        "r",
-        "--state",
-        "idle",
-        "--timeout",
-        "20s",
-    ]));
+    wait_state(&linger, "r", "idle");
 
     // A built-in rule, for a program that is Claude Code by its name.
     let script = env.home.join("claude");
@@ -263,14 +255,7 @@ fn screen_rules_from_the_config_file_and_built_in() {
         "python3",
         common::path_str(&script),
     ]));
-    ok(linger(&[
-        "wait",
-        "cl",
-        "--state",
-        "waiting",
-        "--timeout",
-        "20s",
-    ]));
+    wait_state(&linger, "cl", "waiting");
     let agent = common::listed(&env, "cl").expect("cl")["agent"].clone();
     assert_eq!(
         (agent["kind"].clone(), agent["reason"].clone()),
@@ -297,7 +282,13 @@ fn hooks_run_with_the_event_in_their_environment_and_a_hanging_one_delays_nothin
     );
     let linger = with_config(&env, &config);
     ok(linger(&[
-        "new", "-d", "h", "--", "python3", "-c", FAKE_AGENT,
+        "new",
+        "-d",
+        "h",
+        "--",
+        "python3",
+        "-c",
+        common::FAKE_AGENT,
     ]));
     // The created hook hangs; the session answers, reads, and its attention hook runs.
     ok(linger(&[
@@ -309,14 +300,7 @@ fn hooks_run_with_the_event_in_their_environment_and_a_hanging_one_delays_nothin
         "20s",
     ]));
     ok(linger(&["send", "h", "--enter", "ask"]));
-    ok(linger(&[
-        "wait",
-        "h",
-        "--state",
-        "waiting",
-        "--timeout",
-        "20s",
-    ]));
+    wait_state(&linger, "h", "waiting");
     let line = eventually("the attention hook", || {
         std::fs::read_to_string(&file)
             .ok()

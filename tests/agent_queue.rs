@@ -46,7 +46,7 @@ fn start_agent(env: &Env, name: &str) {
         path_str(&env.home),
     ]);
     env.ok(&["wait", name, "--text", "ready", "--timeout", "20s"]);
-    env.ok(&["wait", name, "--state", "idle", "--timeout", "20s"]);
+    env.wait_state(name, "idle");
 }
 
 fn release(env: &Env, n: u32) {
@@ -69,7 +69,7 @@ fn queued_prompts_wait_while_the_agent_works_and_arrive_one_per_idle_period() {
     let env = Env::new();
     start_agent(&env, "q");
     env.ok(&["send", "q", "--enter", "first"]);
-    env.ok(&["wait", "q", "--state", "working", "--timeout", "20s"]);
+    env.wait_state("q", "working");
     env.ok(&["queue", "q", "task", "one"]);
     let mut stdin = env
         .cmd()
@@ -126,7 +126,7 @@ fn the_queue_survives_a_killed_server_and_goes_out_after_revive() {
     let env = Env::new();
     start_agent(&env, "p");
     env.ok(&["send", "p", "--enter", "first"]);
-    env.ok(&["wait", "p", "--state", "working", "--timeout", "20s"]);
+    env.wait_state("p", "working");
     env.ok(&["queue", "p", "after", "restart"]);
     // The keeper goes too, so that the program dies with the server and the session is lost;
     // the queue was saved before `queue` answered.

@@ -6,24 +6,6 @@ mod common;
 
 use common::Env;
 
-/// Reads commands on stdin and acts them out on the terminal.
-const FAKE_AGENT: &str = r#"
-import sys
-def out(s):
-    sys.stdout.write(s); sys.stdout.flush()
-out("\x1b]0;\u2733 Fake Agent\x07ready\r\n")
-for line in sys.stdin:
-    cmd = line.strip()
-    if cmd == "work":
-        out("\x1b]0;\u280b Fake Agent\x07thinking\r\n")
-    elif cmd == "idle":
-        out("\x1b]0;\u2733 Fake Agent\x07done\r\n")
-    elif cmd == "ask":
-        out("\x1b]9;Fake Agent needs your permission\x07Allow? (y/n)\r\n")
-    elif cmd == "bell":
-        out("\x07")
-"#;
-
 /// A program that says what it does with progress reports (OSC 9;4) and shell prompt marks
 /// (OSC 133), and no title.
 const SIGNALS_ONLY: &str = r#"
@@ -52,16 +34,16 @@ fn agent(env: &Env, name: &str) -> serde_json::Value {
 #[test]
 fn each_source_moves_the_agent_state() {
     let env = Env::new();
-    env.ok(&["new", "-d", "ag", "--", "python3", "-c", FAKE_AGENT]);
+    env.ok(&["new", "-d", "ag", "--", "python3", "-c", common::FAKE_AGENT]);
     env.ok(&["wait", "ag", "--text", "ready", "--timeout", "20s"]);
-    env.ok(&["wait", "ag", "--state", "idle", "--timeout", "20s"]);
+    env.wait_state("ag", "idle");
 
     env.ok(&["send", "ag", "--enter", "work"]);
-    env.ok(&["wait", "ag", "--state", "working", "--timeout", "20s"]);
+    env.wait_state("ag", "working");
     assert_eq!(agent(&env, "ag")["state"], "working");
 
     env.ok(&["send", "ag", "--enter", "ask"]);
-    env.ok(&["wait", "ag", "--state", "waiting", "--timeout", "20s"]);
+    env.wait_state("ag", "waiting");
     let a = agent(&env, "ag");
     assert_eq!(a["state"], "waiting");
     assert_eq!(a["reason"], "Fake Agent needs your permission");
@@ -105,7 +87,7 @@ fn a_program_without_signals_is_working_while_it_prints_and_idle_after() {
         "-c",
         "echo hi; exec sleep 1000",
     ]);
-    env.ok(&["wait", "quiet", "--state", "idle", "--timeout", "20s"]);
+    env.wait_state("quiet", "idle");
     let a = agent(&env, "quiet");
     assert_eq!(
         (a["state"].clone(), a["kind"].clone()),
@@ -118,7 +100,7 @@ fn progress_reports_and_prompt_marks_move_the_state() {
     let env = Env::new();
     env.ok(&["new", "-d", "sig", "--", "python3", "-c", SIGNALS_ONLY]);
     let expect = |state: &str, reason: serde_json::Value| {
-        env.ok(&["wait", "sig", "--state", state, "--timeout", "20s"]);
+        env.wait_state("sig", state);
         let a = agent(&env, "sig");
         assert_eq!(
             (a["state"].as_str(), a["reason"].clone()),
@@ -172,7 +154,7 @@ fn a_programs_own_status_reports_move_the_state() {
     let line = env.ok(&["wait", "st", "--text", "first answer: ", "--timeout", "20s"]);
     assert!(line.contains("first answer: 7501"), "{line}");
     let expect = |state: &str, reason: serde_json::Value| {
-        env.ok(&["wait", "st", "--state", state, "--timeout", "20s"]);
+        env.wait_state("st", state);
         let a = agent(&env, "st");
         assert_eq!(
             (a["state"].as_str(), a["reason"].clone()),

@@ -20,6 +20,33 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// The background colour the test terminal reports when asked (OSC 11).
 pub const TERMINAL_BACKGROUND_ANSWER: &[u8] = b"\x1b]11;rgb:2020/3030/4040\x1b\\";
 
+/// A fake agent for tests: acts out commands read on stdin. A title spinner while working
+/// (`work`), `✳` when idle (`idle`), OSC 9 for a question (`ask`), a bell (`bell`), a dialog a
+/// screen rule knows (`confirm`), a cleared screen (`clear`) and an exit with status 3
+/// (`exit`).
+pub const FAKE_AGENT: &str = r#"
+import sys
+def out(s):
+    sys.stdout.write(s); sys.stdout.flush()
+out("\x1b]0;\u2733 Fake Agent\x07ready\r\n")
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "work":
+        out("\x1b]0;\u280b Fake Agent\x07thinking\r\n")
+    elif cmd == "idle":
+        out("\x1b]0;\u2733 Fake Agent\x07done\r\n")
+    elif cmd == "ask":
+        out("\x1b]9;Fake Agent needs your permission\x07Allow? (y/n)\r\n")
+    elif cmd == "bell":
+        out("\x07")
+    elif cmd == "confirm":
+        out("\x1b]0;\u2733 Fake Agent\x07\x1b[2J\x1b[H PLEASE CONFIRM THIS\r\n")
+    elif cmd == "clear":
+        out("\x1b[2J\x1b[Hcleared\r\n")
+    elif cmd == "exit":
+        sys.exit(3)
+"#;
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_linger"))
 }
@@ -101,6 +128,11 @@ impl Env {
         let mut cmd = self.cmd();
         cmd.args(args);
         Term::spawn(cmd, rows, cols)
+    }
+
+    /// Waits (`linger wait --state`, 20 s) until the agent of session `name` is in `state`.
+    pub fn wait_state(&self, name: &str, state: &str) {
+        self.ok(&["wait", name, "--state", state, "--timeout", "20s"]);
     }
 
     /// Waits until `capture NAME` (plain screen) satisfies `pred`.
