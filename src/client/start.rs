@@ -30,6 +30,7 @@ pub(super) async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
     };
     let deadline = Instant::now() + START_TIMEOUT;
     let mut failed_at: Option<Instant> = None;
+    let mut asked_at = Instant::now();
     let probe = Client::new(dir);
     loop {
         match probe.open().await {
@@ -66,9 +67,20 @@ pub(super) async fn start_server(dir: &Path, exe: &Path) -> Result<()> {
                 log_path.display()
             )));
         }
+        // A keeper that said its server runs may have been looking at one that had just
+        // exited, and gone away itself since: ask again, or start a keeper.
+        if keeper.is_none() && asked_at.elapsed() > REASK {
+            asked_at = Instant::now();
+            if !ask_keeper_to_start(dir, exe).await {
+                keeper = Some(spawn_keeper(dir, exe, &log_path)?);
+            }
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// How long a start waits for the server a keeper promised before asking again.
+const REASK: Duration = Duration::from_secs(1);
 
 /// Starts `linger keeper` detached from this terminal, its stdio on the log.
 fn spawn_keeper(dir: &Path, exe: &Path, log_path: &Path) -> Result<std::process::Child> {

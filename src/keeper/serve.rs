@@ -285,6 +285,10 @@ impl Keeper {
     }
 
     fn start_if_none(&mut self, exe: &Path) -> String {
+        // A server that just exited (`kill-server` returns once it has) may not be reaped yet:
+        // its SIGCHLD can come after this request. Answering "running" for it would leave the
+        // client waiting for a server nobody starts, and this keeper exiting.
+        self.reap();
         if let Some(pid) = self.server.and_then(Pid::from_raw) {
             // The client found no server socket: it may have been deleted. SIGUSR1 asks the
             // server to bind it again (see server/ownership.rs); a no-op when it is there.
