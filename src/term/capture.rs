@@ -11,19 +11,70 @@ use unicode_width::UnicodeWidthChar;
 use super::Engine;
 use super::grid::{Cell, Graphemes, LEADING_SPACER, SPACER, WIDE};
 use super::style::{LinkTable, Style, StyleTable, apply_sgr, write_link};
-use crate::history::History;
+use crate::history::{History, MAX_LINE_BYTES};
 
 /// Most bytes of fresh lines held between two takes (the server takes them every half second):
-/// past it, a flood keeps at least its newest half MiB for the output log, as the log keeps only the
-/// newest part of a burst larger than it.
+/// past it, a flood keeps at least its newest ~450 KiB for the output log, as the log keeps
+/// only the newest part of a burst larger than it.
 const MAX_FRESH_BYTES: usize = 1 << 20;
+/// One generation of [`FreshLines`]: two of them, each with the line that filled it, stay
+/// within [`MAX_FRESH_BYTES`] while lines stay within [`MAX_LINE_BYTES`].
+const FRESH_GENERATION: usize = MAX_FRESH_BYTES / 2 - MAX_LINE_BYTES - 1;
+
+/// Lines for the output log since the last take, each ended by '\n'. Bounded without moving
+/// bytes: when the newer generation fills, the older one is dropped whole (under a flood the
+/// old way, cutting the front off one buffer, moved every byte once more).
+#[derive(Default)]
+pub struct FreshLines {
+    older: String,
+    newer: String,
+}
+
+impl FreshLines {
+    fn push_line(&mut self, line: &str) {
+        self.newer.push_str(line);
+        self.newer.push('\n');
+        self.bound();
+    }
+
+    /// Extends the newest line: `text` goes before its '\n'.
+    fn extend_last(&mut self, text: &str) {
+        let last = if self.newer.is_empty() {
+            &mut self.older
+        } else {
+            &mut self.newer
+        };
+        last.pop();
+        last.push_str(text);
+        last.push('\n');
+        self.bound();
+    }
+
+    fn bound(&mut self) {
+        if self.newer.len() >= FRESH_GENERATION {
+            // The dropped generation's allocation is reused for the next one.
+            std::mem::swap(&mut self.older, &mut self.newer);
+            self.newer.clear();
+        }
+    }
+
+    fn take(&mut self) -> String {
+        let mut all = std::mem::take(&mut self.older);
+        if all.is_empty() {
+            return std::mem::take(&mut self.newer);
+        }
+        all.push_str(&self.newer);
+        self.newer.clear();
+        all
+    }
+}
 
 pub struct Capture {
     pub history: History,
     /// The last history line ended in a soft-wrapped row: the next row leaving continues it.
     line_open: bool,
-    /// Lines for the output log since the last take, each ended by '\n'.
-    pub fresh: Option<String>,
+    /// Lines for the output log since the last take.
+    pub fresh: Option<FreshLines>,
     /// Lines pulled back into the screen that the log already has: the next this many pushes
     /// are not logged again.
     fresh_skip: usize,
@@ -57,27 +108,9 @@ impl Capture {
         if self.fresh_skip > 0 {
             self.fresh_skip -= 1;
         } else if let Some(fresh) = self.fresh.as_mut() {
-            fresh.push_str(line);
-            fresh.push('\n');
+            fresh.push_line(line);
         }
         self.history.push(line);
-        self.bound_fresh();
-    }
-
-    /// Drops the oldest fresh bytes past [`MAX_FRESH_BYTES`], from a line start when there is one.
-    fn bound_fresh(&mut self) {
-        let Some(fresh) = self.fresh.as_mut() else {
-            return;
-        };
-        if fresh.len() <= MAX_FRESH_BYTES {
-            return;
-        }
-        let mut cut = fresh.len() - MAX_FRESH_BYTES / 2;
-        cut = fresh[cut..].find('\n').map_or(cut, |i| cut + i + 1);
-        while !fresh.is_char_boundary(cut) {
-            cut += 1;
-        }
-        fresh.drain(..cut);
     }
 
     /// Adds one row's text: a new line, or the continuation of the open one.
@@ -86,15 +119,12 @@ impl Capture {
             if self.fresh_skip == 0
                 && let Some(fresh) = self.fresh.as_mut()
             {
-                fresh.pop();
-                fresh.push_str(text);
-                fresh.push('\n');
+                fresh.extend_last(text);
             }
         } else {
             self.push_line(text);
         }
         self.line_open = wrapped;
-        self.bound_fresh();
     }
 
     /// Takes the newest line back for the screen; None when there is none or it is still
@@ -328,14 +358,14 @@ pub fn strip_sgr(line: &str) -> String {
 /// What survives a rebuild of the engine after a panic.
 pub struct Salvage {
     pub history: History,
-    pub fresh: Option<String>,
+    pub fresh: Option<FreshLines>,
     pub title: String,
 }
 
 impl Engine {
     /// Starts keeping a copy of every line that leaves the screen, for `take_fresh_lines`.
     pub fn collect_fresh_lines(&mut self) {
-        self.cap.fresh.get_or_insert_with(String::new);
+        self.cap.fresh.get_or_insert_with(FreshLines::default);
     }
 
     /// Lines that left the screen since the last call, each ended by '\n'.
@@ -343,7 +373,7 @@ impl Engine {
         self.cap
             .fresh
             .as_mut()
-            .map(std::mem::take)
+            .map(FreshLines::take)
             .unwrap_or_default()
     }
 

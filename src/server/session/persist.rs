@@ -120,7 +120,12 @@ impl Persist {
     pub fn flush(&mut self, model: &mut Model, last: bool) {
         self.flush_at = None;
         let Some(target) = &self.target else { return };
-        self.lines.push_str(&model.take_fresh_lines());
+        let fresh = model.take_fresh_lines();
+        if self.lines.is_empty() {
+            self.lines = fresh;
+        } else {
+            self.lines.push_str(&fresh);
+        }
         keep_newest(&mut self.lines, MAX_UNSAVED);
         if target.status.in_flight() && !last {
             self.flush_at = Some(Instant::now() + FLUSH_INTERVAL);
