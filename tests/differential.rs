@@ -113,11 +113,11 @@ fn linger_cells(term: &Term) -> Vec<Vec<Seen>> {
                         s.has(BOLD),
                         s.has(DIM),
                         s.has(ITALIC),
-                        s.underline != Underline::None,
+                        s.underline() != Underline::None,
                         s.has(INVERSE),
                         s.has(STRIKE),
                     ];
-                    (cell.text(), s.fg, s.bg, attrs)
+                    (cell.text(), s.fg(), s.bg(), attrs)
                 })
                 .collect()
         })

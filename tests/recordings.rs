@@ -126,16 +126,16 @@ fn actual_cell(t: &Term, row: usize, col: usize) -> Seen {
         } else {
             cell.text()
         },
-        fg: s.fg,
-        bg: s.bg,
+        fg: s.fg(),
+        bg: s.bg(),
         bold: s.has(linger::term::BOLD),
         dim: s.has(linger::term::DIM),
         italic: s.has(linger::term::ITALIC),
         inverse: s.has(linger::term::INVERSE),
         hidden: s.has(linger::term::HIDDEN),
         strike: s.has(linger::term::STRIKE),
-        underline: s.underline,
-        underline_color: s.underline_color,
+        underline: s.underline(),
+        underline_color: s.underline_color(),
         link: cell.link().map(str::to_string),
     }
 }

@@ -213,9 +213,9 @@ pub(super) fn render_cells(
         if sgr && cell.style != style_id {
             let old = styles.get(style_id);
             let new = styles.get(cell.style);
-            if new.link != link {
-                write_link(out, links, new.link);
-                link = new.link;
+            if new.link() != link {
+                write_link(out, links, new.link());
+                link = new.link();
             }
             if new.without_link() != old.without_link() {
                 if new.without_link() == Style::default() {
@@ -331,7 +331,7 @@ impl vte::Perform for LineReader<'_> {
                 .split(':')
                 .find_map(|kv| kv.strip_prefix("id="))
                 .unwrap_or("");
-            self.pen.link = self.links.intern(id, &uri);
+            self.pen.set_link(self.links.intern(id, &uri));
             self.pen_id = self.styles.intern(&self.pen).unwrap_or(0);
         }
     }

@@ -45,9 +45,9 @@ impl Engine {
             [b'"'] if action == 'q' => {
                 let mut pen = self.cur.pen;
                 if raw(params, 0) == 1 {
-                    pen.attrs |= PROTECTED;
+                    pen.add(PROTECTED);
                 } else {
-                    pen.attrs &= !PROTECTED;
+                    pen.remove(PROTECTED);
                 }
                 self.set_pen(pen);
             }

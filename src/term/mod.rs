@@ -297,7 +297,7 @@ impl Engine {
         let pen = self.cur.pen;
         self.pen_id = self.intern_style(&pen);
         // Most SGR changes leave the background alone: the erase style stays.
-        if self.erase_valid && self.styles.get(self.erase_id).bg != pen.bg {
+        if self.erase_valid && self.styles.get(self.erase_id).bg() != pen.bg() {
             self.erase_valid = false;
         }
     }

@@ -145,7 +145,7 @@ impl vte::Perform for Engine {
                     .unwrap_or("")
                     .to_string();
                 let mut pen = self.cur.pen;
-                pen.link = self.links.intern(&id, &uri);
+                pen.set_link(self.links.intern(&id, &uri));
                 self.set_pen(pen);
             }
             Some(b"9") if params.get(1) == Some(&&b"4"[..]) => {

@@ -101,8 +101,8 @@ impl Engine {
         if *pen != Style::default() {
             write_sgr(out, pen, false);
         }
-        if pen.link != 0 {
-            write_link(out, &self.links, pen.link);
+        if pen.link() != 0 {
+            write_link(out, &self.links, pen.link());
         }
     }
 
@@ -141,12 +141,12 @@ impl Engine {
         let _ = write!(out, "\x1b[{row};{}H", col + 1);
         let style = self.styles.get(cell.style);
         write_sgr(out, style, false);
-        if style.link != 0 {
-            write_link(out, &self.links, style.link);
+        if style.link() != 0 {
+            write_link(out, &self.links, style.link());
         }
         self.graphemes.push_cell(out, &cell);
         out.push_str("\x1b[m");
-        if style.link != 0 {
+        if style.link() != 0 {
             write_link(out, &self.links, 0);
         }
     }
@@ -212,7 +212,7 @@ fn write_saved(out: &mut String, saved: &Cursor, engine: &Engine, grid: &Grid, t
     if saved.origin {
         out.push_str("\x1b[?6l");
     }
-    if saved.pen.link != 0 {
+    if saved.pen.link() != 0 {
         write_link(out, &engine.links, 0);
     }
 }

@@ -67,6 +67,28 @@ pub enum Color {
     Rgb(u8, u8, u8),
 }
 
+impl Color {
+    /// The colour as a [`Style`] lane.
+    fn pack(self) -> u128 {
+        match self {
+            Color::Default => 0,
+            Color::Idx(i) => 1 << 24 | u128::from(i),
+            Color::Rgb(r, g, b) => {
+                2 << 24 | u128::from(r) << 16 | u128::from(g) << 8 | u128::from(b)
+            }
+        }
+    }
+
+    fn unpack(lane: u32) -> Color {
+        let [b, g, r, tag] = lane.to_le_bytes();
+        match tag {
+            1 => Color::Idx(b),
+            2 => Color::Rgb(r, g, b),
+            _ => Color::Default,
+        }
+    }
+}
+
 /// Underline shapes of `CSI 4:n m`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -81,6 +103,10 @@ pub enum Underline {
 }
 
 impl Underline {
+    fn from_bits(n: u8) -> Underline {
+        Underline::from_param(u16::from(n))
+    }
+
     fn from_param(n: u16) -> Underline {
         match n {
             0 => Underline::None,
@@ -104,50 +130,122 @@ pub const OVERLINE: u16 = 1 << 7;
 /// DECSCA protection: kept from selective erase. Not an SGR attribute, so never written out.
 pub const PROTECTED: u16 = 1 << 8;
 
-/// Everything SGR and OSC 8 set for the cells printed after them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Style {
-    pub fg: Color,
-    pub bg: Color,
-    pub underline_color: Color,
-    pub attrs: u16,
-    pub underline: Underline,
-    /// Index into the link table; 0 is "no link".
-    pub link: u16,
-}
+/// Everything SGR and OSC 8 set for the cells printed after them, packed into one number:
+/// the pen changes at every SGR, and copying, comparing and hashing a struct of bytes cost a
+/// store-forwarding stall each time (an eighth of all parsing in SGR-heavy output).
+///
+/// Bits 0-31 foreground, 32-63 background, 64-95 underline colour (each a [`Color`] lane: 0,
+/// `1<<24 | index` or `2<<24 | rgb`), 96-107 attributes, 108-111 underline shape, 112-127 link
+/// (an index into the link table; 0 is "no link").
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Style(u128);
+
+const FG_AT: u32 = 0;
+const BG_AT: u32 = 32;
+const UNDERLINE_COLOR_AT: u32 = 64;
+const ATTRS_AT: u32 = 96;
+const ATTRS_MASK: u128 = 0x0fff;
+const UNDERLINE_AT: u32 = 108;
+const LINK_AT: u32 = 112;
+const COLOR_MASK: u128 = 0xffff_ffff;
 
 impl Style {
+    fn color_at(&self, at: u32) -> Color {
+        Color::unpack((self.0 >> at) as u32)
+    }
+
+    fn set_bits(&mut self, at: u32, mask: u128, value: u128) {
+        self.0 = self.0 & !(mask << at) | (value & mask) << at;
+    }
+
+    pub fn fg(&self) -> Color {
+        self.color_at(FG_AT)
+    }
+
+    pub fn bg(&self) -> Color {
+        self.color_at(BG_AT)
+    }
+
+    pub fn underline_color(&self) -> Color {
+        self.color_at(UNDERLINE_COLOR_AT)
+    }
+
+    pub fn set_fg(&mut self, color: Color) {
+        self.set_bits(FG_AT, COLOR_MASK, color.pack());
+    }
+
+    pub fn set_bg(&mut self, color: Color) {
+        self.set_bits(BG_AT, COLOR_MASK, color.pack());
+    }
+
+    pub fn set_underline_color(&mut self, color: Color) {
+        self.set_bits(UNDERLINE_COLOR_AT, COLOR_MASK, color.pack());
+    }
+
+    /// The attribute bits ([`BOLD`] ... [`PROTECTED`]).
+    pub fn attrs(&self) -> u16 {
+        ((self.0 >> ATTRS_AT) & ATTRS_MASK) as u16
+    }
+
+    pub fn add(&mut self, attrs: u16) {
+        self.0 |= (u128::from(attrs) & ATTRS_MASK) << ATTRS_AT;
+    }
+
+    pub fn remove(&mut self, attrs: u16) {
+        self.0 &= !((u128::from(attrs) & ATTRS_MASK) << ATTRS_AT);
+    }
+
+    pub fn has(&self, attr: u16) -> bool {
+        self.attrs() & attr != 0
+    }
+
+    pub fn underline(&self) -> Underline {
+        Underline::from_bits((self.0 >> UNDERLINE_AT) as u8 & 0xf)
+    }
+
+    pub fn set_underline(&mut self, underline: Underline) {
+        self.set_bits(UNDERLINE_AT, 0xf, underline as u128);
+    }
+
+    pub fn link(&self) -> u16 {
+        (self.0 >> LINK_AT) as u16
+    }
+
+    pub fn set_link(&mut self, link: u16) {
+        self.set_bits(LINK_AT, 0xffff, u128::from(link));
+    }
+
     /// The style erased cells get: only the background survives (background colour erase).
     pub fn erased(&self) -> Style {
-        Style {
-            bg: self.bg,
-            ..Style::default()
-        }
+        Style(self.0 & COLOR_MASK << BG_AT)
     }
 
     /// The style as one number, for cheap comparison and hashing.
     #[inline]
     pub fn key(&self) -> u128 {
-        fn color(c: Color) -> u128 {
-            match c {
-                Color::Default => 0,
-                Color::Idx(i) => 1 << 24 | i as u128,
-                Color::Rgb(r, g, b) => 2 << 24 | (r as u128) << 16 | (g as u128) << 8 | b as u128,
-            }
-        }
-        color(self.fg)
-            | color(self.bg) << 32
-            | color(self.underline_color) << 64
-            | ((self.attrs & 0x0fff) as u128 | (self.underline as u128) << 12) << 96
-            | (self.link as u128) << 112
+        self.0
     }
 
     pub fn without_link(&self) -> Style {
-        Style { link: 0, ..*self }
+        Style(self.0 & !(0xffff << LINK_AT))
     }
 
-    pub fn has(&self, attr: u16) -> bool {
-        self.attrs & attr != 0
+    /// Default attributes with the link kept (what SGR 0 leaves).
+    fn reset(&self) -> Style {
+        Style(self.0 & 0xffff << LINK_AT)
+    }
+}
+
+impl std::fmt::Debug for Style {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Style")
+            .field("fg", &self.fg())
+            .field("bg", &self.bg())
+            .field("underline_color", &self.underline_color())
+            .field("attrs", &self.attrs())
+            .field("underline", &self.underline())
+            .field("link", &self.link())
+            .finish()
     }
 }
 
@@ -166,14 +264,20 @@ pub struct StyleTable {
     /// history capture writes one at every style change of every row that scrolls off.
     sgr: Vec<Box<str>>,
     ids: FastMap<u128, u16>,
-    /// The last few styles interned: SGR-heavy output switches among a handful, and a linear
-    /// look here is cheaper than hashing.
+    /// Styles interned lately, each in the slot its key picks: SGR-heavy output switches
+    /// among a handful, and one compare here is cheaper than the hash map.
     recent: [(u128, u16); RECENT],
-    next_recent: usize,
     limit: usize,
 }
 
-const RECENT: usize = 8;
+const RECENT: usize = 32;
+
+/// The slot of `key` in [`StyleTable::recent`].
+#[inline]
+fn recent_slot(key: u128) -> usize {
+    let folded = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
+    (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 59) as usize % RECENT
+}
 
 impl Default for StyleTable {
     fn default() -> StyleTable {
@@ -184,7 +288,6 @@ impl Default for StyleTable {
             sgr: vec![sgr_of(&Style::default())],
             ids,
             recent: [(0, 0); RECENT],
-            next_recent: 0,
             limit: FIRST_LIMIT,
         }
     }
@@ -227,12 +330,13 @@ impl StyleTable {
     /// The id of `style`, or None when the table is full.
     pub fn intern(&mut self, style: &Style) -> Option<u16> {
         let key = style.key();
-        if let Some((_, id)) = self.recent.iter().find(|(k, _)| *k == key) {
-            return Some(*id);
+        let slot = recent_slot(key);
+        let (cached, id) = self.recent[slot];
+        if cached == key {
+            return Some(id);
         }
         let id = self.intern_slow(style, key)?;
-        self.recent[self.next_recent] = (key, id);
-        self.next_recent = (self.next_recent + 1) % RECENT;
+        self.recent[slot] = (key, id);
         Some(id)
     }
 
@@ -305,53 +409,54 @@ pub fn apply_sgr<'a>(style: &mut Style, params: impl IntoIterator<Item = &'a [u1
         any = true;
         let p = group.first().copied().unwrap_or(0);
         match p {
-            0 => {
-                *style = Style {
-                    link: style.link,
-                    ..Style::default()
-                }
-            }
-            1 => style.attrs |= BOLD,
-            2 => style.attrs |= DIM,
-            3 => style.attrs |= ITALIC,
-            4 => style.underline = Underline::from_param(group.get(1).copied().unwrap_or(1)),
-            5 | 6 => style.attrs |= BLINK,
-            7 => style.attrs |= INVERSE,
-            8 => style.attrs |= HIDDEN,
-            9 => style.attrs |= STRIKE,
+            0 => *style = style.reset(),
+            1 => style.add(BOLD),
+            2 => style.add(DIM),
+            3 => style.add(ITALIC),
+            4 => style.set_underline(Underline::from_param(group.get(1).copied().unwrap_or(1))),
+            5 | 6 => style.add(BLINK),
+            7 => style.add(INVERSE),
+            8 => style.add(HIDDEN),
+            9 => style.add(STRIKE),
             // ECMA-48 and xterm make 21 a double underline; alacritty and the Linux console
             // cancel bold. The oracle is alacritty, and `4:2` says double underline clearly.
-            21 => style.attrs &= !BOLD,
-            22 => style.attrs &= !(BOLD | DIM),
-            23 => style.attrs &= !ITALIC,
-            24 => style.underline = Underline::None,
-            25 => style.attrs &= !BLINK,
-            27 => style.attrs &= !INVERSE,
-            28 => style.attrs &= !HIDDEN,
-            29 => style.attrs &= !STRIKE,
-            30..=37 => style.fg = Color::Idx((p - 30) as u8),
-            38 => style.fg = extended_color(group, &mut iter).unwrap_or(style.fg),
-            39 => style.fg = Color::Default,
-            40..=47 => style.bg = Color::Idx((p - 40) as u8),
-            48 => style.bg = extended_color(group, &mut iter).unwrap_or(style.bg),
-            49 => style.bg = Color::Default,
-            53 => style.attrs |= OVERLINE,
-            55 => style.attrs &= !OVERLINE,
-            58 => {
-                style.underline_color =
-                    extended_color(group, &mut iter).unwrap_or(style.underline_color)
+            21 => style.remove(BOLD),
+            22 => style.remove(BOLD | DIM),
+            23 => style.remove(ITALIC),
+            24 => style.set_underline(Underline::None),
+            25 => style.remove(BLINK),
+            27 => style.remove(INVERSE),
+            28 => style.remove(HIDDEN),
+            29 => style.remove(STRIKE),
+            30..=37 => style.set_fg(Color::Idx((p - 30) as u8)),
+            38 => {
+                if let Some(color) = extended_color(group, &mut iter) {
+                    style.set_fg(color);
+                }
             }
-            59 => style.underline_color = Color::Default,
-            90..=97 => style.fg = Color::Idx((p - 90 + 8) as u8),
-            100..=107 => style.bg = Color::Idx((p - 100 + 8) as u8),
+            39 => style.set_fg(Color::Default),
+            40..=47 => style.set_bg(Color::Idx((p - 40) as u8)),
+            48 => {
+                if let Some(color) = extended_color(group, &mut iter) {
+                    style.set_bg(color);
+                }
+            }
+            49 => style.set_bg(Color::Default),
+            53 => style.add(OVERLINE),
+            55 => style.remove(OVERLINE),
+            58 => {
+                if let Some(color) = extended_color(group, &mut iter) {
+                    style.set_underline_color(color);
+                }
+            }
+            59 => style.set_underline_color(Color::Default),
+            90..=97 => style.set_fg(Color::Idx((p - 90 + 8) as u8)),
+            100..=107 => style.set_bg(Color::Idx((p - 100 + 8) as u8)),
             _ => {}
         }
     }
     if !any {
-        *style = Style {
-            link: style.link,
-            ..Style::default()
-        };
+        *style = style.reset();
     }
 }
 
@@ -435,16 +540,16 @@ pub fn write_sgr(out: &mut String, style: &Style, from_default: bool) {
             out.push_str(code);
         }
     }
-    match style.underline {
+    match style.underline() {
         Underline::None => {}
         Underline::Single => out.push_str(";4"),
         u => {
             let _ = write!(out, ";4:{}", u as u8);
         }
     }
-    write_color(out, style.fg, 30);
-    write_color(out, style.bg, 40);
-    write_color(out, style.underline_color, 50);
+    write_color(out, style.fg(), 30);
+    write_color(out, style.bg(), 40);
+    write_color(out, style.underline_color(), 50);
     out.push('m');
     if from_default && out.len() > start + 5 {
         // Drop the "0;" of the reset.

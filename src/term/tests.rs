@@ -97,7 +97,7 @@ fn decsc_decrc_restore_position_pen_and_charset() {
     );
     assert_eq!(cursor(&t), (1, 3));
     assert_eq!(lines(&t)[1], "  ─");
-    assert_eq!(style_at(&t, 1, 2).fg, super::Color::Idx(1));
+    assert_eq!(style_at(&t, 1, 2).fg(), super::Color::Idx(1));
     let t = feed(5, 10, b"\x1b[3;4H\x1b[s\x1b[H\x1b[u");
     assert_eq!(cursor(&t), (2, 3));
 }
@@ -167,10 +167,10 @@ fn decaln_fills_with_e() {
 #[test]
 fn erase_uses_the_current_background() {
     let t = feed(2, 4, b"\x1b[44m\x1b[2J\x1b[m");
-    assert_eq!(style_at(&t, 1, 3).bg, super::Color::Idx(4));
+    assert_eq!(style_at(&t, 1, 3).bg(), super::Color::Idx(4));
     assert!(!style_at(&t, 1, 3).has(super::BOLD));
     let t = feed(3, 4, b"\x1b[41m\n\n\n");
-    assert_eq!(style_at(&t, 2, 0).bg, super::Color::Idx(1));
+    assert_eq!(style_at(&t, 2, 0).bg(), super::Color::Idx(1));
 }
 
 #[test]
@@ -229,9 +229,9 @@ fn sgr_semicolon_and_colon_forms() {
         assert!(a.has(bit));
     }
     assert!(a.has(super::HIDDEN) && a.has(super::STRIKE) && a.has(super::OVERLINE));
-    assert_eq!(style_at(&t, 0, 1).attrs, 0);
+    assert_eq!(style_at(&t, 0, 1).attrs(), 0);
     let t = feed(2, 20, b"\x1b[4:3mA\x1b[4:0mB\x1b[4mC\x1b[4:5mD");
-    let u: Vec<_> = (0..4).map(|c| style_at(&t, 0, c).underline).collect();
+    let u: Vec<_> = (0..4).map(|c| style_at(&t, 0, c).underline()).collect();
     assert_eq!(
         u,
         [
@@ -246,21 +246,21 @@ fn sgr_semicolon_and_colon_forms() {
         20,
         b"\x1b[38:2::1:2:3mA\x1b[38:2:4:5:6mB\x1b[38;2;7;8;9mC\x1b[48:5:200mD",
     );
-    assert_eq!(style_at(&t, 0, 0).fg, Color::Rgb(1, 2, 3));
-    assert_eq!(style_at(&t, 0, 1).fg, Color::Rgb(4, 5, 6));
-    assert_eq!(style_at(&t, 0, 2).fg, Color::Rgb(7, 8, 9));
-    assert_eq!(style_at(&t, 0, 3).bg, Color::Idx(200));
+    assert_eq!(style_at(&t, 0, 0).fg(), Color::Rgb(1, 2, 3));
+    assert_eq!(style_at(&t, 0, 1).fg(), Color::Rgb(4, 5, 6));
+    assert_eq!(style_at(&t, 0, 2).fg(), Color::Rgb(7, 8, 9));
+    assert_eq!(style_at(&t, 0, 3).bg(), Color::Idx(200));
     let t = feed(
         2,
         20,
         b"\x1b[1;58;2;1;2;3mA\x1b[58:5:9mB\x1b[59mC\x1b[93;104mD",
     );
     assert!(style_at(&t, 0, 0).has(super::BOLD));
-    assert_eq!(style_at(&t, 0, 0).underline_color, Color::Rgb(1, 2, 3));
-    assert_eq!(style_at(&t, 0, 1).underline_color, Color::Idx(9));
-    assert_eq!(style_at(&t, 0, 2).underline_color, Color::Default);
-    assert_eq!(style_at(&t, 0, 3).fg, Color::Idx(11));
-    assert_eq!(style_at(&t, 0, 3).bg, Color::Idx(12));
+    assert_eq!(style_at(&t, 0, 0).underline_color(), Color::Rgb(1, 2, 3));
+    assert_eq!(style_at(&t, 0, 1).underline_color(), Color::Idx(9));
+    assert_eq!(style_at(&t, 0, 2).underline_color(), Color::Default);
+    assert_eq!(style_at(&t, 0, 3).fg(), Color::Idx(11));
+    assert_eq!(style_at(&t, 0, 3).bg(), Color::Idx(12));
 }
 
 #[test]

@@ -310,6 +310,35 @@ fn style_table_is_compacted_to_the_styles_on_screen() {
     t.process(b"\r\n\x1b[38;2;1;2;3mZ");
     assert!(t.engine().styles.count() <= 8192);
     let row = t.engine().cursor().row;
-    let cell = t.engine().cell(row, 0).map(|c| (c.text(), c.style().fg));
+    let cell = t.engine().cell(row, 0).map(|c| (c.text(), c.style().fg()));
     assert_eq!(cell, Some(("Z".to_string(), super::Color::Rgb(1, 2, 3))));
+}
+
+#[test]
+fn a_packed_style_keeps_each_field_apart() {
+    use super::style::{BOLD, Color, PROTECTED, Style, Underline};
+    let mut s = Style::default();
+    s.set_fg(Color::Rgb(255, 254, 253));
+    s.set_bg(Color::Idx(255));
+    s.set_underline_color(Color::Rgb(1, 2, 3));
+    s.add(BOLD | PROTECTED);
+    s.set_underline(Underline::Dashed);
+    s.set_link(u16::MAX);
+    assert_eq!(s.fg(), Color::Rgb(255, 254, 253));
+    assert_eq!(s.bg(), Color::Idx(255));
+    assert_eq!(s.underline_color(), Color::Rgb(1, 2, 3));
+    assert_eq!(s.attrs(), BOLD | PROTECTED);
+    assert_eq!(s.underline(), Underline::Dashed);
+    assert_eq!(s.link(), u16::MAX);
+    s.set_fg(Color::Default);
+    s.remove(BOLD);
+    assert_eq!(
+        (s.fg(), s.attrs(), s.bg()),
+        (Color::Default, PROTECTED, Color::Idx(255))
+    );
+    let erased = s.erased();
+    assert_eq!(erased.bg(), Color::Idx(255));
+    assert_eq!((erased.link(), erased.attrs()), (0, 0));
+    assert_eq!(s.without_link().link(), 0);
+    assert_eq!(s.without_link().underline(), Underline::Dashed);
 }

@@ -106,6 +106,6 @@ impl CellView<'_> {
     /// The OSC 8 URI of the cell, if linked.
     pub fn link(&self) -> Option<&str> {
         let style = self.engine.styles.get(self.cell.style);
-        self.engine.links.get(style.link).map(|(_, uri)| uri)
+        self.engine.links.get(style.link()).map(|(_, uri)| uri)
     }
 }
