@@ -318,7 +318,29 @@ fn summary(corpora: &[(&'static str, Vec<u8>)], model: &Model) {
     }
 }
 
+/// `LINGER_MODEL_ONCE=<corpus>`: one model takes that corpus twice (the second pass with a full
+/// history ring, as in the bench) and the process exits. For instruction counts, which this
+/// VM's timings are too noisy to compare builds by:
+/// `valgrind --tool=callgrind --toggle-collect='*Model::process*' <bench binary>`.
+fn process_once(name: &str) {
+    let corpora = corpora();
+    let Some((_, data)) = corpora.iter().find(|(n, _)| *n == name) else {
+        eprintln!("no corpus {name}; one of: plain, sgr, tui, unicode, mixed");
+        std::process::exit(2);
+    };
+    let mut model = Model::new(ROWS, COLS, SCROLLBACK);
+    for _ in 0..2 {
+        for chunk in data.chunks(CHUNK) {
+            model.process(black_box(chunk)).expect("model panicked");
+        }
+    }
+}
+
 fn main() {
+    if let Ok(name) = std::env::var("LINGER_MODEL_ONCE") {
+        process_once(&name);
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(SAMPLES)
         .warm_up_time(Duration::from_millis(500))

@@ -228,18 +228,11 @@ pub(super) fn render_cells(
         }
         // Most text is plain ASCII in one style: copy such a run in one go.
         let run = if sgr {
-            cells[i..]
-                .iter()
-                .take_while(|c| c.is_plain_ascii_in(style_id))
-                .count()
+            push_ascii_run(out, &cells[i..], ASCII_IN_STYLE, u64::from(style_id) << 32)
         } else {
-            cells[i..]
-                .iter()
-                .take_while(|c| c.plain_ascii().is_some())
-                .count()
+            push_ascii_run(out, &cells[i..], ASCII_ANY_STYLE, 0)
         };
         if run > 0 {
-            push_ascii(out, &cells[i..i + run]);
             i += run;
             continue;
         }
@@ -273,13 +266,32 @@ fn trimmed(cells: &[Cell]) -> &[Cell] {
     &cells[..used]
 }
 
-/// Appends cells that are all plain ASCII ([`Cell::plain_ascii`]).
-fn push_ascii(out: &mut String, run: &[Cell]) {
-    let bytes = run.iter().map(|c| c.plain_ascii().unwrap_or(b'?'));
-    // SAFETY: every byte pushed is below 0x80 (plain_ascii, or '?'), so the string stays
-    // valid UTF-8. Extending the Vec (not the String char by char) keeps the length in a
-    // register for the whole run.
-    unsafe { out.as_mut_vec() }.extend(bytes);
+/// [`Cell::bits`] masks: a plain ASCII char (no flags) in one given style, or in any style.
+const ASCII_IN_STYLE: u64 = !0x7f;
+const ASCII_ANY_STYLE: u64 = !0x7f & !(0xffff << 32);
+
+/// Appends the chars of the leading cells whose bits under `mask` equal `want` (plain ASCII,
+/// see the masks above) and returns how many; one pass, one compare per cell.
+fn push_ascii_run(out: &mut String, cells: &[Cell], mask: u64, want: u64) -> usize {
+    // SAFETY: only bytes below 0x80 are written (the masks keep bits 7-31 of the char zero),
+    // so the string stays valid UTF-8; they go into capacity reserved here, and the length
+    // covers exactly the bytes written.
+    unsafe {
+        let bytes = out.as_mut_vec();
+        bytes.reserve(cells.len());
+        let (len, ptr) = (bytes.len(), bytes.as_mut_ptr());
+        let mut n = 0;
+        for cell in cells {
+            let bits = cell.bits();
+            if bits & mask != want {
+                break;
+            }
+            *ptr.add(len + n) = bits as u8;
+            n += 1;
+        }
+        bytes.set_len(len + n);
+        n
+    }
 }
 
 /// Builds the cells of one history line: prints and SGR/OSC 8 only.

@@ -63,12 +63,6 @@ impl Cell {
         }
     }
 
-    /// The byte of a plain ASCII cell (no flags), for rendering runs of them at once.
-    #[inline]
-    pub fn plain_ascii(&self) -> Option<u8> {
-        (self.ch < 0x80 && self.flags == 0).then_some(self.ch as u8)
-    }
-
     /// The cell as one word (char, style, flags), for comparing many cells cheaply.
     #[inline]
     pub fn bits(&self) -> u64 {
@@ -76,12 +70,6 @@ impl Cell {
             | u64::from(self.style) << 32
             | u64::from(self.flags) << 48
             | u64::from(self._pad) << 56
-    }
-
-    /// Whether this is a plain ASCII cell (no flags) in style `style`: one compare.
-    #[inline]
-    pub fn is_plain_ascii_in(&self, style: u16) -> bool {
-        self.bits() & !0x7f == u64::from(style) << 32
     }
 
     /// Whether this is exactly [`BLANK`] (the common empty cell), cheaper than

@@ -123,14 +123,17 @@ impl Engine {
         let Some(target) = cells.get_mut(col..col + n) else {
             return 0;
         };
-        // Up to a wide char (or its half) in the way: `print` blanks its other half.
-        let mut n = 0;
-        for (cell, &b) in target.iter_mut().zip(run) {
-            if cell.flags != 0 {
-                break;
-            }
+        // Up to a wide char (or its half) in the way: `print` blanks its other half. For a
+        // long run, looked for in a pass of its own, which (like the writing pass) the
+        // compiler vectorises.
+        let clear = n >= 16 && target.iter().fold(0, |any, cell| any | cell.flags) == 0;
+        let n = if clear {
+            n
+        } else {
+            target.iter().position(|cell| cell.flags != 0).unwrap_or(n)
+        };
+        for (cell, &b) in target[..n].iter_mut().zip(run) {
             *cell = Cell::new(b as char, style, 0);
-            n += 1;
         }
         if n == 0 {
             return 0;
