@@ -273,6 +273,10 @@ const ASCII_ANY_STYLE: u64 = !0x7f & !(0xffff << 32);
 /// Appends the chars of the leading cells whose bits under `mask` equal `want` (plain ASCII,
 /// see the masks above) and returns how many; one pass, one compare per cell.
 fn push_ascii_run(out: &mut String, cells: &[Cell], mask: u64, want: u64) -> usize {
+    // Wide and other non-ASCII text comes one cell at a time: no reserving for those.
+    if cells.first().is_none_or(|c| c.bits() & mask != want) {
+        return 0;
+    }
     // SAFETY: only bytes below 0x80 are written (the masks keep bits 7-31 of the char zero),
     // so the string stays valid UTF-8; they go into capacity reserved here, and the length
     // covers exactly the bytes written.
