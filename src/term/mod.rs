@@ -313,6 +313,7 @@ impl Engine {
     }
 
     /// The id of `style`; when the table is full it is rebuilt from the styles still in use.
+    #[inline]
     fn intern_style(&mut self, style: &Style) -> u16 {
         if let Some(id) = self.styles.intern(style) {
             return id;
@@ -321,6 +322,7 @@ impl Engine {
         self.styles.intern(style).unwrap_or(0)
     }
 
+    #[cold]
     fn compact_styles(&mut self) {
         let old = std::mem::take(&mut self.styles);
         let mut fresh = StyleTable::default();

@@ -328,6 +328,7 @@ impl StyleTable {
     }
 
     /// The id of `style`, or None when the table is full.
+    #[inline]
     pub fn intern(&mut self, style: &Style) -> Option<u16> {
         let key = style.key();
         let slot = recent_slot(key);
@@ -340,6 +341,7 @@ impl StyleTable {
         Some(id)
     }
 
+    #[inline(never)]
     fn intern_slow(&mut self, style: &Style, key: u128) -> Option<u16> {
         if let Some(&id) = self.ids.get(&key) {
             return Some(id);
