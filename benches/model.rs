@@ -171,6 +171,13 @@ fn nz(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n).expect("non-zero size")
 }
 
+/// One pass of `data` through linger's model, in the chunks a pty read gives.
+fn feed(model: &mut Model, data: &[u8]) {
+    for chunk in data.chunks(CHUNK) {
+        model.process(black_box(chunk)).expect("model panicked");
+    }
+}
+
 fn corpora() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("plain", corpus::plain(CORPUS_BYTES, 1)),
@@ -193,9 +200,7 @@ fn throughput(c: &mut Criterion, corpora: &[(&'static str, Vec<u8>)]) {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    for chunk in data.chunks(CHUNK) {
-                        model.process(black_box(chunk)).expect("model panicked");
-                    }
+                    feed(&mut model, data);
                 }
                 let elapsed = start.elapsed();
                 record(&id, iters, elapsed);
@@ -243,9 +248,7 @@ fn throughput(c: &mut Criterion, corpora: &[(&'static str, Vec<u8>)]) {
 fn full_model() -> Model {
     let data = corpus::history_then_screen(SCROLLBACK + ROWS as usize, ROWS, COLS, "END");
     let mut model = Model::new(ROWS, COLS, SCROLLBACK);
-    for chunk in data.chunks(CHUNK) {
-        model.process(chunk).expect("model panicked");
-    }
+    feed(&mut model, &data);
     assert_eq!(
         model.history().len(),
         SCROLLBACK,
@@ -330,9 +333,7 @@ fn process_once(name: &str) {
     };
     let mut model = Model::new(ROWS, COLS, SCROLLBACK);
     for _ in 0..2 {
-        for chunk in data.chunks(CHUNK) {
-            model.process(black_box(chunk)).expect("model panicked");
-        }
+        feed(&mut model, data);
     }
 }
 
