@@ -261,8 +261,12 @@ const FIRST_LIMIT: usize = 4096;
 pub struct StyleTable {
     styles: Vec<Style>,
     /// Each style's SGR from any state (links excepted), made once when it is interned:
-    /// history capture writes one at every style change of every row that scrolls off.
-    sgr: Vec<Box<str>>,
+    /// history capture writes one at every style change of every row that scrolls off. All
+    /// of them in one string (no allocation per style), style `i`'s ending at `sgr_ends[i]`
+    /// and starting where style `i - 1`'s ends. Bounded by the table's [`MAX_STYLES`] styles
+    /// of at most ~70 bytes each.
+    sgr_text: String,
+    sgr_ends: Vec<u32>,
     ids: FastMap<u128, u16>,
     /// Styles interned lately, each in the slot its key picks: SGR-heavy output switches
     /// among a handful, and one compare here is cheaper than the hash map.
@@ -283,9 +287,12 @@ impl Default for StyleTable {
     fn default() -> StyleTable {
         let mut ids = FastMap::default();
         ids.insert(Style::default().key(), 0);
+        let mut sgr_text = String::new();
+        write_sgr(&mut sgr_text, &Style::default(), false);
         StyleTable {
             styles: vec![Style::default()],
-            sgr: vec![sgr_of(&Style::default())],
+            sgr_ends: vec![sgr_text.len() as u32],
+            sgr_text,
             ids,
             recent: [(0, 0); RECENT],
             limit: FIRST_LIMIT,
@@ -317,7 +324,13 @@ impl StyleTable {
 
     /// Writes what [`write_sgr`] writes for style `id` (links excepted), from the cache.
     pub fn push_sgr(&self, out: &mut String, id: u16, from_default: bool) {
-        let full = self.sgr.get(id as usize).unwrap_or(&self.sgr[0]);
+        let id = if (id as usize) < self.sgr_ends.len() {
+            id as usize
+        } else {
+            0
+        };
+        let start = id.checked_sub(1).map_or(0, |before| self.sgr_ends[before]);
+        let full = &self.sgr_text[start as usize..self.sgr_ends[id] as usize];
         // "\x1b[0;…m" from default drops the reset's "0;"; a bare "\x1b[0m" stays whole.
         if from_default && full.len() > 4 {
             out.push_str("\x1b[");
@@ -351,7 +364,8 @@ impl StyleTable {
         }
         let id = self.styles.len() as u16;
         self.styles.push(*style);
-        self.sgr.push(sgr_of(style));
+        write_sgr(&mut self.sgr_text, style, false);
+        self.sgr_ends.push(self.sgr_text.len() as u32);
         self.ids.insert(key, id);
         Some(id)
     }
@@ -557,12 +571,6 @@ pub fn write_sgr(out: &mut String, style: &Style, from_default: bool) {
         // Drop the "0;" of the reset.
         out.replace_range(start + 2..start + 4, "");
     }
-}
-
-fn sgr_of(style: &Style) -> Box<str> {
-    let mut out = String::new();
-    write_sgr(&mut out, style, false);
-    out.into_boxed_str()
 }
 
 /// Writes the OSC 8 that opens link `n`, or closes any link for 0.

@@ -132,8 +132,9 @@ impl Engine {
         } else {
             target.iter().position(|cell| cell.flags != 0).unwrap_or(n)
         };
-        for (cell, &b) in target[..n].iter_mut().zip(run) {
-            *cell = Cell::new(b as char, style, 0);
+        let style_bits = Cell::new('\0', style, 0).bits();
+        for (cell, &b) in target[..n].iter_mut().zip(&run[..n]) {
+            *cell = Cell::from_bits(style_bits | u64::from(b));
         }
         if n == 0 {
             return 0;
