@@ -82,6 +82,11 @@ impl Cell {
     /// The cell whose [`Cell::bits`] are `bits`.
     #[inline]
     pub fn from_bits(bits: u64) -> Cell {
+        if cfg!(target_endian = "little") {
+            // SAFETY: as in `bits`; any eight bytes are a valid `Cell` (all fields integers).
+            // One store instead of four, which lets a loop of them vectorise.
+            return unsafe { std::mem::transmute::<u64, Cell>(bits) };
+        }
         Cell {
             ch: bits as u32,
             style: (bits >> 32) as u16,
@@ -149,6 +154,14 @@ impl Graphemes {
     }
 }
 
+/// `Vec::resize` for cells, as one vectorised fill (`resize` writes a cell at a time, and a
+/// flood fills a whole row of blanks for every line it prints).
+pub fn resize_cells(cells: &mut Vec<Cell>, len: usize, fill: Cell) {
+    let extra = len.saturating_sub(cells.len());
+    cells.truncate(len);
+    cells.extend(std::iter::repeat_n(fill, extra));
+}
+
 /// A row: no cells allocated until written (all blank), else exactly `cols` cells.
 #[derive(Clone, Debug, Default)]
 pub struct Row {
@@ -164,7 +177,7 @@ impl Row {
 
     pub fn cells_mut(&mut self, cols: usize) -> &mut [Cell] {
         if self.cells.len() != cols {
-            self.cells.resize(cols, BLANK);
+            resize_cells(&mut self.cells, cols, BLANK);
         }
         &mut self.cells
     }
@@ -176,7 +189,7 @@ impl Row {
             self.cells.clear();
         } else {
             self.cells.clear();
-            self.cells.resize(cols, Cell::blank(style));
+            resize_cells(&mut self.cells, cols, Cell::blank(style));
         }
     }
 

@@ -126,7 +126,7 @@ impl Engine {
         // Up to a wide char (or its half) in the way: `print` blanks its other half. For a
         // long run, looked for in a pass of its own, which (like the writing pass) the
         // compiler vectorises.
-        let clear = n >= 16 && target.iter().fold(0, |any, cell| any | cell.flags) == 0;
+        let clear = n >= 16 && target.iter().fold(0, |any, cell| any | cell.bits()) & FLAGS == 0;
         let n = if clear {
             n
         } else {
@@ -150,6 +150,9 @@ impl Engine {
         n
     }
 }
+
+/// The flags in [`Cell::bits`]: folding whole words (not the flag bytes) vectorises.
+const FLAGS: u64 = 0xff << 48;
 
 /// How many bytes at the start of `bytes` are printable ASCII (0x20..=0x7e), eight at a time.
 fn printable_prefix(bytes: &[u8]) -> usize {
