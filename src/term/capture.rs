@@ -284,29 +284,33 @@ fn push_ascii_run(out: &mut String, cells: &[Cell], mask: u64, want: u64) -> usi
         let bytes = out.as_mut_vec();
         bytes.reserve(cells.len());
         let (len, ptr) = (bytes.len(), bytes.as_mut_ptr());
+        let qualifies = |cell: &Cell| cell.bits() & mask == want;
         let mut n = 0;
-        // Eight cells at a time while all eight qualify: one branch per block, and loops
-        // without an early exit, which the compiler vectorises.
-        for block in cells.chunks_exact(8) {
-            if block
-                .iter()
-                .fold(0, |bad, c| bad | (c.bits() & mask ^ want))
-                != 0
-            {
-                break;
+        // Cell by cell for the first eight (most runs in Unicode text are shorter); then eight
+        // at a time while all eight qualify: one branch per block, and loops without an early
+        // exit, which the compiler vectorises; then cell by cell again.
+        let scalar = |n: &mut usize, end: usize| {
+            while *n < end && qualifies(&cells[*n]) {
+                *ptr.add(len + *n) = cells[*n].bits() as u8;
+                *n += 1;
             }
-            for (k, cell) in block.iter().enumerate() {
-                *ptr.add(len + n + k) = cell.bits() as u8;
+        };
+        scalar(&mut n, cells.len().min(8));
+        if n == 8 {
+            while let Some(block) = cells.get(n..n + 8) {
+                if block
+                    .iter()
+                    .fold(0, |bad, c| bad | (c.bits() & mask ^ want))
+                    != 0
+                {
+                    break;
+                }
+                for (k, cell) in block.iter().enumerate() {
+                    *ptr.add(len + n + k) = cell.bits() as u8;
+                }
+                n += 8;
             }
-            n += 8;
-        }
-        for cell in &cells[n..] {
-            let bits = cell.bits();
-            if bits & mask != want {
-                break;
-            }
-            *ptr.add(len + n) = bits as u8;
-            n += 1;
+            scalar(&mut n, cells.len());
         }
         bytes.set_len(len + n);
         n

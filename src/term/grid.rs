@@ -162,7 +162,11 @@ pub fn resize_cells(cells: &mut Vec<Cell>, len: usize, fill: Cell) {
     cells.extend(std::iter::repeat_n(fill, extra));
 }
 
-/// A row: no cells allocated until written (all blank), else exactly `cols` cells.
+/// A row: no cells allocated until written (all blank), else up to `cols` cells, those past
+/// the end blank in the default style. Plain text extends a row only as far as it writes
+/// ([`Row::cells_through`]): a flood of short lines neither fills nor later trims a whole row
+/// of blanks per line. Every other write takes the full row ([`Row::cells_mut`]); a wrapped
+/// row is always full.
 #[derive(Clone, Debug, Default)]
 pub struct Row {
     pub cells: Vec<Cell>,
@@ -173,6 +177,19 @@ pub struct Row {
 impl Row {
     pub fn cell(&self, col: usize) -> Cell {
         self.cells.get(col).copied().unwrap_or(BLANK)
+    }
+
+    /// The row's cells through column `end` (exclusive, at most `cols`) and any written past
+    /// it.
+    #[inline]
+    pub fn cells_through(&mut self, end: usize, cols: usize) -> &mut [Cell] {
+        if self.cells.len() < end {
+            // Room for the whole row at once: growing it piece by piece reallocates.
+            self.cells
+                .reserve_exact(cols.saturating_sub(self.cells.len()));
+            resize_cells(&mut self.cells, end, BLANK);
+        }
+        &mut self.cells
     }
 
     pub fn cells_mut(&mut self, cols: usize) -> &mut [Cell] {
@@ -196,7 +213,8 @@ impl Row {
     /// Blanks `from..to` with `style`.
     pub fn erase(&mut self, from: usize, to: usize, style: u16, cols: usize) {
         let to = to.min(cols);
-        if from >= to || (self.cells.is_empty() && style == 0) {
+        // Past a row's end everything is blank already.
+        if from >= to || (from >= self.cells.len() && style == 0) {
             return;
         }
         let cells = self.cells_mut(cols);

@@ -119,7 +119,7 @@ impl Engine {
         }
         let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
         let n = run.len().min(cols.saturating_sub(col));
-        let cells = self.grid_mut().rows[row].cells_mut(cols);
+        let cells = self.grid_mut().rows[row].cells_through(col + n, cols);
         let Some(target) = cells.get_mut(col..col + n) else {
             return 0;
         };
@@ -133,7 +133,7 @@ impl Engine {
             target.iter().position(|cell| cell.flags != 0).unwrap_or(n)
         };
         let style_bits = Cell::new('\0', style, 0).bits();
-        for (cell, &b) in target[..n].iter_mut().zip(&run[..n]) {
+        for (cell, &b) in target[..n].iter_mut().zip(run) {
             *cell = Cell::from_bits(style_bits | u64::from(b));
         }
         if n == 0 {
