@@ -192,6 +192,26 @@ impl Row {
         &mut self.cells
     }
 
+    /// Writes `text` (plain ASCII, fitting the row) at `col` if the row's cells end there or
+    /// before: appended, with no blanks written first and nothing overwritten (a flood's
+    /// every line). False, with nothing done, if cells at `col` exist.
+    #[inline]
+    pub fn append_ascii(&mut self, col: usize, text: &[u8], style: u16, cols: usize) -> bool {
+        let len = self.cells.len();
+        if len > col {
+            return false;
+        }
+        // Room for the whole row at once: growing it piece by piece reallocates.
+        self.cells.reserve_exact(cols.saturating_sub(len));
+        resize_cells(&mut self.cells, col, BLANK);
+        let style_bits = Cell::new('\0', style, 0).bits();
+        self.cells.extend(
+            text.iter()
+                .map(|&b| Cell::from_bits(style_bits | u64::from(b))),
+        );
+        true
+    }
+
     pub fn cells_mut(&mut self, cols: usize) -> &mut [Cell] {
         if self.cells.len() != cols {
             resize_cells(&mut self.cells, cols, BLANK);

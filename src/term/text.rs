@@ -119,23 +119,12 @@ impl Engine {
         }
         let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
         let n = run.len().min(cols.saturating_sub(col));
-        let cells = self.grid_mut().rows[row].cells_through(col + n, cols);
-        let Some(target) = cells.get_mut(col..col + n) else {
-            return 0;
-        };
-        // Up to a wide char (or its half) in the way: `print` blanks its other half. For a
-        // long run, looked for in a pass of its own, which (like the writing pass) the
-        // compiler vectorises.
-        let clear = n >= 16 && target.iter().fold(0, |any, cell| any | cell.bits()) & FLAGS == 0;
-        let n = if clear {
+        let row = &mut self.grid_mut().rows[row];
+        let n = if row.append_ascii(col, &run[..n], style, cols) {
             n
         } else {
-            target.iter().position(|cell| cell.flags != 0).unwrap_or(n)
+            overwrite_ascii(row.cells_through(col + n, cols), col, &run[..n], style)
         };
-        let style_bits = Cell::new('\0', style, 0).bits();
-        for (cell, &b) in target[..n].iter_mut().zip(run) {
-            *cell = Cell::from_bits(style_bits | u64::from(b));
-        }
         if n == 0 {
             return 0;
         }
@@ -149,6 +138,30 @@ impl Engine {
         self.last_printed = run.get(n.wrapping_sub(1)).map(|&b| b as char);
         n
     }
+}
+
+/// Writes `text` (plain ASCII) over the cells from `col` up to the first wide char (or half of
+/// one) in the way, which `print` must handle; returns how many it wrote.
+fn overwrite_ascii(cells: &mut [Cell], col: usize, text: &[u8], style: u16) -> usize {
+    let Some(target) = cells.get_mut(col..col + text.len()) else {
+        return 0;
+    };
+    // Most often nothing is in the way: checked first in a pass of its own, which (like the
+    // writing pass) the compiler vectorises.
+    let clear = target.iter().fold(0, |any, cell| any | cell.bits()) & FLAGS == 0;
+    let n = if clear {
+        text.len()
+    } else {
+        target
+            .iter()
+            .position(|cell| cell.flags != 0)
+            .unwrap_or(text.len())
+    };
+    let style_bits = Cell::new('\0', style, 0).bits();
+    for (cell, &b) in target[..n].iter_mut().zip(text) {
+        *cell = Cell::from_bits(style_bits | u64::from(b));
+    }
+    n
 }
 
 /// The flags in [`Cell::bits`]: folding whole words (not the flag bytes) vectorises.
