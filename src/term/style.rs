@@ -318,6 +318,12 @@ impl StyleTable {
         self.styles.len()
     }
 
+    /// Bytes of SGR text held for the interned styles.
+    #[cfg(test)]
+    pub fn sgr_bytes(&self) -> usize {
+        self.sgr_text.len()
+    }
+
     pub fn get(&self, id: u16) -> &Style {
         self.styles.get(id as usize).unwrap_or(&self.styles[0])
     }

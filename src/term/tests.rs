@@ -278,3 +278,23 @@ fn hyperlinks_are_kept_per_cell() {
         "{ansi:?}"
     );
 }
+
+#[test]
+fn rows_grow_only_as_far_as_text_is_written() {
+    // A short line keeps a short row; a write past its end leaves default blanks between;
+    // erasing, inserting and capturing see the same row as a full one.
+    let mut t = feed(3, 20, b"abc");
+    assert_eq!(t.engine().main.rows[0].cells.len(), 3);
+    t.process(b"\x1b[10Gx\x1b[1;2H\x1b[2@\x1b[1;16H\x1b[31m\x1b[K");
+    assert_eq!(lines(&t)[0], "a  bc      x");
+    assert_eq!(t.engine().main.rows[0].cells.len(), 20);
+    t.process(b"\x1b[m\x1b[2;1Hshort\x1b[2;3H\x1b[1K\r\n\n\n\n");
+    let history: Vec<String> = t
+        .engine()
+        .history()
+        .since(0)
+        .map(|(_, l)| l.to_string())
+        .collect();
+    assert_eq!(history[0], "a  bc      x");
+    assert_eq!(history[1], "   rt");
+}

@@ -309,6 +309,17 @@ fn style_table_is_compacted_to_the_styles_on_screen() {
     }
     t.process(b"\r\n\x1b[38;2;1;2;3mZ");
     assert!(t.engine().styles.count() <= 8192);
+    // Each style's SGR text goes with it (`CSI 0;38;2;r;g;b m` here, under 24 bytes).
+    assert!(t.engine().styles.sgr_bytes() <= t.engine().styles.count() * 24);
+    // And after compaction each id's cached SGR is still its own style's.
+    let styles = &t.engine().styles;
+    for id in 0..styles.count() as u16 {
+        let mut made = String::new();
+        super::style::write_sgr(&mut made, styles.get(id), false);
+        let mut cached = String::new();
+        styles.push_sgr(&mut cached, id, false);
+        assert_eq!(cached, made, "style {id}");
+    }
     let row = t.engine().cursor().row;
     let cell = t.engine().cell(row, 0).map(|c| (c.text(), c.style().fg()));
     assert_eq!(cell, Some(("Z".to_string(), super::Color::Rgb(1, 2, 3))));
