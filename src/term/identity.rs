@@ -225,7 +225,7 @@ impl Engine {
         let setting = match payload {
             b"m" => {
                 let mut sgr = String::new();
-                super::style::write_sgr(&mut sgr, self.styles.get(self.pen_id), true);
+                super::style::write_sgr(&mut sgr, &self.cur.pen, true);
                 let body = sgr.trim_start_matches("\x1b[").to_string();
                 Some(body)
             }

@@ -117,11 +117,14 @@ pub struct Engine {
     styles: StyleTable,
     links: LinkTable,
     graphemes: Graphemes,
-    /// Interned ids of the pen and of its erase style (BCE), refreshed when the pen changes.
+    /// Interned ids of the pen and of its erase style (BCE), each valid while its flag says
+    /// so: interned when first used after a change, so SGRs that nothing is printed with
+    /// (a line's closing reset, one of several in a row) cost no lookup.
     pen_id: u16,
+    pen_valid: bool,
     erase_id: u16,
-    /// `erase_id` matches the pen's background; recomputed on first use after a change, so an
-    /// SGR that flips the background and back costs no lookup.
+    /// The style `erase_id` is (the pen's background only, when it was interned).
+    erased: Style,
     erase_valid: bool,
     title: String,
     titles: Vec<String>,
@@ -187,6 +190,8 @@ impl Engine {
             links: LinkTable::default(),
             graphemes: Graphemes::default(),
             pen_id: 0,
+            pen_valid: true,
+            erased: Style::default(),
             erase_id: 0,
             erase_valid: true,
             title: String::new(),
@@ -293,20 +298,29 @@ impl Engine {
         self.refresh_pen();
     }
 
+    /// The pen changed: its id is looked up when something is written with it.
     fn refresh_pen(&mut self) {
-        let pen = self.cur.pen;
-        self.pen_id = self.intern_style(&pen);
-        // Most SGR changes leave the background alone: the erase style stays.
-        if self.erase_valid && self.styles.get(self.erase_id).bg() != pen.bg() {
-            self.erase_valid = false;
+        self.pen_valid = false;
+    }
+
+    /// The id of the pen's style, for cells written now.
+    #[inline]
+    fn pen_style(&mut self) -> u16 {
+        if !self.pen_valid {
+            let pen = self.cur.pen;
+            self.pen_id = self.intern_style(&pen);
+            self.pen_valid = true;
         }
+        self.pen_id
     }
 
     /// The style erased cells get (the pen's background only).
     fn erase_style(&mut self) -> u16 {
-        if !self.erase_valid {
-            let erased = self.cur.pen.erased();
+        // Most SGR changes leave the background alone: the erase style stays.
+        let erased = self.cur.pen.erased();
+        if !self.erase_valid || erased != self.erased {
             self.erase_id = self.intern_style(&erased);
+            self.erased = erased;
             self.erase_valid = true;
         }
         self.erase_id
@@ -344,10 +358,9 @@ impl Engine {
             }
         }
         self.styles = fresh;
-        let (pen, erased) = (self.cur.pen, self.cur.pen.erased());
-        self.pen_id = self.styles.intern(&pen).unwrap_or(0);
-        self.erase_id = self.styles.intern(&erased).unwrap_or(0);
-        self.erase_valid = true;
+        // Ids from the old table mean nothing now: looked up again on next use.
+        self.pen_valid = false;
+        self.erase_valid = false;
     }
 
     // ---- cursor movement ----

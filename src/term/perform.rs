@@ -250,7 +250,7 @@ impl Engine {
                 return;
             } else {
                 let (row, col, cols) = (self.cur.row, self.cur.col, self.cols);
-                let style = self.pen_id;
+                let style = self.pen_style();
                 let cells = self.grid_mut().rows[row].cells_mut(cols);
                 // The blank may land on a wide char's right half: that char goes too.
                 if cells[col].flags & SPACER != 0 && col > 0 {
@@ -264,7 +264,8 @@ impl Engine {
     }
 
     fn put_cell(&mut self, c: char, width: usize) {
-        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
+        let style = self.pen_style();
+        let (row, col, cols) = (self.cur.row, self.cur.col, self.cols);
         if self.modes.insert {
             let erase = self.erase_style();
             self.grid_mut().insert_cells(row, col, width, erase);

@@ -117,7 +117,8 @@ impl Engine {
         if set != super::charset::Charset::Ascii || self.cur.pending_wrap || self.modes.insert {
             return 0;
         }
-        let (row, col, cols, style) = (self.cur.row, self.cur.col, self.cols, self.pen_id);
+        let style = self.pen_style();
+        let (row, col, cols) = (self.cur.row, self.cur.col, self.cols);
         let n = run.len().min(cols.saturating_sub(col));
         let row = &mut self.grid_mut().rows[row];
         let n = if row.append_ascii(col, &run[..n], style, cols) {
