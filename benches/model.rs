@@ -322,9 +322,10 @@ fn summary(corpora: &[(&'static str, Vec<u8>)], model: &Model) {
 }
 
 /// `LINGER_MODEL_ONCE=<corpus>`: one model takes that corpus twice (the second pass with a full
-/// history ring, as in the bench) and the process exits. For instruction counts, which this
-/// VM's timings are too noisy to compare builds by:
-/// `valgrind --tool=callgrind --toggle-collect='*Model::process*' <bench binary>`.
+/// history ring, as in the bench), the server's query filter takes it once in 4 KiB reads, and
+/// the process exits. For instruction counts, which this VM's timings are too noisy to compare
+/// builds by: `valgrind --tool=callgrind --toggle-collect='*Model::process*' <bench binary>`
+/// (or `'*QueryFilter::filter*'`).
 fn process_once(name: &str) {
     let corpora = corpora();
     let Some((_, data)) = corpora.iter().find(|(n, _)| *n == name) else {
@@ -334,6 +335,10 @@ fn process_once(name: &str) {
     let mut model = Model::new(ROWS, COLS, SCROLLBACK);
     for _ in 0..2 {
         feed(&mut model, data);
+    }
+    let mut filter = linger::query_filter::QueryFilter::default();
+    for read in data.chunks(4096) {
+        std::hint::black_box(filter.filter(bytes::Bytes::copy_from_slice(read)));
     }
 }
 

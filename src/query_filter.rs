@@ -35,7 +35,8 @@ enum Scan {
     Clipboard(usize),
     /// A clipboard write longer than [`MAX_CLIPBOARD_LEN`], not finished in what was read.
     TooLong,
-    Other,
+    /// Not a query nor a clipboard write; no escape starts in its first this many bytes.
+    Other(usize),
     Incomplete,
 }
 
@@ -47,7 +48,7 @@ fn scan(seq: &[u8]) -> Scan {
         Some(b']') if seq[2..].starts_with(b"52;") => scan_clipboard(seq),
         Some(b']') => scan_string(seq, is_osc_query, MAX_STRING_QUERY_LEN),
         Some(b'P') => scan_string(seq, is_dcs_query, MAX_STRING_QUERY_LEN),
-        Some(_) => Scan::Other,
+        Some(_) => Scan::Other(1),
     }
 }
 
@@ -64,7 +65,7 @@ fn scan_csi(seq: &[u8]) -> Scan {
     let params_start = i;
     while let Some(&b) = seq.get(i) {
         if i > MAX_QUERY_LEN {
-            return Scan::Other;
+            return Scan::Other(i);
         }
         match b {
             b'0'..=b'9' | b';' => i += 1,
@@ -73,7 +74,7 @@ fn scan_csi(seq: &[u8]) -> Scan {
                 return match seq.get(i + 1) {
                     None => Scan::Incomplete,
                     Some(b'p') if marker != Some(b'>') => Scan::Query(i + 2),
-                    Some(_) => Scan::Other,
+                    Some(_) => Scan::Other(i + 1),
                 };
             }
             _ => {
@@ -81,7 +82,8 @@ fn scan_csi(seq: &[u8]) -> Scan {
                 return if is_csi_query(marker, params, b) {
                     Scan::Query(i + 1)
                 } else {
-                    Scan::Other
+                    // `b` itself may be an escape (the sequence was cut short).
+                    Scan::Other(i)
                 };
             }
         }
@@ -131,7 +133,7 @@ fn scan_string(seq: &[u8], is_query: fn(&[u8]) -> bool, max: usize) -> Scan {
     let mut i = body_start;
     while i < seq.len() {
         if i > max {
-            return Scan::Other;
+            return Scan::Other(i);
         }
         match seq[i] {
             0x07 => return verdict(is_query(&seq[body_start..i]), i + 1),
@@ -139,7 +141,7 @@ fn scan_string(seq: &[u8], is_query: fn(&[u8]) -> bool, max: usize) -> Scan {
                 return match seq.get(i + 1) {
                     None => Scan::Incomplete,
                     Some(b'\\') => verdict(is_query(&seq[body_start..i]), i + 2),
-                    Some(_) => Scan::Other,
+                    Some(_) => Scan::Other(i),
                 };
             }
             _ => i += 1,
@@ -149,7 +151,34 @@ fn scan_string(seq: &[u8], is_query: fn(&[u8]) -> bool, max: usize) -> Scan {
 }
 
 fn verdict(query: bool, len: usize) -> Scan {
-    if query { Scan::Query(len) } else { Scan::Other }
+    if query {
+        Scan::Query(len)
+    } else {
+        Scan::Other(len)
+    }
+}
+
+/// The next escape at or after `from`. Coloured output has one every few bytes, where two
+/// word-sized looks cost less than setting up `memchr` (which takes the longer gaps).
+fn next_escape(data: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    for _ in 0..2 {
+        let Some(word) = data.get(at..at + 8) else {
+            break;
+        };
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes) ^ (0x1b * ONES);
+        // A zero byte of `x` is an escape; the lowest flagged byte is always a true one.
+        let zero = x.wrapping_sub(ONES) & !x & HIGH;
+        if zero != 0 {
+            return Some(at + zero.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    memchr::memchr(0x1b, data.get(at..)?).map(|i| at + i)
 }
 
 fn is_osc_query(body: &[u8]) -> bool {
@@ -192,8 +221,7 @@ impl QueryFilter {
         let mut cuts: Vec<(usize, usize, bool)> = Vec::new();
         let mut end = data.len();
         let mut pos = 0;
-        while let Some(off) = memchr::memchr(0x1b, &data[pos..]) {
-            let start = pos + off;
+        while let Some(start) = next_escape(&data, pos) {
             match scan(&data[start..]) {
                 Scan::Query(len) => {
                     cuts.push((start, start + len, false));
@@ -208,7 +236,7 @@ impl QueryFilter {
                     end = start;
                     break;
                 }
-                Scan::Other => pos = start + 1,
+                Scan::Other(len) => pos = start + len.max(1),
                 Scan::Incomplete => {
                     self.held.extend_from_slice(&data[start..]);
                     end = start;
@@ -380,6 +408,80 @@ mod tests {
         under.extend_from_slice(b"\x07z");
         assert_eq!(f.take_clipboard().expect("owner"), under);
     }
+
+    proptest::proptest! {
+        /// Any mix of text, ordinary sequences and queries, cut anywhere into reads, comes out
+        /// as exactly the pieces that are not queries.
+        #[test]
+        fn only_the_queries_are_taken_out(
+            pieces in proptest::collection::vec(
+                (proptest::bool::ANY, 0usize..KEPT.len().max(QUERIES.len())),
+                0..40,
+            ),
+            cuts in proptest::collection::vec(1usize..48, 1..6),
+        ) {
+            let mut all = Vec::new();
+            let mut kept = Vec::new();
+            for (query, n) in pieces {
+                if query {
+                    all.extend_from_slice(QUERIES[n % QUERIES.len()]);
+                } else {
+                    all.extend_from_slice(KEPT[n % KEPT.len()]);
+                    kept.extend_from_slice(KEPT[n % KEPT.len()]);
+                }
+            }
+            let mut reads: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for cut in cuts.iter().cycle() {
+                if at >= all.len() {
+                    break;
+                }
+                let end = (at + cut).min(all.len());
+                reads.push(&all[at..end]);
+                at = end;
+            }
+            proptest::prop_assert_eq!(run(&reads), kept);
+        }
+    }
+
+    const KEPT: &[&[u8]] = &[
+        b"plain text ",
+        b"$p cn qut 6n",
+        b"\x1b[31m",
+        b"\x1b[1;38;5;208;48;2;1;2;3m",
+        b"\x1b[m",
+        b"\x1b[12;40H",
+        b"\x1b[K",
+        b"\x1b[?25h",
+        b"\x1b[?1049l",
+        b"\x1b[2J",
+        b"\x1b[1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17m",
+        b"\x1b]0;a title\x07",
+        b"\x1b]8;;http://example.com\x1b\\",
+        b"\x1b]10;rgb:0/0/0\x07",
+        b"\x1bc",
+        b"\x1b7\x1b8",
+        b"\r\n",
+        b"\xe6\xbc\xa2\xe5\xad\x97",
+    ];
+
+    const QUERIES: &[&[u8]] = &[
+        b"\x1b[6n",
+        b"\x1b[5n",
+        b"\x1b[c",
+        b"\x1b[0c",
+        b"\x1b[>c",
+        b"\x1b[>q",
+        b"\x1b[?u",
+        b"\x1b[14t",
+        b"\x1b[?2026$p",
+        b"\x1b[4$p",
+        b"\x1b]10;?\x07",
+        b"\x1b]11;?\x1b\\",
+        b"\x1b]4;1;?\x07",
+        b"\x1bP$qm\x1b\\",
+        b"\x1bP+q544e\x1b\\",
+    ];
 
     #[test]
     fn passes_plain_text_untouched() {
