@@ -18,6 +18,14 @@ pub(super) fn lines(t: &Term) -> Vec<String> {
     (0..e.size().0).map(|r| e.row_text(r, false)).collect()
 }
 
+pub(super) fn history(t: &Term) -> Vec<String> {
+    t.engine()
+        .history()
+        .since(0)
+        .map(|(_, l)| l.to_string())
+        .collect()
+}
+
 pub(super) fn cursor(t: &Term) -> (usize, usize) {
     (t.engine().cursor().row, t.engine().cursor().col)
 }
@@ -53,13 +61,7 @@ fn wide_char_at_last_column_wraps_and_keeps_one_line() {
     assert_eq!(lines(&t)[..2], ["abcd", "日"]);
     assert_eq!(cursor(&t), (1, 2));
     t.process(b"\r\n\r\n\r\n");
-    let h: Vec<_> = t
-        .engine()
-        .history()
-        .since(0)
-        .map(|(_, l)| l.to_string())
-        .collect();
-    assert_eq!(h[0], "abcd日");
+    assert_eq!(history(&t)[0], "abcd日");
 }
 
 #[test]
@@ -289,12 +291,5 @@ fn rows_grow_only_as_far_as_text_is_written() {
     assert_eq!(lines(&t)[0], "a  bc      x");
     assert_eq!(t.engine().main.rows[0].cells.len(), 20);
     t.process(b"\x1b[m\x1b[2;1Hshort\x1b[2;3H\x1b[1K\r\n\n\n\n");
-    let history: Vec<String> = t
-        .engine()
-        .history()
-        .since(0)
-        .map(|(_, l)| l.to_string())
-        .collect();
-    assert_eq!(history[0], "a  bc      x");
-    assert_eq!(history[1], "   rt");
+    assert_eq!(history(&t)[..2], ["a  bc      x", "   rt"]);
 }

@@ -1,15 +1,7 @@
 //! Unit tests of the engine: titles, modes, resets, queries, history, reflow and replay.
 
 use super::Term;
-use super::tests::{cursor, feed, lines, term};
-
-fn history(t: &Term) -> Vec<String> {
-    t.engine()
-        .history()
-        .since(0)
-        .map(|(_, l)| l.to_string())
-        .collect()
-}
+use super::tests::{cursor, feed, history, lines, term};
 
 #[test]
 fn titles_with_a_bounded_stack() {
