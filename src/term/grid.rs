@@ -277,7 +277,13 @@ impl Grid {
     /// `gone` order at the bottom of the region, so a caller can capture them first.
     pub fn scroll_up(&mut self, top: usize, bottom: usize, n: usize, style: u16) {
         let n = n.min(bottom + 1 - top);
-        self.rows[top..=bottom].rotate_left(n);
+        if n == 1 {
+            // A flood's every line: one memmove, where `rotate_left` moves row by row.
+            let row = self.rows.remove(top);
+            self.rows.insert(bottom, row);
+        } else {
+            self.rows[top..=bottom].rotate_left(n);
+        }
         let cols = self.cols;
         for row in &mut self.rows[bottom + 1 - n..=bottom] {
             row.clear(style, cols);
@@ -286,7 +292,12 @@ impl Grid {
 
     pub fn scroll_down(&mut self, top: usize, bottom: usize, n: usize, style: u16) {
         let n = n.min(bottom + 1 - top);
-        self.rows[top..=bottom].rotate_right(n);
+        if n == 1 {
+            let row = self.rows.remove(bottom);
+            self.rows.insert(top, row);
+        } else {
+            self.rows[top..=bottom].rotate_right(n);
+        }
         let cols = self.cols;
         for row in &mut self.rows[top..top + n] {
             row.clear(style, cols);
