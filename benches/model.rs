@@ -337,7 +337,7 @@ fn process_once(name: &str) {
         feed(&mut model, data);
     }
     let mut filter = linger::query_filter::QueryFilter::default();
-    for read in data.chunks(4096) {
+    for read in data.chunks(CHUNK) {
         std::hint::black_box(filter.filter(bytes::Bytes::copy_from_slice(read)));
     }
 }

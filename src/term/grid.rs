@@ -63,6 +63,9 @@ impl Cell {
         }
     }
 
+    /// The flags' byte in [`Cell::bits`]: folding whole words (not the flag bytes) vectorises.
+    pub const FLAG_BITS: u64 = 0xff << 48;
+
     /// The cell as one word (char, style, flags), for comparing many cells cheaply.
     #[inline]
     pub fn bits(&self) -> u64 {
@@ -77,6 +80,12 @@ impl Cell {
                 | u64::from(self.flags) << 48
                 | u64::from(self._pad) << 56
         }
+    }
+
+    /// A cell holding ASCII byte `b`, no flags, in `style` (built as one word).
+    #[inline]
+    pub fn ascii(b: u8, style: u16) -> Cell {
+        Cell::from_bits(u64::from(style) << 32 | u64::from(b))
     }
 
     /// The cell whose [`Cell::bits`] are `bits`.
@@ -184,12 +193,18 @@ impl Row {
     #[inline]
     pub fn cells_through(&mut self, end: usize, cols: usize) -> &mut [Cell] {
         if self.cells.len() < end {
-            // Room for the whole row at once: growing it piece by piece reallocates.
-            self.cells
-                .reserve_exact(cols.saturating_sub(self.cells.len()));
-            resize_cells(&mut self.cells, end, BLANK);
+            self.grow_to(end, cols);
         }
         &mut self.cells
+    }
+
+    /// Extends the row with blanks to `len` cells, with room for the whole row at once:
+    /// growing it piece by piece reallocates.
+    #[inline]
+    fn grow_to(&mut self, len: usize, cols: usize) {
+        self.cells
+            .reserve_exact(cols.saturating_sub(self.cells.len()));
+        resize_cells(&mut self.cells, len, BLANK);
     }
 
     /// Writes `text` (plain ASCII, fitting the row) at `col` if the row's cells end there or
@@ -197,18 +212,12 @@ impl Row {
     /// every line). False, with nothing done, if cells at `col` exist.
     #[inline]
     pub fn append_ascii(&mut self, col: usize, text: &[u8], style: u16, cols: usize) -> bool {
-        let len = self.cells.len();
-        if len > col {
+        if self.cells.len() > col {
             return false;
         }
-        // Room for the whole row at once: growing it piece by piece reallocates.
-        self.cells.reserve_exact(cols.saturating_sub(len));
-        resize_cells(&mut self.cells, col, BLANK);
-        let style_bits = Cell::new('\0', style, 0).bits();
-        self.cells.extend(
-            text.iter()
-                .map(|&b| Cell::from_bits(style_bits | u64::from(b))),
-        );
+        self.grow_to(col, cols);
+        self.cells
+            .extend(text.iter().map(|&b| Cell::ascii(b, style)));
         true
     }
 

@@ -264,7 +264,7 @@ pub struct StyleTable {
     /// history capture writes one at every style change of every row that scrolls off. All
     /// of them in one string (no allocation per style), style `i`'s ending at `sgr_ends[i]`
     /// and starting where style `i - 1`'s ends. Bounded by the table's [`MAX_STYLES`] styles
-    /// of at most ~70 bytes each.
+    /// of at most about 80 bytes each.
     sgr_text: String,
     sgr_ends: Vec<u32>,
     ids: FastMap<u128, u16>,

@@ -149,7 +149,7 @@ fn overwrite_ascii(cells: &mut [Cell], col: usize, text: &[u8], style: u16) -> u
     };
     // Most often nothing is in the way: checked first in a pass of its own, which (like the
     // writing pass) the compiler vectorises.
-    let clear = target.iter().fold(0, |any, cell| any | cell.bits()) & FLAGS == 0;
+    let clear = target.iter().fold(0, |any, cell| any | cell.bits()) & Cell::FLAG_BITS == 0;
     let n = if clear {
         text.len()
     } else {
@@ -158,15 +158,11 @@ fn overwrite_ascii(cells: &mut [Cell], col: usize, text: &[u8], style: u16) -> u
             .position(|cell| cell.flags != 0)
             .unwrap_or(text.len())
     };
-    let style_bits = Cell::new('\0', style, 0).bits();
     for (cell, &b) in target[..n].iter_mut().zip(text) {
-        *cell = Cell::from_bits(style_bits | u64::from(b));
+        *cell = Cell::ascii(b, style);
     }
     n
 }
-
-/// The flags in [`Cell::bits`]: folding whole words (not the flag bytes) vectorises.
-const FLAGS: u64 = 0xff << 48;
 
 /// How many bytes at the start of `bytes` are printable ASCII (0x20..=0x7e), eight at a time.
 fn printable_prefix(bytes: &[u8]) -> usize {
