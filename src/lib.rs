@@ -18,5 +18,6 @@ pub mod server;
 pub mod signals;
 pub mod state;
 pub mod term;
+pub mod write_room;
 
 pub use client::Client;

@@ -109,7 +109,7 @@ pub(crate) async fn upgrade() -> Result<i32, Failure> {
 }
 
 pub(crate) async fn debug_connect(socket: &std::path::Path) -> Result<i32, Failure> {
-    let mut stream = tokio::net::UnixStream::connect(socket)
+    let mut stream = crate::protocol::Stream::connect(socket)
         .await
         .map_err(|e| fail(format!("cannot connect to {}: {e}", socket.display())))?;
     match tokio::time::timeout(

@@ -1,6 +1,6 @@
 //! Client requests for agents: the event stream and the task queue.
 
-use tokio::net::UnixStream;
+use crate::protocol::Stream;
 
 use super::{Client, Error, Result, unexpected};
 use crate::protocol::{self, Event, QueueOp, Request, Response};
@@ -14,7 +14,7 @@ pub enum Streamed {
 
 /// A subscription to the server's events.
 pub struct Events {
-    stream: UnixStream,
+    stream: Stream,
 }
 
 impl Events {

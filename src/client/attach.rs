@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tokio::net::unix::OwnedReadHalf;
+use crate::protocol::stream::{ReadHalf, WriteHalf};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
@@ -120,9 +120,9 @@ const PROBE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Sends the attach request and reads the server's yes or no.
 async fn start(
-    mut stream: tokio::net::UnixStream,
+    mut stream: protocol::Stream,
     request: &Request,
-) -> Result<(FrameReader<OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf)> {
+) -> Result<(FrameReader<ReadHalf>, WriteHalf)> {
     protocol::write_frame(&mut stream, request)
         .await
         .map_err(|e| Error(format!("lost the server: {e}")))?;
@@ -154,7 +154,7 @@ impl Keyboard<'_> {
     async fn deliver(
         &mut self,
         bytes: &[u8],
-        wr: &mut tokio::net::unix::OwnedWriteHalf,
+        wr: &mut WriteHalf,
         matcher: &mut ChordMatcher,
         read_only: bool,
     ) -> Option<Ending> {
@@ -209,7 +209,7 @@ impl Keyboard<'_> {
 }
 
 async fn run(
-    (mut frames, mut wr): (FrameReader<OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf),
+    (mut frames, mut wr): (FrameReader<ReadHalf>, WriteHalf),
     keyboard: &mut Keyboard<'_>,
     read_only: bool,
     key: DetachKey,
@@ -284,11 +284,7 @@ async fn run(
 }
 
 /// Sends what the chord matcher let through; `Some` when the attachment should end.
-async fn send_keys(
-    wr: &mut tokio::net::unix::OwnedWriteHalf,
-    actions: Vec<Action>,
-    read_only: bool,
-) -> Option<Ending> {
+async fn send_keys(wr: &mut WriteHalf, actions: Vec<Action>, read_only: bool) -> Option<Ending> {
     for action in actions {
         match action {
             Action::Detach => return Some(Ending::Detached),

@@ -16,7 +16,7 @@ use start::{server_binary, start_server};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::net::UnixStream;
+use crate::protocol::Stream;
 
 use crate::protocol::{
     self, Capture, Hello, Request, Response, SessionInfo, SessionSpec, WaitCondition,
@@ -71,7 +71,7 @@ pub struct Client {
     dir: PathBuf,
     /// The connection that found the server running, kept for the first request (a command
     /// then costs one connection, not two); taken only while fresh.
-    spare: std::sync::Arc<std::sync::Mutex<Option<(UnixStream, Instant)>>>,
+    spare: std::sync::Arc<std::sync::Mutex<Option<(Stream, Instant)>>>,
 }
 
 /// How long a kept connection stays usable: well inside the server's handshake timeout.
@@ -143,13 +143,13 @@ impl Client {
         }
     }
 
-    fn keep(&self, stream: UnixStream) {
+    fn keep(&self, stream: Stream) {
         *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some((stream, Instant::now()));
     }
 
     /// Opens a connection and completes the version handshake, within [`CONNECT_TIMEOUT`]
     /// (or hands out the fresh one [`Client::connect`] made).
-    pub async fn open(&self) -> Result<UnixStream> {
+    pub async fn open(&self) -> Result<Stream> {
         let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some((stream, made)) = spare
             && made.elapsed() < SPARE_FRESH
@@ -168,7 +168,7 @@ impl Client {
     /// Like [`Client::open`], with `None` when no server runs: nobody listens on the socket,
     /// or the one listening went away during the handshake (a server that just died or was
     /// killed keeps its socket for as long as its last thread takes to exit).
-    async fn open_if_running(&self) -> Result<Option<UnixStream>> {
+    async fn open_if_running(&self) -> Result<Option<Stream>> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.open_unbounded()).await {
             Ok(opened) => opened,
             Err(_) => Err(Error(format!(
@@ -182,9 +182,9 @@ impl Client {
         }
     }
 
-    async fn open_unbounded(&self) -> Result<Option<UnixStream>> {
+    async fn open_unbounded(&self) -> Result<Option<Stream>> {
         let path = crate::paths::socket_path(&self.dir);
-        let mut stream = match UnixStream::connect(&path).await {
+        let mut stream = match Stream::connect(&path).await {
             Ok(stream) => stream,
             Err(e) if no_listener(&e) => return Ok(None),
             Err(e) => return Err(Error(format!("cannot connect to {}: {e}", path.display()))),

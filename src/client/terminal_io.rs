@@ -21,21 +21,27 @@ const READ_SIZE: usize = 16 * 1024;
 
 /// Our own non-blocking description of the terminal behind `fd`; `None` when `fd` is not a
 /// terminal or cannot be opened again (no /proc).
-fn reopen_nonblocking(fd: BorrowedFd<'_>, access: OFlags) -> Option<AsyncFd<OwnedFd>> {
+fn reopen_nonblocking(fd: BorrowedFd<'_>, access: OFlags) -> Option<OwnedFd> {
     if !rustix::termios::isatty(fd) {
         return None;
     }
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let flags = access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let own = rustix::fs::open(path.as_str(), flags, Mode::empty()).ok()?;
+    rustix::fs::open(path.as_str(), flags, Mode::empty()).ok()
+}
+
+/// The keyboard, watched for input only: the terminal reports room to write each time it
+/// shows output, which would wake the client for nothing (see write_room.rs).
+fn keyboard_polled() -> Option<AsyncFd<OwnedFd>> {
+    let own = reopen_nonblocking(std::io::stdin().as_fd(), OFlags::RDONLY)?;
     // SAFETY: a freshly opened descriptor that only this AsyncFd owns and registers.
-    unsafe { AsyncFd::register(own) }.ok()
+    unsafe { AsyncFd::register_with_interest(own, tokio::io::Interest::READABLE) }.ok()
 }
 
 /// Reads the keyboard; `None` on the channel means the terminal is gone.
 pub fn spawn_keyboard_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
     let (tx, rx) = mpsc::channel(64);
-    match reopen_nonblocking(std::io::stdin().as_fd(), OFlags::RDONLY) {
+    match keyboard_polled() {
         Some(fd) => {
             tokio::spawn(read_polled(fd, tx));
         }
@@ -116,36 +122,17 @@ pub fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>)
     (tx, done)
 }
 
-async fn write_polled(
-    fd: AsyncFd<OwnedFd>,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-    done: oneshot::Sender<bool>,
-) {
+/// Writes straight to the terminal, and waits for it to drain only when it is full.
+async fn write_polled(fd: OwnedFd, mut rx: mpsc::Receiver<Vec<u8>>, done: oneshot::Sender<bool>) {
+    let mut room = crate::write_room::WriteRoom::default();
     let mut ok = true;
     while let Some(data) = rx.recv().await {
         // After a failure keep draining, so the loop notices through its reads.
-        if ok && write_all_polled(&fd, &data).await.is_err() {
+        if ok && room.write_all(fd.as_fd(), &data).await.is_err() {
             ok = false;
         }
     }
     let _ = done.send(ok);
-}
-
-async fn write_all_polled(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        let mut guard = fd.writable().await?;
-        let written =
-            guard.try_io(|fd| rustix::io::write(fd.get_ref(), data).map_err(std::io::Error::from));
-        match written {
-            // No room: `try_io` cleared the readiness; wait for the terminal to drain.
-            Err(_would_block) => {}
-            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => data = &data[n..],
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Ok(Err(e)) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Not a terminal (a pipe, a file): a plain thread with blocking writes.

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 mod frame;
+pub mod stream;
 pub use frame::*;
+pub use stream::Stream;
 
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 10;

@@ -4,20 +4,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Server;
 use super::commands::{ClientLink, SendText, SessionCmd};
 use super::outbox::{Control, Outgoing};
 use crate::log;
-use crate::protocol::{self, AttachRequest, FrameCodec, FrameReader, Hello, Request, Response};
+use crate::protocol::stream::{ReadHalf, WriteHalf};
+use crate::protocol::{
+    self, AttachRequest, FrameCodec, FrameReader, Hello, Request, Response, Stream,
+};
 
 /// A client must say hello and its request within this; idle sockets are not kept.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn handle(stream: UnixStream, server: Arc<Server>) {
+pub async fn handle(stream: tokio::net::UnixStream, server: Arc<Server>) {
+    let stream = match Stream::from_tokio(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            log::warn(&format!("cannot take a connection: {e}"));
+            return;
+        }
+    };
     if !peer_is_us(&stream) {
         return;
     }
@@ -55,14 +63,13 @@ pub async fn handle(stream: UnixStream, server: Arc<Server>) {
 }
 
 /// Only the server's own user may talk to it.
-fn peer_is_us(stream: &UnixStream) -> bool {
+fn peer_is_us(stream: &Stream) -> bool {
     let me = rustix::process::getuid().as_raw();
-    match stream.peer_cred() {
-        Ok(cred) if cred.uid() == me => {}
-        Ok(cred) => {
+    match stream.peer_uid() {
+        Ok(uid) if uid == me => {}
+        Ok(uid) => {
             log::warn(&format!(
-                "refused a connection from uid {} (server runs as uid {me})",
-                cred.uid()
+                "refused a connection from uid {uid} (server runs as uid {me})"
             ));
             return false;
         }
@@ -78,10 +85,7 @@ fn peer_is_us(stream: &UnixStream) -> bool {
 
 /// Exchanges hellos and reads the one request, each within [`HANDSHAKE_TIMEOUT`]; `None` when
 /// the client left, was refused or was too slow.
-async fn handshake(
-    rd: &mut FrameReader<OwnedReadHalf>,
-    wr: &mut OwnedWriteHalf,
-) -> Option<Request> {
+async fn handshake(rd: &mut FrameReader<ReadHalf>, wr: &mut WriteHalf) -> Option<Request> {
     if protocol::write_frame(wr, &Hello::ours()).await.is_err() {
         return None;
     }
@@ -321,7 +325,7 @@ async fn kill_exited(server: &Server) -> Response {
 /// Waits for a condition; gives up on timeout or when the client goes away.
 async fn wait(
     server: &Server,
-    rd: &mut FrameReader<OwnedReadHalf>,
+    rd: &mut FrameReader<ReadHalf>,
     name: &str,
     condition: protocol::WaitCondition,
     timeout_ms: Option<u64>,
@@ -357,7 +361,7 @@ const SEND_CHUNKS_IN_FLIGHT: usize = 2;
 /// once the session has written it all (or gave up).
 async fn send(
     server: &Server,
-    rd: &mut FrameReader<OwnedReadHalf>,
+    rd: &mut FrameReader<ReadHalf>,
     name: &str,
     request: SendRequest,
 ) -> Response {
@@ -406,8 +410,8 @@ async fn send(
 /// What an attaching client asked for.
 async fn attach(
     server: Arc<Server>,
-    mut rd: FrameReader<OwnedReadHalf>,
-    mut wr: OwnedWriteHalf,
+    mut rd: FrameReader<ReadHalf>,
+    mut wr: WriteHalf,
     wanted: AttachRequest,
 ) {
     let AttachRequest {
@@ -485,11 +489,7 @@ async fn attach(
 
 /// Writes a client's queue to its socket until the attachment ends. When the client fell
 /// behind, its backlog is already gone: ask the session for a fresh screen.
-async fn write_to_client(
-    mut wr: OwnedWriteHalf,
-    link: ClientLink,
-    session: mpsc::Sender<SessionCmd>,
-) {
+async fn write_to_client(mut wr: WriteHalf, link: ClientLink, session: mpsc::Sender<SessionCmd>) {
     loop {
         match link.outbox.next().await {
             Outgoing::Output(data) => {
@@ -523,7 +523,7 @@ async fn write_to_client(
 /// `sendto`, not two); larger output is written in place rather than copied.
 const COALESCE_OUTPUT: usize = 16 * 1024;
 
-async fn write_output(wr: &mut OwnedWriteHalf, data: &[u8]) -> std::io::Result<()> {
+async fn write_output(wr: &mut WriteHalf, data: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     if data.len() <= COALESCE_OUTPUT {
         let header = protocol::output_header(data.len());

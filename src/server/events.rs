@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use crate::protocol::stream::{ReadHalf, WriteHalf};
 use tokio::sync::broadcast;
 
 use crate::protocol::{self, Event, FrameReader, Request, Response};
@@ -49,11 +49,7 @@ pub fn subscribe() -> broadcast::Receiver<Event> {
 
 /// `linger events`: subscribes, says so (`Ok`), then writes the events of the sessions named
 /// (all when none) until the client goes away.
-pub async fn stream(
-    mut rd: FrameReader<OwnedReadHalf>,
-    mut wr: OwnedWriteHalf,
-    names: Vec<String>,
-) {
+pub async fn stream(mut rd: FrameReader<ReadHalf>, mut wr: WriteHalf, names: Vec<String>) {
     let mut rx = subscribe();
     if protocol::write_frame(&mut wr, &Response::Ok).await.is_err() {
         return;

@@ -15,7 +15,8 @@ mod rules;
 mod waiters;
 mod watch;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -84,6 +85,8 @@ pub struct Session {
     filter: QueryFilter,
     clients: Clients,
     input: Input,
+    /// Waits for room in the pty while input is held up.
+    input_room: crate::write_room::WriteRoom,
     read_buf: BytesMut,
     state: SessionState,
     child_running: bool,
@@ -215,8 +218,11 @@ impl Session {
     async fn next_event(&mut self) -> Event {
         // Pending input is written first, whatever else is ready: under a flood the output
         // branch is always ready and the pty's write readiness is not reliably reported.
-        if self.output_open && self.input.next_write().is_some() {
-            let _ = write_input(self.master.get_ref(), &mut self.input);
+        if self.output_open
+            && self.input.next_write().is_some()
+            && write_input(self.master.get_ref(), &mut self.input).is_ok()
+        {
+            self.input_room.wrote();
         }
         let idle_deadline = self.waiters.idle_deadline(self.last_output);
         // A program that gives no signals turns idle after a quiet spell: look again then.
@@ -254,9 +260,13 @@ impl Session {
                 Ok(guard) => read_batch(guard, &mut self.read_buf),
                 Err(_) => Event::OutputEnded,
             },
-            guard = self.master.writable(), if has_input && self.output_open => {
-                if let Ok(mut guard) = guard {
-                    let _ = guard.try_io(|fd| write_input(fd.get_ref(), &mut self.input));
+            // Failing to watch for room (out of descriptors) leaves the retry timer below.
+            _ = std::future::poll_fn(|cx| match self.input_room.poll_room(self.master.get_ref().as_fd(), cx) {
+                Poll::Ready(Err(_)) => Poll::Pending,
+                other => other,
+            }), if has_input && self.output_open => {
+                if write_input(self.master.get_ref(), &mut self.input).is_ok() {
+                    self.input_room.wrote();
                 }
                 Event::Wrote
             }

@@ -7,6 +7,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
@@ -203,8 +204,12 @@ impl Session {
         wiring: Wiring<'_>,
         earlier: Option<&Earlier>,
     ) -> std::io::Result<Session> {
+        // Watched for output only: the master reports room for input each time the program
+        // reads some, a wake-up per key for nothing; input waits for room on its own (see
+        // write_room.rs).
         // SAFETY: the fd is a pty master that only this AsyncFd will own.
-        let master = unsafe { AsyncFd::register(master) }.map_err(|e| e.into_parts().1)?;
+        let master = unsafe { AsyncFd::register_with_interest(master, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         let mut model = match earlier {
             Some(e) => {
                 Model::with_earlier_lines(spec.rows, spec.cols, spec.scrollback, e.lines.clone())
@@ -241,6 +246,7 @@ impl Session {
             filter: QueryFilter::default(),
             clients: Clients::default(),
             input: Input::default(),
+            input_room: Default::default(),
             read_buf: BytesMut::new(),
             state: SessionState::Running,
             child_running: true,
