@@ -167,6 +167,7 @@ impl Session {
                 }
             }
             if self.should_end() {
+                self.persist.send_journal();
                 break;
             }
             if self.waiters.has_state() {
@@ -182,6 +183,8 @@ impl Session {
                 // LIFO slot, which other workers cannot take. Let them run.
                 tokio::task::yield_now().await;
             }
+            // After the yield, which let the client writers send this turn's output.
+            self.persist.send_journal();
         }
         self.end().await;
     }
@@ -289,8 +292,8 @@ impl Session {
 
     fn on_output(&mut self, chunk: Bytes) {
         if self.keeper.is_some() {
-            // First, so a server killed now loses as little as possible. Only a kept program
-            // can be adopted after a crash; only then does the journal pay.
+            // Sent at the end of this turn (see `run`). Only a kept program can be adopted
+            // after a crash; only then does the journal pay.
             self.persist.journal(&chunk);
         }
         self.last_output = Instant::now();

@@ -40,6 +40,9 @@ pub struct Persist {
     journal_fresh: bool,
     /// Offset of the next output byte (see journal.rs).
     journal_at: u64,
+    /// Output read this turn with its offsets, not yet sent to the journal: the one or two
+    /// pieces one read makes (see frames.rs).
+    unjournaled: Vec<(u64, bytes::Bytes)>,
 }
 
 impl Persist {
@@ -60,6 +63,7 @@ impl Persist {
             flush_at: Some(Instant::now()),
             journal_fresh: true,
             journal_at: 0,
+            unjournaled: Vec::new(),
         }
     }
 
@@ -70,20 +74,32 @@ impl Persist {
         self.journal_at = len;
     }
 
-    /// Hands output just read to the journal, so a killed server loses none of it.
+    /// Takes output just read for the journal. Its offset is counted now, so a screen saved
+    /// before it is sent still says exactly which output it covers (see journal.rs).
     pub fn journal(&mut self, chunk: &bytes::Bytes) {
-        let Some(target) = &self.target else { return };
-        let (at, fresh) = (self.journal_at, self.journal_fresh);
+        if self.target.is_none() {
+            return;
+        }
+        self.unjournaled.push((self.journal_at, chunk.clone()));
         self.journal_at += chunk.len() as u64;
-        let journal = &target.disk.journal;
-        if journal.append(
-            &target.dir,
-            at,
-            chunk.clone(),
-            &target.journal_queued,
-            fresh,
-        ) {
-            self.journal_fresh = false;
+    }
+
+    /// Hands the output taken this turn to the journal's thread, so a killed server loses none
+    /// of it. The session calls this once its clients were sent that output: waking the
+    /// thread takes a core on a small machine, and the echo of a key should not wait for it.
+    pub fn send_journal(&mut self) {
+        let Some(target) = &self.target else { return };
+        for (at, chunk) in self.unjournaled.drain(..) {
+            let journal = &target.disk.journal;
+            if journal.append(
+                &target.dir,
+                at,
+                chunk,
+                &target.journal_queued,
+                self.journal_fresh,
+            ) {
+                self.journal_fresh = false;
+            }
         }
     }
 
