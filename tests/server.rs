@@ -401,3 +401,33 @@ fn kill_server_ends_every_session() {
     let ls = env.ok(&["ls"]);
     assert!(ls.contains("keep") && ls.contains("killed(SIGHUP)"), "{ls}");
 }
+
+/// A name is taken before the program starts (off the server's thread): of creators racing
+/// for one name exactly one wins, the others are told it exists, and a program that cannot
+/// start gives its name back at once.
+#[test]
+fn creators_racing_for_a_name_and_a_failed_start() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "first", "--", "sleep", "1000"]);
+    let outcomes: Vec<std::process::Output> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| env.run(&["new", "-d", "contested", "--", "sleep", "1000"])))
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let won = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    for lost in outcomes.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&lost.stderr);
+        assert!(err.contains("already exists") && err.lines().count() == 1, "{err}");
+    }
+    let listed = common::listed_sessions(&env);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let contested = common::listed(&env, "contested").expect("contested listed");
+    assert!(contested["pid"].as_u64().unwrap_or(0) > 0, "{contested}");
+    let out = env.run(&["new", "-d", "again", "--", "/does/not/exist"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::listed(&env, "again").is_none());
+    env.ok(&["new", "-d", "again", "--", "sleep", "1000"]);
+    assert!(common::listed(&env, "again").is_some());
+}

@@ -176,7 +176,7 @@ async fn kill_lost(server: &Server) -> Response {
 async fn dispatch(server: &Server, request: Request) -> Response {
     match request {
         Request::List => list(server).await,
-        Request::Create(spec) => match server.create(spec, None) {
+        Request::Create(spec) => match server.create(spec, None).await {
             Ok(_) => Response::Ok,
             Err(e) => Response::Error(e),
         },
@@ -426,7 +426,7 @@ async fn attach(
     let tx = match server.registry.get(&name) {
         Some(tx) => tx,
         None => match create {
-            Some(spec) => match server.create(spec, profile.clone()) {
+            Some(spec) => match server.create(spec, profile.clone()).await {
                 Ok(tx) => tx,
                 // Lost a race with another creator: attach to theirs.
                 Err(e) => match server.registry.get(&name) {

@@ -72,6 +72,45 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
+
+    /// Gives a reserved entry (see `Server::reserve`) its program's pid, if it is still the
+    /// entry of the session behind `tx`.
+    fn claim(&self, name: &str, tx: &mpsc::Sender<SessionCmd>, pid: u32) {
+        if let Some(entry) = self.lock().get_mut(name)
+            && entry.tx.same_channel(tx)
+        {
+            entry.pid = pid;
+        }
+    }
+}
+
+/// What a session spec must satisfy before anything is started for it.
+fn check_spec(spec: &crate::protocol::SessionSpec) -> Result<(), String> {
+    crate::paths::validate_session_name(&spec.name)?;
+    crate::state::check_bounds(spec.scrollback, spec.log_limit)?;
+    if spec.command.is_empty() {
+        return Err("no command to run".into());
+    }
+    let env_bytes: usize = spec.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    if env_bytes > crate::protocol::MAX_ENV_BYTES {
+        return Err(format!(
+            "the environment is {} KiB; a session takes at most {} KiB",
+            env_bytes / 1024,
+            crate::protocol::MAX_ENV_BYTES / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// Why a session's program did not start, in the user's terms.
+fn spawn_error(spec: &crate::protocol::SessionSpec, e: &std::io::Error) -> String {
+    let (name, cwd) = (&spec.name, &spec.cwd);
+    if e.kind() == std::io::ErrorKind::NotFound && !Path::new(cwd).is_dir() {
+        format!("cannot start session '{name}': directory {cwd} does not exist")
+    } else {
+        let program = spec.command.first().map_or("", String::as_str);
+        format!("cannot start '{program}' in session '{name}': {e}")
+    }
 }
 
 pub struct Server {
@@ -91,70 +130,82 @@ pub struct Server {
 const SESSION_COMMANDS: usize = 1024;
 
 impl Server {
-    /// Starts a session. Fails if the name is taken or the program cannot be started.
     /// Starts a session; `profile` is the creating client's terminal, which the program hears
-    /// from its first question on.
-    pub fn create(
+    /// from its first question on. Fails if the name is taken or the program cannot start.
+    pub async fn create(
         &self,
         spec: crate::protocol::SessionSpec,
         profile: Option<crate::term::Profile>,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
-        self.start(spec, None, profile)
+        self.start(spec, None, profile).await
     }
 
-    fn start(
+    async fn start(
         &self,
-        spec: crate::protocol::SessionSpec,
+        mut spec: crate::protocol::SessionSpec,
         earlier: Option<session::Earlier>,
         profile: Option<crate::term::Profile>,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
-        crate::paths::validate_session_name(&spec.name)?;
-        crate::state::check_bounds(spec.scrollback, spec.log_limit)?;
-        if spec.command.is_empty() {
-            return Err("no command to run".into());
-        }
-        let env_bytes: usize = spec.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-        if env_bytes > crate::protocol::MAX_ENV_BYTES {
-            return Err(format!(
-                "the environment is {} KiB; a session takes at most {} KiB",
-                env_bytes / 1024,
-                crate::protocol::MAX_ENV_BYTES / 1024
-            ));
-        }
-        let mut map = self.registry.lock();
-        if map.contains_key(&spec.name) {
-            return Err(format!(
-                "session '{}' already exists (see `linger ls`; `linger kill {}` forgets it)",
-                spec.name, spec.name
-            ));
-        }
+        check_spec(&spec)?;
+        (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = spec.name.clone();
-        let program = spec.command[0].clone();
-        let cwd = spec.cwd.clone();
-        let mut session = session::Session::spawn(spec, self.wiring(rx), earlier).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound && !Path::new(&cwd).is_dir() {
-                format!("cannot start session '{name}': directory {cwd} does not exist")
-            } else {
-                format!("cannot start '{program}' in session '{name}': {e}")
+        // The name is taken first; the fork and the wait for the program's exec (about a
+        // millisecond, more on a loaded machine) then happen off the server's thread and
+        // outside the registry's lock, so every other session and client goes on meanwhile.
+        // Commands for the new session queue in its channel until it runs.
+        self.reserve(&name, &tx)?;
+        let runtime_dir = self.dir.clone();
+        let spawning = tokio::task::spawn_blocking(move || {
+            // The error is worded here: it may look at the disk.
+            let spawned =
+                session::spawn_program(&spec, &runtime_dir).map_err(|e| spawn_error(&spec, &e));
+            (spec, spawned)
+        })
+        .await;
+        let started = match spawning {
+            Ok((spec, Ok(spawned))) => {
+                session::Session::spawned(spec, spawned, self.wiring(rx), earlier)
+                    .map_err(|e| format!("cannot start session '{name}': {e}"))
             }
-        })?;
-        let seq = self
-            .next_seq
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        map.insert(
-            name,
-            SessionEntry {
-                tx: tx.clone(),
-                pid: session.pid(),
-                created_seq: seq,
-            },
-        );
+            Ok((_, Err(e))) => Err(e),
+            Err(e) => Err(format!("cannot start session '{name}': {e}")),
+        };
+        let mut session = match started {
+            Ok(session) => session,
+            Err(e) => {
+                self.registry.remove(&name, 0);
+                return Err(e);
+            }
+        };
+        self.registry.claim(&name, &tx, session.pid());
         if let Some(profile) = &profile {
             session.adopt_profile(profile);
         }
         tokio::spawn(session.run());
         Ok(tx)
+    }
+
+    /// Takes `name` for a session being started (pid 0 until its program runs).
+    fn reserve(&self, name: &str, tx: &mpsc::Sender<SessionCmd>) -> Result<(), String> {
+        let mut map = self.registry.lock();
+        if map.contains_key(name) {
+            return Err(format!(
+                "session '{name}' already exists (see `linger ls`; `linger kill {name}` forgets it)"
+            ));
+        }
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map.insert(
+            name.to_string(),
+            SessionEntry {
+                tx: tx.clone(),
+                pid: 0,
+                created_seq: seq,
+            },
+        );
+        Ok(())
     }
 
     fn wiring(&self, rx: mpsc::Receiver<SessionCmd>) -> session::Wiring<'_> {

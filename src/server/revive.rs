@@ -70,7 +70,7 @@ impl Server {
             profile: record.profile.clone(),
             queue: record.queue.clone(),
         };
-        match self.start(spec, Some(earlier), None) {
+        match self.start(spec, Some(earlier), None).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 if let Some(folded) = folded {

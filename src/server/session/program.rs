@@ -65,6 +65,25 @@ impl Program {
     }
 }
 
+/// Starts `spec`'s program on a new pty of the spec's size. Blocking: the fork, and the wait
+/// until the program's exec succeeded (so a program that cannot run is an error here).
+pub fn spawn_program(
+    spec: &SessionSpec,
+    runtime_dir: &std::path::Path,
+) -> std::io::Result<crate::pty::Spawned> {
+    let mut env_remove = OUTER_TERMINAL_VARS.to_vec();
+    env_remove.push(crate::keeper::ENV);
+    crate::pty::spawn(crate::pty::SpawnOptions {
+        command: &spec.command,
+        cwd: &spec.cwd,
+        env: session_env(spec, runtime_dir),
+        env_remove,
+        clear_env: spec.clear_env,
+        rows: spec.rows,
+        cols: spec.cols,
+    })
+}
+
 /// What an adopted session's earlier server saved besides its history.
 #[derive(Default)]
 pub struct Output {
@@ -87,25 +106,13 @@ pub struct Wiring<'a> {
 }
 
 impl Session {
-    /// Spawns the child and returns the actor, ready to `run`.
-    pub fn spawn(
+    /// Builds the actor around a program just started by [`spawn_program`], ready to `run`.
+    pub fn spawned(
         spec: SessionSpec,
+        spawned: crate::pty::Spawned,
         wiring: Wiring<'_>,
         earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
-        let mut spec = spec;
-        (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
-        let mut env_remove = OUTER_TERMINAL_VARS.to_vec();
-        env_remove.push(crate::keeper::ENV);
-        let spawned = crate::pty::spawn(crate::pty::SpawnOptions {
-            command: &spec.command,
-            cwd: &spec.cwd,
-            env: session_env(&spec, wiring.runtime_dir),
-            env_remove,
-            clear_env: spec.clear_env,
-            rows: spec.rows,
-            cols: spec.cols,
-        })?;
         let pid = spawned.child.id().unwrap_or(0);
         if let Some(keeper) = &wiring.keeper {
             keeper.hold(pid, &spec.name, &spawned.master);
