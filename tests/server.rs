@@ -419,7 +419,10 @@ fn creators_racing_for_a_name_and_a_failed_start() {
     assert_eq!(won, 1, "{outcomes:?}");
     for lost in outcomes.iter().filter(|o| !o.status.success()) {
         let err = String::from_utf8_lossy(&lost.stderr);
-        assert!(err.contains("already exists") && err.lines().count() == 1, "{err}");
+        assert!(
+            err.contains("already exists") && err.lines().count() == 1,
+            "{err}"
+        );
     }
     let listed = common::listed_sessions(&env);
     assert_eq!(listed.len(), 2, "{listed:?}");
