@@ -63,43 +63,51 @@ fn scan_csi(seq: &[u8]) -> Scan {
         Some(_) => None,
     };
     let params_start = i;
-    while let Some(&b) = seq.get(i) {
-        if i > MAX_QUERY_LEN {
-            return Scan::Other(i);
-        }
-        match b {
-            b'0'..=b'9' | b';' => i += 1,
-            b'$' => {
-                // DECRQM: `CSI [?] Ps $ p`.
-                return match seq.get(i + 1) {
-                    None => Scan::Incomplete,
-                    Some(b'p') if marker != Some(b'>') => Scan::Query(i + 2),
-                    Some(_) => Scan::Other(i + 1),
-                };
+    // Bytes past MAX_QUERY_LEN are not looked at: a sequence that long is no query.
+    let end = seq.len().min(MAX_QUERY_LEN + 1);
+    let params_len = seq
+        .get(params_start..end)
+        .unwrap_or_default()
+        .iter()
+        .position(|b| !matches!(b, b'0'..=b'9' | b';'));
+    let Some(params_len) = params_len else {
+        return match end < seq.len() {
+            true => Scan::Other(end),
+            false => Scan::Incomplete,
+        };
+    };
+    let i = params_start + params_len;
+    match seq[i] {
+        b'$' => {
+            // DECRQM: `CSI [?] Ps $ p`.
+            match seq.get(i + 1) {
+                None => Scan::Incomplete,
+                Some(b'p') if marker != Some(b'>') => Scan::Query(i + 2),
+                Some(_) => Scan::Other(i + 1),
             }
-            _ => {
-                let params = &seq[params_start..i];
-                return if is_csi_query(marker, params, b) {
-                    Scan::Query(i + 1)
-                } else {
-                    // `b` itself may be an escape (the sequence was cut short).
-                    Scan::Other(i)
-                };
+        }
+        b => {
+            if is_csi_query(marker, &seq[params_start..i], b) {
+                Scan::Query(i + 1)
+            } else {
+                // `b` itself may be an escape (the sequence was cut short).
+                Scan::Other(i)
             }
         }
     }
-    Scan::Incomplete
 }
 
 fn is_csi_query(marker: Option<u8>, params: &[u8], action: u8) -> bool {
-    let first = params.split(|b| *b == b';').next().unwrap_or_default();
     match (marker, action) {
         (None | Some(b'>') | Some(b'='), b'c') => params.is_empty() || params == b"0",
         (None, b'n') => params == b"5" || params == b"6",
         (Some(b'?'), b'n') => params == b"6" || params == b"996",
         (Some(b'>'), b'q') => params.is_empty() || params == b"0",
         (Some(b'?'), b'u') => params.is_empty(),
-        (None, b't') => matches!(first, b"14" | b"16" | b"18"),
+        (None, b't') => {
+            let first = params.split(|b| *b == b';').next().unwrap_or_default();
+            matches!(first, b"14" | b"16" | b"18")
+        }
         _ => false,
     }
 }
