@@ -38,7 +38,8 @@ impl WriteRoom {
                     return Poll::Ready(Ok(n));
                 }
                 Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => self.stalled = true,
+                // `poll_room` marks the stall.
+                Err(Errno::AGAIN) => {}
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
             ready!(self.poll_room(fd, cx))?;

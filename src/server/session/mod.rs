@@ -221,11 +221,8 @@ impl Session {
     async fn next_event(&mut self) -> Event {
         // Pending input is written first, whatever else is ready: under a flood the output
         // branch is always ready and the pty's write readiness is not reliably reported.
-        if self.output_open
-            && self.input.next_write().is_some()
-            && write_input(self.master.get_ref(), &mut self.input).is_ok()
-        {
-            self.input_room.wrote();
+        if self.output_open && self.input.next_write().is_some() {
+            self.write_input();
         }
         let idle_deadline = self.waiters.idle_deadline(self.last_output);
         // A program that gives no signals turns idle after a quiet spell: look again then.
@@ -268,16 +265,14 @@ impl Session {
                 Poll::Ready(Err(_)) => Poll::Pending,
                 other => other,
             }), if has_input && self.output_open => {
-                if write_input(self.master.get_ref(), &mut self.input).is_ok() {
-                    self.input_room.wrote();
-                }
+                self.write_input();
                 Event::Wrote
             }
             // A pty master does not always report room for input again once its line
             // discipline was stalled by full output (echo needs room too): retry on a timer
             // while input waits, instead of waiting for a wake-up that may not come.
             _ = tokio::time::sleep(INPUT_RETRY), if has_input && self.output_open => {
-                let _ = write_input(self.master.get_ref(), &mut self.input);
+                self.write_input();
                 Event::Wrote
             }
             chunk = self.input.next_chunk(), if wants_chunk => Event::SendChunk(chunk),
@@ -347,6 +342,26 @@ impl Session {
         }
     }
 
+    /// Writes what input is due to the pty without blocking; with no room, it waits for the
+    /// next try (see `input_room`).
+    fn write_input(&mut self) {
+        let Some(bytes) = self.input.next_write() else {
+            return;
+        };
+        match rustix::io::write(self.master.get_ref(), bytes) {
+            Ok(n) => {
+                self.input.wrote(n);
+                self.input_room.wrote();
+            }
+            Err(rustix::io::Errno::AGAIN) => {}
+            Err(e) => {
+                self.input
+                    .fail_all(&format!("cannot write to the program: {e}"));
+                self.input_room.wrote();
+            }
+        }
+    }
+
     fn apply_size(&mut self, rows: u16, cols: u16) {
         if rows == 0 || cols == 0 {
             return;
@@ -389,24 +404,6 @@ fn session_env(
     env.push(("LINGER_SESSION".into(), spec.name.clone().into()));
     env.push(("LINGER_DIR".into(), runtime_dir.as_os_str().to_owned()));
     env
-}
-
-/// Writes what input is due to the pty without blocking; `WouldBlock` when it has no room.
-fn write_input(master: &OwnedFd, input: &mut Input) -> std::io::Result<()> {
-    let Some(bytes) = input.next_write() else {
-        return Ok(());
-    };
-    match rustix::io::write(master, bytes) {
-        Ok(n) => {
-            input.wrote(n);
-            Ok(())
-        }
-        Err(rustix::io::Errno::AGAIN) => Err(std::io::ErrorKind::WouldBlock.into()),
-        Err(e) => {
-            input.fail_all(&format!("cannot write to the program: {e}"));
-            Ok(())
-        }
-    }
 }
 
 /// Reads what the pty has, up to one batch, into the reused buffer.

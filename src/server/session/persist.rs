@@ -89,8 +89,8 @@ impl Persist {
     /// thread takes a core on a small machine, and the echo of a key should not wait for it.
     pub fn send_journal(&mut self) {
         let Some(target) = &self.target else { return };
+        let journal = &target.disk.journal;
         for (at, chunk) in self.unjournaled.drain(..) {
-            let journal = &target.disk.journal;
             if journal.append(
                 &target.dir,
                 at,
