@@ -8,6 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chord::{Action, ChordMatcher, DetachKey};
+use super::direct::{self, Relayed};
 use super::focus::Piece;
 use super::rawmode::RawMode;
 use super::terminal_io;
@@ -208,79 +209,156 @@ impl Keyboard<'_> {
     }
 }
 
+/// How an attachment's loop stopped.
+enum Stop {
+    /// The server ended it (exit, detach, upgrade) or went away: nothing of it writes to our
+    /// terminal any more.
+    ByServer(Ending),
+    /// We ended it (the detach chord, a terminal that failed): the server may still be
+    /// writing to our terminal.
+    ByUs(Ending),
+    /// The terminal is going away: give up on it at once.
+    TerminalGone,
+}
+
+/// An attachment in progress: the connection, the screen writer and the keys' state.
+struct Attachment {
+    frames: FrameReader<ReadHalf>,
+    wr: WriteHalf,
+    screen: mpsc::Sender<Vec<u8>>,
+    /// How many output frames the screen writer has written.
+    written: tokio::sync::watch::Receiver<u64>,
+    relayed: Relayed,
+    matcher: ChordMatcher,
+    /// Output waiting for room in the screen writer's queue.
+    unwritten: Option<Vec<u8>>,
+    read_only: bool,
+}
+
 async fn run(
-    (mut frames, mut wr): (FrameReader<ReadHalf>, WriteHalf),
+    (frames, mut wr): (FrameReader<ReadHalf>, WriteHalf),
     keyboard: &mut Keyboard<'_>,
     read_only: bool,
     key: DetachKey,
 ) -> Ending {
-    let (screen, screen_done) = terminal_io::spawn_screen_writer();
+    let screen = terminal_io::spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
-    let (Ok(mut winch), Ok(mut hup), Ok(mut term)) = (
+    let (Ok(winch), Ok(mut hup), Ok(mut term)) = (
         signal(SignalKind::window_change()),
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
     ) else {
         return Ending::ConnectionLost;
     };
-    let mut unwritten: Option<Vec<u8>> = None;
     let early = std::mem::take(&mut keyboard.typed);
     if let Some(ending) = send_keys(&mut wr, matcher.feed(&early, Instant::now()), read_only).await
     {
         return ending;
     }
-    let ending = loop {
-        let deadline = matcher.deadline();
-        // Every branch is cancellation-safe: the frame reader keeps partial frames in its own
-        // buffer, output waiting for the terminal stays in `unwritten`, channel receives and
-        // reservations lose nothing, and frames to the server are written only in the bodies.
-        let actions = tokio::select! {
-            received = protocol::next_message::<_, Response>(&mut frames), if unwritten.is_none() => {
-                match received {
-                    Ok(Response::Output(data)) => unwritten = Some(data),
-                    Ok(Response::Exited(message)) => break Ending::Exited(message),
-                    Ok(Response::Detached) => break Ending::Detached,
-                    Ok(Response::Upgrading) => break Ending::Upgrading,
-                    _ => break Ending::ConnectionLost,
-                }
-                continue;
-            }
-            permit = screen.reserve(), if unwritten.is_some() => {
-                match (permit, unwritten.take()) {
-                    (Ok(permit), Some(data)) => permit.send(data),
-                    _ => break Ending::TerminalGone,
-                }
-                continue;
-            }
-            input = keyboard.rx.recv() => match input {
-                // The terminal's answers to the probe are not keys: never pass them on.
-                Some(Some(bytes)) => {
-                    match keyboard.deliver(&bytes, &mut wr, &mut matcher, read_only).await {
-                        Some(ending) => break ending,
-                        None => continue,
-                    }
-                }
-                _ => return Ending::TerminalGone,
-            },
-            _ = sleep_until_opt(deadline), if deadline.is_some() => matcher.tick(Instant::now()),
-            _ = winch.recv() => {
-                if !read_only {
-                    let (rows, cols) = terminal_size();
-                    // Failed writes end nothing: the read side says how the attachment ends.
-                    let _ = protocol::write_frame(&mut wr, &Request::Resize { rows, cols }).await;
-                }
-                continue;
-            }
-            // The terminal is going away: do not wait for output it may never take.
-            _ = hup.recv() => return Ending::TerminalGone,
-            _ = term.recv() => return Ending::TerminalGone,
-        };
-        if let Some(ending) = send_keys(&mut wr, actions, read_only).await {
-            break ending;
-        }
+    let mut relayed = Relayed::default();
+    relayed.pass(&mut wr, screen.for_server).await;
+    let mut attachment = Attachment {
+        frames,
+        wr,
+        screen: screen.tx,
+        written: screen.written,
+        relayed,
+        matcher,
+        unwritten: None,
+        read_only,
     };
-    finish_screen(screen, screen_done, unwritten, &mut hup, &mut term).await;
+    let ending = match attachment.relay(keyboard, winch, &mut hup, &mut term).await {
+        Stop::ByServer(ending) => ending,
+        Stop::ByUs(ending) => {
+            if attachment.relayed.passed() {
+                direct::release(&mut attachment.frames, &mut attachment.wr).await;
+            }
+            ending
+        }
+        Stop::TerminalGone => return Ending::TerminalGone,
+    };
+    let Attachment {
+        screen: tx,
+        unwritten,
+        ..
+    } = attachment;
+    finish_screen(tx, screen.done, unwritten, &mut hup, &mut term).await;
     ending
+}
+
+impl Attachment {
+    /// Output to the screen, keys to the server, until one side ends the attachment.
+    async fn relay(
+        &mut self,
+        keyboard: &mut Keyboard<'_>,
+        mut winch: tokio::signal::unix::Signal,
+        hup: &mut tokio::signal::unix::Signal,
+        term: &mut tokio::signal::unix::Signal,
+    ) -> Stop {
+        loop {
+            let deadline = self.matcher.deadline();
+            // Every branch is cancellation-safe: the frame reader keeps partial frames in its
+            // own buffer, output waiting for the terminal stays in `unwritten`, channel
+            // receives, watch changes and reservations lose nothing, and frames to the server
+            // are written only in the bodies.
+            let actions = tokio::select! {
+                received = protocol::next_message::<_, Response>(&mut self.frames), if self.unwritten.is_none() => {
+                    match received {
+                        Ok(Response::Output(data)) => {
+                            self.relayed.received(&data);
+                            self.unwritten = Some(data);
+                        }
+                        Ok(Response::Exited(message)) => return Stop::ByServer(Ending::Exited(message)),
+                        Ok(Response::Detached) => return Stop::ByServer(Ending::Detached),
+                        Ok(Response::Upgrading) => return Stop::ByServer(Ending::Upgrading),
+                        _ => return Stop::ByServer(Ending::ConnectionLost),
+                    }
+                    continue;
+                }
+                Ok(()) = self.written.changed(), if self.relayed.passed() => {
+                    let frames = *self.written.borrow_and_update();
+                    if let Some(report) = self.relayed.report(frames) {
+                        let _ = protocol::write_frame(&mut self.wr, &report).await;
+                    }
+                    continue;
+                }
+                permit = self.screen.reserve(), if self.unwritten.is_some() => {
+                    match (permit, self.unwritten.take()) {
+                        (Ok(permit), Some(data)) => permit.send(data),
+                        // The screen writer failed: the terminal is gone or broken.
+                        _ => return Stop::ByUs(Ending::TerminalGone),
+                    }
+                    continue;
+                }
+                input = keyboard.rx.recv() => match input {
+                    // The terminal's answers to the probe are not keys: never pass them on.
+                    Some(Some(bytes)) => {
+                        let (wr, matcher) = (&mut self.wr, &mut self.matcher);
+                        match keyboard.deliver(&bytes, wr, matcher, self.read_only).await {
+                            Some(ending) => return Stop::ByUs(ending),
+                            None => continue,
+                        }
+                    }
+                    _ => return Stop::TerminalGone,
+                },
+                _ = sleep_until_opt(deadline), if deadline.is_some() => self.matcher.tick(Instant::now()),
+                _ = winch.recv() => {
+                    if !self.read_only {
+                        let (rows, cols) = terminal_size();
+                        // Failed writes end nothing: the read side says how the attachment ends.
+                        let _ = protocol::write_frame(&mut self.wr, &Request::Resize { rows, cols }).await;
+                    }
+                    continue;
+                }
+                // The terminal is going away: do not wait for output it may never take.
+                _ = hup.recv() => return Stop::TerminalGone,
+                _ = term.recv() => return Stop::TerminalGone,
+            };
+            if let Some(ending) = send_keys(&mut self.wr, actions, self.read_only).await {
+                return Stop::ByUs(ending);
+            }
+        }
+    }
 }
 
 /// Sends what the chord matcher let through; `Some` when the attachment should end.

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Output chunks on their way to the terminal; while the terminal does not take them (flow
 /// control, a stalled ssh), the client stops reading from the server and the server drops
@@ -107,23 +107,50 @@ fn read_on_thread(tx: mpsc::Sender<Option<Vec<u8>>>) {
     });
 }
 
+/// The screen writer's handles: output goes in through `tx`; `done` fires once all of it was
+/// written (`false` when the terminal failed).
+pub struct Screen {
+    pub tx: mpsc::Sender<Vec<u8>>,
+    pub done: oneshot::Receiver<bool>,
+    /// How many chunks were written to the terminal so far.
+    pub written: watch::Receiver<u64>,
+    /// A non-blocking open of the terminal of our own, for the server to write small output to
+    /// (see server/direct.rs); `None` when the screen is not a terminal we can open again.
+    pub for_server: Option<OwnedFd>,
+}
+
 /// Writes output to the terminal without ever blocking the attach loop, so a terminal that
-/// does not take output never stops it from seeing signals, keys or the end. `done` fires once
-/// all of it was written (`false` when the terminal failed).
-pub fn spawn_screen_writer() -> (mpsc::Sender<Vec<u8>>, oneshot::Receiver<bool>) {
+/// does not take output never stops it from seeing signals, keys or the end.
+pub fn spawn_screen_writer() -> Screen {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(SCREEN_QUEUE);
     let (done_tx, done) = oneshot::channel();
-    match reopen_nonblocking(std::io::stdout().as_fd(), OFlags::WRONLY) {
+    let (written_tx, written) = watch::channel(0);
+    let stdout = std::io::stdout();
+    let for_server = match reopen_nonblocking(stdout.as_fd(), OFlags::WRONLY) {
         Some(fd) => {
-            tokio::spawn(write_polled(fd, rx, done_tx));
+            tokio::spawn(write_polled(fd, rx, done_tx, written_tx));
+            reopen_nonblocking(stdout.as_fd(), OFlags::WRONLY)
         }
-        None => write_on_thread(rx, done_tx),
+        None => {
+            write_on_thread(rx, done_tx, written_tx);
+            None
+        }
+    };
+    Screen {
+        tx,
+        done,
+        written,
+        for_server,
     }
-    (tx, done)
 }
 
 /// Writes straight to the terminal, and waits for it to drain only when it is full.
-async fn write_polled(fd: OwnedFd, mut rx: mpsc::Receiver<Vec<u8>>, done: oneshot::Sender<bool>) {
+async fn write_polled(
+    fd: OwnedFd,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    done: oneshot::Sender<bool>,
+    written: watch::Sender<u64>,
+) {
     let mut room = crate::write_room::WriteRoom::default();
     let mut ok = true;
     while let Some(data) = rx.recv().await {
@@ -131,18 +158,24 @@ async fn write_polled(fd: OwnedFd, mut rx: mpsc::Receiver<Vec<u8>>, done: onesho
         if ok && room.write_all(fd.as_fd(), &data).await.is_err() {
             ok = false;
         }
+        written.send_modify(|n| *n += 1);
     }
     let _ = done.send(ok);
 }
 
 /// Not a terminal (a pipe, a file): a plain thread with blocking writes.
-fn write_on_thread(mut rx: mpsc::Receiver<Vec<u8>>, done: oneshot::Sender<bool>) {
+fn write_on_thread(
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    done: oneshot::Sender<bool>,
+    written: watch::Sender<u64>,
+) {
     std::thread::spawn(move || {
         let mut ok = true;
         while let Some(data) = rx.blocking_recv() {
             if ok && super::rawmode::write_all_stdout(&data).is_err() {
                 ok = false;
             }
+            written.send_modify(|n| *n += 1);
         }
         let _ = done.send(ok);
     });

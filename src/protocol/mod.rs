@@ -12,7 +12,7 @@ pub use frame::*;
 pub use stream::Stream;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -212,7 +212,17 @@ pub enum Request {
     /// While attached: the client's terminal gained (`true`) or lost focus. Sent only when the
     /// terminal reports focus, which it does while the program asked for focus events.
     Focus(bool),
+    /// While attached: the client's terminal, passed with this frame (`SCM_RIGHTS`), for
+    /// output the server may write there itself (see `server/direct.rs`).
+    Terminal,
+    /// While attached: the client has written this many [`Response::Output`] frames to its
+    /// terminal, all it received so far.
+    Drained(u64),
 }
+
+/// Output up to this size may go straight to an attached client's terminal; larger output
+/// (a flood, a full redraw) is relayed by the client, whose queue absorbs a slow terminal.
+pub const DIRECT_OUTPUT_MAX: usize = 8 * 1024;
 
 /// What `linger queue` does.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Server;
-use super::commands::{ClientLink, SendText, SessionCmd};
+use super::commands::{ClientId, ClientLink, SendText, SessionCmd};
+use super::direct;
 use super::outbox::{Control, Outgoing};
 use crate::log;
 use crate::protocol::stream::{ReadHalf, WriteHalf};
@@ -226,7 +227,12 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::KillExited
         | Request::Status { .. }
         | Request::Queue { .. } => manage(server, request).await,
-        Request::Input(_) | Request::Resize { .. } | Request::Profile(_) | Request::Focus(_) => {
+        Request::Input(_)
+        | Request::Resize { .. }
+        | Request::Profile(_)
+        | Request::Focus(_)
+        | Request::Terminal
+        | Request::Drained(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }
         Request::Attach(_)
@@ -410,7 +416,7 @@ async fn send(
 /// What an attaching client asked for.
 async fn attach(
     server: Arc<Server>,
-    mut rd: FrameReader<ReadHalf>,
+    rd: FrameReader<ReadHalf>,
     mut wr: WriteHalf,
     wanted: AttachRequest,
 ) {
@@ -465,7 +471,21 @@ async fn attach(
         return;
     }
     let id = link.id;
-    let mut writer = tokio::spawn(write_to_client(wr, link, tx.clone()));
+    let direct = Arc::new(direct::Shared::default());
+    let writer = tokio::spawn(write_to_client(wr, link, tx.clone(), Arc::clone(&direct)));
+    read_from_client(rd, &tx, id, &direct, writer).await;
+    let _ = tx.send(SessionCmd::Leave { client: id }).await;
+}
+
+/// Passes an attached client's keys and reports to its session until the client goes away or
+/// the writer ends the attachment; then stops the writer.
+async fn read_from_client(
+    mut rd: FrameReader<ReadHalf>,
+    tx: &mpsc::Sender<SessionCmd>,
+    id: ClientId,
+    direct: &direct::Shared,
+    mut writer: tokio::task::JoinHandle<()>,
+) {
     loop {
         // Both branches are cancellation-safe: the frame reader keeps a partly read frame in
         // its own buffer, and a finished writer is simply observed.
@@ -476,6 +496,16 @@ async fn attach(
                 Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
                 Ok(Request::Profile(profile)) => SessionCmd::Profile { client: id, profile },
                 Ok(Request::Focus(focused)) => SessionCmd::Focus { client: id, focused },
+                Ok(Request::Terminal) => {
+                    if let Some(terminal) = rd.get_mut().take_passed() {
+                        direct.offer(terminal);
+                    }
+                    continue;
+                }
+                Ok(Request::Drained(frames)) => {
+                    direct.drained(frames);
+                    continue;
+                }
                 _ => break,
             },
         };
@@ -484,17 +514,27 @@ async fn attach(
         }
     }
     writer.abort();
-    let _ = tx.send(SessionCmd::Leave { client: id }).await;
 }
 
 /// Writes a client's queue to its socket until the attachment ends. When the client fell
 /// behind, its backlog is already gone: ask the session for a fresh screen.
-async fn write_to_client(mut wr: WriteHalf, link: ClientLink, session: mpsc::Sender<SessionCmd>) {
+async fn write_to_client(
+    mut wr: WriteHalf,
+    link: ClientLink,
+    session: mpsc::Sender<SessionCmd>,
+    direct: Arc<direct::Shared>,
+) {
+    let mut direct = direct::Direct::new(direct);
     loop {
         match link.outbox.next().await {
             Outgoing::Output(data) => {
-                if write_output(&mut wr, &data).await.is_err() {
-                    return;
+                let rest = direct.write(&data);
+                if rest.is_empty() {
+                    continue;
+                }
+                match write_output(&mut wr, rest).await {
+                    Ok(frames) => direct.relayed(frames),
+                    Err(_) => return,
                 }
             }
             Outgoing::Resync => {
@@ -523,18 +563,22 @@ async fn write_to_client(mut wr: WriteHalf, link: ClientLink, session: mpsc::Sen
 /// `sendto`, not two); larger output is written in place rather than copied.
 const COALESCE_OUTPUT: usize = 16 * 1024;
 
-async fn write_output(wr: &mut WriteHalf, data: &[u8]) -> std::io::Result<()> {
+/// Writes `data` as output frames; returns how many.
+async fn write_output(wr: &mut WriteHalf, data: &[u8]) -> std::io::Result<u64> {
     use tokio::io::AsyncWriteExt;
     if data.len() <= COALESCE_OUTPUT {
         let header = protocol::output_header(data.len());
         let mut frame = Vec::with_capacity(header.len() + data.len());
         frame.extend_from_slice(&header);
         frame.extend_from_slice(data);
-        return wr.write_all(&frame).await;
+        wr.write_all(&frame).await?;
+        return Ok(1);
     }
+    let mut frames = 0;
     for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
         wr.write_all(&protocol::output_header(chunk.len())).await?;
         wr.write_all(chunk).await?;
+        frames += 1;
     }
-    Ok(())
+    Ok(frames)
 }

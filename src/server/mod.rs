@@ -4,6 +4,7 @@
 pub mod adopt;
 pub mod commands;
 pub mod connection;
+pub mod direct;
 pub mod disk;
 pub mod dormant;
 pub mod events;

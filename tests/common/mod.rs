@@ -527,6 +527,12 @@ impl Term {
         }
     }
 
+    /// Whether the terminal's output ended: every process that had the terminal open (the
+    /// client, and anything it passed the terminal to) has closed it.
+    pub fn output_ended(&self) -> bool {
+        self.shared.ended.load(Ordering::SeqCst)
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child.
         unsafe {

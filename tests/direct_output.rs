@@ -1,0 +1,109 @@
+//! Output the server writes straight to the client's terminal (small output while the client
+//! has written everything relayed) and output relayed through the client (large output, or
+//! while the client still has some to write) reach the terminal complete and in order, and a
+//! detach leaves nothing of the session on the terminal after its notice.
+
+mod common;
+
+use common::*;
+
+/// The numbers of the `L<n>` markers in `output`, in the order they appear.
+fn markers(output: &[u8]) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < output.len() {
+        if output[i] == b'L' {
+            let digits = output[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let end = i + 1 + digits;
+            if digits > 0 && matches!(output.get(end), Some(b'\r' | b'\n' | b' ')) {
+                let text = std::str::from_utf8(&output[i + 1..end]).expect("digits");
+                found.push(text.parse().expect("a marker's number"));
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// While the client is stopped, a large piece of output waits for it in the socket; small
+/// output after it must wait too (the terminal has room, but writing there directly would put
+/// it ahead of the large piece). Once the client runs again, the terminal shows every line in
+/// order.
+#[test]
+fn output_relayed_to_a_stopped_client_stays_ahead_of_later_small_output() {
+    let env = Env::new();
+    let work = env.home.join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    // 3000 lines in one write (about 20 KB: relayed), then ten lines one write each.
+    let script = "printf 'READY\\n'; while [ ! -e go1 ]; do sleep 0.01; done; \
+                  awk 'BEGIN { for (i = 1; i <= 3000; i++) s = s \"L\" i \"\\n\"; printf \"%s\", s }'; \
+                  while [ ! -e go2 ]; do sleep 0.01; done; \
+                  for i in 1 2 3 4 5 6 7 8 9 10; do echo L$((3000+i)); done";
+    let dir = work.to_str().expect("utf-8");
+    env.ok(&["new", "-d", "mix", "-C", dir, "--", "sh", "-c", script]);
+    let mut client = env.term(&["attach", "mix"], 24, 80);
+    client.wait_text("READY");
+    client.signal(libc::SIGSTOP);
+    std::fs::write(work.join("go1"), "").expect("go1");
+    env.wait_capture("mix", "the large write", |s| s.contains("L3000"));
+    std::fs::write(work.join("go2"), "").expect("go2");
+    env.wait_capture("mix", "the small writes", |s| s.contains("L3010"));
+    client.signal(libc::SIGCONT);
+    client.wait_exit();
+    let output = client.output();
+    let seen = markers(&output);
+    let expected: Vec<u32> = (1..=3010).collect();
+    if seen != expected {
+        let first_wrong = seen
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(seen.len().min(expected.len()));
+        panic!(
+            "{} markers, first difference at {first_wrong}: {:?}",
+            seen.len(),
+            &seen[first_wrong.saturating_sub(3)..(first_wrong + 3).min(seen.len())],
+        );
+    }
+}
+
+/// Attach and detach, eight times, while a line a time streams (small output, written
+/// straight to the terminal): after each notice, nothing of the session reaches the terminal,
+/// and nothing holds the terminal once the client has exited.
+#[test]
+fn detaching_while_output_streams_leaves_nothing_after_the_notice() {
+    let env = Env::new();
+    let beats = "i=0; while :; do i=$((i+1)); echo beat$i; sleep 0.001; done";
+    env.ok(&["new", "-d", "stream", "--", "sh", "-c", beats]);
+    for round in 0..8 {
+        let mut client = env.term(&["attach", "stream"], 24, 80);
+        // Two lines after the replay: the session's output is streaming to this client.
+        client.wait_output("beats", |o| {
+            o.windows(4).filter(|w| w == b"beat").count() > 2
+        });
+        client.write(b"\x1c");
+        client.wait_exit();
+        assert!(
+            client.output_ended(),
+            "round {round}: something still holds the terminal after the client exited"
+        );
+        let out = client.output();
+        let notice = b"[detached from stream]";
+        let at = out
+            .windows(notice.len())
+            .position(|w| w == notice)
+            .unwrap_or_else(|| panic!("no notice in {:?}", String::from_utf8_lossy(&out)));
+        let after = &out[at..];
+        assert!(
+            !contains(after, b"beat"),
+            "round {round}: the session's output reached the terminal after the notice: {:?}",
+            String::from_utf8_lossy(after)
+        );
+    }
+    assert_eq!(listed(&env, "stream").expect("stream")["state"], "running");
+}
