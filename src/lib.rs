@@ -16,6 +16,7 @@ pub mod pty;
 pub mod query_filter;
 pub mod server;
 pub mod signals;
+pub mod spawn;
 pub mod state;
 pub mod term;
 pub mod write_room;

@@ -1,19 +1,11 @@
-//! Pseudo-terminals: open a non-blocking master, spawn a child as session leader on the slave.
+//! Pseudo-terminals: open a non-blocking master and its slave, size them, and ready a forked
+//! child (signals, descriptors) before it runs a program.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 
 use rustix::pty::OpenptFlags;
 use rustix::termios::Winsize;
-
-/// A child running on a fresh pty. The master is non-blocking; the server keeps no slave fd, so
-/// the master reads EIO (end of output) once every process holding the slave has gone.
-pub struct Spawned {
-    pub master: OwnedFd,
-    pub child: tokio::process::Child,
-}
 
 pub struct SpawnOptions<'a> {
     pub command: &'a [String],
@@ -56,43 +48,6 @@ pub fn set_nonblocking(fd: impl AsFd) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn spawn(opts: SpawnOptions<'_>) -> std::io::Result<Spawned> {
-    let (program, args) = opts
-        .command
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("empty command"))?;
-    let (master, slave) = open_pair(opts.rows, opts.cols)?;
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args)
-        .current_dir(opts.cwd)
-        .stdin(Stdio::from(slave.try_clone()?))
-        .stdout(Stdio::from(slave.try_clone()?))
-        .stderr(Stdio::from(slave));
-    if opts.clear_env {
-        cmd.env_clear();
-    }
-    for key in opts.env_remove {
-        cmd.env_remove(key);
-    }
-    cmd.envs(opts.env);
-    // SAFETY: between fork and exec we only make async-signal-safe system calls.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::setsid()?;
-            rustix::process::ioctl_tiocsctty(std::io::stdin())?;
-            reset_signals();
-            close_inherited_fds();
-            Ok(())
-        });
-    }
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.kill_on_drop(false);
-    let child = cmd.spawn()?;
-    // `cmd` owned the slave copies; dropping it here leaves only the child holding the slave.
-    drop(cmd);
-    Ok(Spawned { master, child })
-}
-
 /// Gives the child every signal's default disposition and an empty signal mask, as tmux does:
 /// an exec keeps ignored signals and the mask, so without this a program would ignore SIGHUP
 /// whenever the server was started under `nohup`, and SIGPIPE always (Rust ignores it).
@@ -111,18 +66,43 @@ pub fn reset_signals() {
     }
 }
 
+/// The kernel's `struct sigaction` on these architectures.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// rt_sigaction(2) itself, which glibc's `sigaction` refuses for its own signals (32 and 33).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn raw_sigaction(sig: libc::c_int, new: Option<&KernelSigaction>) -> Option<KernelSigaction> {
+    let mut old = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let new = new.map_or(std::ptr::null(), |n| n as *const KernelSigaction);
+    // SAFETY: valid pointers (or null for `new`) and the kernel's sigset size (8 bytes).
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            new,
+            &mut old as *mut KernelSigaction,
+            8usize,
+        )
+    };
+    (done == 0).then_some(old)
+}
+
 /// glibc refuses to touch signals 32 and 33 (its own), but an ignored one is still inherited:
 /// reset them through the system call itself.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 unsafe fn reset_reserved_signals() {
-    /// The kernel's `struct sigaction` on these architectures.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
     let dfl = KernelSigaction {
         handler: libc::SIG_DFL,
         flags: 0,
@@ -130,21 +110,33 @@ unsafe fn reset_reserved_signals() {
         mask: 0,
     };
     for sig in 32..libc::SIGRTMIN() {
-        // SAFETY: rt_sigaction(2) with a valid struct and the kernel's sigset size (8 bytes).
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            );
-        }
+        raw_sigaction(sig, Some(&dfl));
     }
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 unsafe fn reset_reserved_signals() {}
+
+/// Gives glibc's own signals (32 and 33) back their default disposition in this process when
+/// whoever started it left them ignored, so the programs it spawns (with `posix_spawn`, which
+/// leaves them alone) do not inherit that. A handler glibc installed is kept.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn unignore_reserved_signals() {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 32..libc::SIGRTMIN() {
+        if raw_sigaction(sig, None).is_some_and(|old| old.handler == libc::SIG_IGN) {
+            raw_sigaction(sig, Some(&dfl));
+        }
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn unignore_reserved_signals() {}
 
 /// Marks every fd above stderr close-on-exec, so a program started by linger inherits only its
 /// terminal: not the server's sockets, nor whatever the process that started the server had

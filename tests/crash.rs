@@ -31,6 +31,16 @@ fn the_keeper_restarts_a_crashed_server_and_an_attached_client_stays() {
     let mut term = env.term(&["attach", "sh"], 24, 80);
     term.write(b"echo before-$((6*7))\r");
     term.wait_text("before-42");
+    // Output the dead server had saved (its screen) or journaled is what survives it; the
+    // last read can reach the terminal before the journal (docs/RELIABILITY.md, bounds).
+    let session = env.state.join("sessions/sh");
+    eventually("the output saved or journaled", || {
+        ["journal.raw", "screen.txt"]
+            .iter()
+            .filter_map(|file| std::fs::read(session.join(file)).ok())
+            .any(|bytes| common::contains(&bytes, b"before-42"))
+            .then_some(())
+    });
     let old = env.server_pid().expect("server pid");
     env.kill9_server();
     // No linger command runs in between: the keeper started this one by itself.

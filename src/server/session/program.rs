@@ -29,7 +29,7 @@ const STATUS_TRIES: usize = 200;
 
 pub enum Program {
     /// Started by this server: its child.
-    Spawned(tokio::process::Child),
+    Spawned(crate::spawn::Child),
     /// Started by an earlier server and held by the keeper: the keeper is its reaper, so its
     /// end is seen through a pidfd and its status asked from the keeper.
     Adopted {
@@ -70,10 +70,10 @@ impl Program {
 pub fn spawn_program(
     spec: &SessionSpec,
     runtime_dir: &std::path::Path,
-) -> std::io::Result<crate::pty::Spawned> {
+) -> std::io::Result<crate::spawn::Spawned> {
     let mut env_remove = OUTER_TERMINAL_VARS.to_vec();
     env_remove.push(crate::keeper::ENV);
-    crate::pty::spawn(crate::pty::SpawnOptions {
+    crate::spawn::spawn(crate::pty::SpawnOptions {
         command: &spec.command,
         cwd: &spec.cwd,
         env: session_env(spec, runtime_dir),
@@ -109,11 +109,11 @@ impl Session {
     /// Builds the actor around a program just started by [`spawn_program`], ready to `run`.
     pub fn spawned(
         spec: SessionSpec,
-        spawned: crate::pty::Spawned,
+        spawned: crate::spawn::Spawned,
         wiring: Wiring<'_>,
         earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
-        let pid = spawned.child.id().unwrap_or(0);
+        let pid = spawned.child.id();
         if let Some(keeper) = &wiring.keeper {
             keeper.hold(pid, &spec.name, &spawned.master);
         }
