@@ -117,27 +117,6 @@ unsafe fn reset_reserved_signals() {
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 unsafe fn reset_reserved_signals() {}
 
-/// Gives glibc's own signals (32 and 33) back their default disposition in this process when
-/// whoever started it left them ignored, so the programs it spawns (with `posix_spawn`, which
-/// leaves them alone) do not inherit that. A handler glibc installed is kept.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub fn unignore_reserved_signals() {
-    let dfl = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 32..libc::SIGRTMIN() {
-        if raw_sigaction(sig, None).is_some_and(|old| old.handler == libc::SIG_IGN) {
-            raw_sigaction(sig, Some(&dfl));
-        }
-    }
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub fn unignore_reserved_signals() {}
-
 /// Marks every fd above stderr close-on-exec, so a program started by linger inherits only its
 /// terminal: not the server's sockets, nor whatever the process that started the server had
 /// open. Safe between fork and exec (one system call); failure (old kernels) is ignored.

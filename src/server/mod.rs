@@ -380,7 +380,6 @@ fn mark_lost(dir: &Path, record: &mut crate::state::SessionRecord) {
 /// Runs the server in this process until `kill-server` or SIGTERM/SIGINT/SIGHUP.
 pub fn run(dir: &Path) -> Result<(), NotStarted> {
     one_heap();
-    crate::pty::unignore_reserved_signals();
     crate::paths::ensure_private_dir(dir)?;
     let lock = ownership::lock_runtime_dir(dir)?;
     log::init(&crate::paths::log_path(dir));
