@@ -4,10 +4,11 @@
 //! of the server's page tables, and the server's thread resumes as soon as the child has
 //! called `exec` (an exec failure is reported back through shared memory), where `fork` copied
 //! the page tables and `std::process::Command` then waited for the exec on a pipe: `linger new`
-//! answers sooner (100 creates from a shell: median 543 -> 483 ms, docs/BENCHMARKS.md). The child becomes
-//! a session leader with the pty as its controlling terminal (it opens the slave by path after
-//! `setsid`), gets every signal's default disposition and an empty mask (an exec keeps ignored
-//! signals: Rust ignores SIGPIPE, `nohup` SIGHUP), and inherits no descriptor but its terminal.
+//! answers sooner (100 creates from a shell: median 543 -> 483 ms, docs/BENCHMARKS.md). The
+//! child becomes a session leader with the pty as its controlling terminal (it opens the slave
+//! by path after `setsid`), gets every signal's default disposition and an empty mask (an exec
+//! keeps ignored signals: Rust ignores SIGPIPE, `nohup` SIGHUP), and inherits no descriptor
+//! but its terminal.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
