@@ -320,3 +320,15 @@ pub fn captured(env: &Env, name: &str) -> (Vec<String>, (u16, u16)) {
     );
     (rows, cursor)
 }
+
+/// A state dir with a `sessions/` dir, as the server makes it (0700).
+pub fn sessions_dir(env: &Env) -> std::path::PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let sessions = env.state.join("sessions");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&sessions)
+        .unwrap();
+    sessions
+}
