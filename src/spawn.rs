@@ -164,6 +164,9 @@ struct ChildArgs {
     envp: *const *const libc::c_char,
     cwd: *const libc::c_char,
     tty: *const libc::c_char,
+    /// `sh <path> <args...>`: run when the file is no executable the kernel knows (a script
+    /// without `#!`), as `execvp` and shells do.
+    sh_argv: *const *const libc::c_char,
     /// Set by the child when a step failed (then it exits): the error number.
     errno: libc::c_int,
 }
@@ -186,12 +189,16 @@ fn spawn_on(
     argv_ptrs.push(std::ptr::null());
     let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
     envp_ptrs.push(std::ptr::null());
+    let mut sh_argv: Vec<*const libc::c_char> = vec![c"sh".as_ptr(), path.as_ptr()];
+    sh_argv.extend(argv.iter().skip(1).map(|a| a.as_ptr()));
+    sh_argv.push(std::ptr::null());
     let mut args = ChildArgs {
         path: path.as_ptr(),
         argv: argv_ptrs.as_ptr(),
         envp: envp_ptrs.as_ptr(),
         cwd: cwd.as_ptr(),
         tty: tty.as_ptr(),
+        sh_argv: sh_argv.as_ptr(),
         errno: 0,
     };
     let mut stack = vec![0u8; CHILD_STACK];
@@ -262,6 +269,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         step(libc::chdir(args.cwd) == 0, args);
         crate::pty::close_inherited_fds();
         libc::execve(args.path, args.argv, args.envp);
+        if *libc::__errno_location() == libc::ENOEXEC {
+            libc::execve(c"/bin/sh".as_ptr(), args.sh_argv, args.envp);
+        }
         step(false, args);
         127
     }

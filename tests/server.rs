@@ -434,3 +434,37 @@ fn creators_racing_for_a_name_and_a_failed_start() {
     env.ok(&["new", "-d", "again", "--", "sleep", "1000"]);
     assert!(common::listed(&env, "again").is_some());
 }
+
+/// How a session's program is found and started: by name in the session's own PATH (the
+/// caller's), a script without `#!` under sh (as `execvp` and shells run one), and a file that
+/// cannot be executed refused by `new` with the reason.
+#[test]
+fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_under_sh() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bin = env.home.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let script = bin.join("greet");
+    std::fs::write(&script, "echo greeting-$1-$((20+1))\n").expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = env
+        .cmd()
+        .env("PATH", &path)
+        .args(["new", "-d", "g", "--", "greet", "there"])
+        .output()
+        .expect("linger new");
+    assert!(out.status.success(), "{out:?}");
+    env.wait_capture("g", "the script's output", |s| {
+        s.contains("greeting-there-21")
+    });
+    let plain = bin.join("plain");
+    std::fs::write(&plain, "not a program").expect("file");
+    let out = env.run(&["new", "-d", "p", "--", plain.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot start") && err.contains("Permission denied"),
+        "{err}"
+    );
+}
