@@ -91,20 +91,33 @@ pub fn spawn(opts: SpawnOptions<'_>) -> io::Result<Spawned> {
     let pid = spawn_on(&path, &cwd, &slave_path, &argv, &envp)?;
     // The child has its own copy (opened by path); ours only kept the pty's slave side alive.
     drop(slave);
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::other("spawned pid 0"))?,
-        rustix::process::PidfdFlags::NONBLOCK,
-    )?;
+    match watch(pid) {
+        Ok(pidfd) => Ok(Spawned {
+            master,
+            child: Child {
+                pid: pid as u32,
+                pidfd,
+            },
+        }),
+        Err(e) => {
+            // A program nobody could wait for must not run on unseen: end it.
+            // SAFETY: kill(2) and waitpid(2) on the child just started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A pidfd for `pid`, registered to say when it ends.
+fn watch(pid: libc::pid_t) -> io::Result<AsyncFd<OwnedFd>> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::other("pid 0"))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK)?;
     // SAFETY: a freshly opened descriptor that only this AsyncFd owns and registers.
-    let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)?;
-    Ok(Spawned {
-        master,
-        child: Child {
-            pid: pid as u32,
-            pidfd,
-        },
-    })
+    unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
 }
 
 /// The program's environment: the server's (unless cleared) without `env_remove`, with `env`
