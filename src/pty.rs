@@ -1,22 +1,10 @@
-//! Pseudo-terminals: open a non-blocking master and its slave, size them, and ready a forked
-//! child (signals, descriptors) before it runs a program.
+//! Pseudo-terminals: open a non-blocking master (and its slave), size them, and ready a child
+//! (signals, descriptors) before it runs a program.
 
-use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::pty::OpenptFlags;
 use rustix::termios::Winsize;
-
-pub struct SpawnOptions<'a> {
-    pub command: &'a [String],
-    pub cwd: &'a str,
-    pub env: Vec<(OsString, OsString)>,
-    pub env_remove: Vec<&'a str>,
-    /// Start from `env` alone instead of the server's environment.
-    pub clear_env: bool,
-    pub rows: u16,
-    pub cols: u16,
-}
 
 pub fn winsize(rows: u16, cols: u16) -> Winsize {
     Winsize {
@@ -27,18 +15,25 @@ pub fn winsize(rows: u16, cols: u16) -> Winsize {
     }
 }
 
-/// Opens a master/slave pair with the given size; the master is non-blocking and close-on-exec.
-pub fn open_pair(rows: u16, cols: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
+/// Opens a pty master of the given size, non-blocking and close-on-exec; its slave can be
+/// opened (by `ptsname` or `TIOCGPTPEER`) until it is closed.
+pub fn open_master(rows: u16, cols: u16) -> std::io::Result<OwnedFd> {
     let master =
         rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     rustix::pty::grantpt(&master)?;
     rustix::pty::unlockpt(&master)?;
+    resize(&master, rows, cols)?;
+    set_nonblocking(&master)?;
+    Ok(master)
+}
+
+/// Opens a master/slave pair with the given size; the master is non-blocking and close-on-exec.
+pub fn open_pair(rows: u16, cols: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let master = open_master(rows, cols)?;
     let slave = rustix::pty::ioctl_tiocgptpeer(
         &master,
         OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
     )?;
-    rustix::termios::tcsetwinsize(&slave, winsize(rows, cols))?;
-    set_nonblocking(&master)?;
     Ok((master, slave))
 }
 

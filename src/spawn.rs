@@ -21,7 +21,17 @@ use std::process::ExitStatus;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use crate::pty::SpawnOptions;
+/// What to start, where, with which environment, on a pty of which size.
+pub struct SpawnOptions<'a> {
+    pub command: &'a [String],
+    pub cwd: &'a str,
+    pub env: Vec<(OsString, OsString)>,
+    pub env_remove: Vec<&'a str>,
+    /// Start from `env` alone instead of the server's environment.
+    pub clear_env: bool,
+    pub rows: u16,
+    pub cols: u16,
+}
 
 /// A child running on a fresh pty. The master is non-blocking; the server keeps no slave fd, so
 /// the master reads EIO (end of output) once every process holding the slave has gone.
@@ -77,7 +87,7 @@ pub fn spawn(opts: SpawnOptions<'_>) -> io::Result<Spawned> {
         .ok_or_else(|| io::Error::other("empty command"))?;
     let env = environment(&opts);
     let path = find_program(program, &env, Path::new(opts.cwd))?;
-    let (master, slave) = crate::pty::open_pair(opts.rows, opts.cols)?;
+    let master = crate::pty::open_master(opts.rows, opts.cols)?;
     let slave_path = rustix::pty::ptsname(&master, Vec::new())?;
     let argv = c_strings(opts.command.iter().map(|a| OsStr::new(a).as_bytes()))?;
     let envp = c_strings(env.iter().map(|(k, v)| {
@@ -89,8 +99,6 @@ pub fn spawn(opts: SpawnOptions<'_>) -> io::Result<Spawned> {
     let path = CString::new(path.into_os_string().into_vec())?;
     let cwd = CString::new(opts.cwd)?;
     let pid = spawn_on(&path, &cwd, &slave_path, &argv, &envp)?;
-    // The child has its own copy (opened by path); ours only kept the pty's slave side alive.
-    drop(slave);
     match watch(pid) {
         Ok(pidfd) => Ok(Spawned {
             master,

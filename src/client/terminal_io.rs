@@ -128,8 +128,11 @@ pub fn spawn_screen_writer() -> Screen {
     let stdout = std::io::stdout();
     let for_server = match reopen_nonblocking(stdout.as_fd(), OFlags::WRONLY) {
         Some(fd) => {
+            // The same non-blocking open of the terminal: the server writes only while we
+            // have nothing to write.
+            let for_server = fd.try_clone().ok();
             tokio::spawn(write_polled(fd, rx, done_tx, written_tx));
-            reopen_nonblocking(stdout.as_fd(), OFlags::WRONLY)
+            for_server
         }
         None => {
             write_on_thread(rx, done_tx, written_tx);

@@ -151,9 +151,9 @@ impl Server {
         (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = spec.name.clone();
-        // The name is taken first; the fork and the wait for the program's exec (about a
-        // millisecond, more on a loaded machine) then happen off the server's thread and
-        // outside the registry's lock, so every other session and client goes on meanwhile.
+        // The name is taken first; starting the program (its lookup and the wait for its exec,
+        // a fraction of a millisecond, more on a loaded machine) then happens off the server's
+        // thread and outside the registry's lock, so every other session and client goes on.
         // Commands for the new session queue in its channel until it runs.
         self.reserve(&name, &tx)?;
         let runtime_dir = self.dir.clone();

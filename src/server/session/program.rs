@@ -65,15 +65,16 @@ impl Program {
     }
 }
 
-/// Starts `spec`'s program on a new pty of the spec's size. Blocking: the fork, and the wait
-/// until the program's exec succeeded (so a program that cannot run is an error here).
+/// Starts `spec`'s program on a new pty of the spec's size. Blocking: the program is looked
+/// up, and the thread waits until its exec succeeded (so a program that cannot run is an
+/// error here).
 pub fn spawn_program(
     spec: &SessionSpec,
     runtime_dir: &std::path::Path,
 ) -> std::io::Result<crate::spawn::Spawned> {
     let mut env_remove = OUTER_TERMINAL_VARS.to_vec();
     env_remove.push(crate::keeper::ENV);
-    crate::spawn::spawn(crate::pty::SpawnOptions {
+    crate::spawn::spawn(crate::spawn::SpawnOptions {
         command: &spec.command,
         cwd: &spec.cwd,
         env: session_env(spec, runtime_dir),
