@@ -352,3 +352,32 @@ fn resume_presets_and_custom_resume_command() {
         "cannot revive a running session"
     );
 }
+
+/// A session that has printed nothing has its record on disk but no output log: `new` costs
+/// one file less, and the writer holds no descriptor for it. Its first output creates the log.
+#[test]
+fn a_quiet_session_gets_its_output_log_with_its_first_output() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "quiet",
+        "--",
+        "sh",
+        "-c",
+        "stty -echo; read line; echo \"got $line\"; exec sleep 1000",
+    ]);
+    // `note` answers once the record is written, in the same pass that would open the log.
+    env.ok(&["note", "quiet", "saved"]);
+    let dir = env.state.join("sessions/quiet");
+    assert!(dir.join("meta.json").is_file(), "no record in {dir:?}");
+    assert!(
+        !dir.join("output.log").exists(),
+        "a session that printed nothing has an output log"
+    );
+    env.ok(&["send", "quiet", "--enter", "hello"]);
+    common::eventually("first output saved", || {
+        let screen = std::fs::read_to_string(dir.join("screen.txt")).unwrap_or_default();
+        (screen.contains("got hello") && dir.join("output.log").is_file()).then_some(())
+    });
+}

@@ -264,7 +264,11 @@ impl Files {
             crate::state::write_record(dir, record)?;
             self.record = None;
         }
-        if self.log.is_none() {
+        // The log is created by the first output it keeps: a session that has printed
+        // nothing costs its directory and record only (an inode less to allocate per `new`,
+        // and no descriptor held open here for a quiet session).
+        let has_output = !self.lines.is_empty() || self.screen.is_some();
+        if self.log.is_none() && has_output {
             self.log = Some(OutputLog::open(dir, self.log_limit)?);
         }
         let Some(log) = self.log.as_mut() else {
