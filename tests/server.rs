@@ -468,3 +468,47 @@ fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_und
         "{err}"
     );
 }
+
+/// A command sends its request right behind its hello, before the server has answered. A
+/// server that goes away without answering (an upgrade handing over, a crash the keeper
+/// restarts) never saw the request: it goes to the server that follows.
+#[test]
+fn a_request_whose_server_leaves_before_answering_reaches_the_next_server() {
+    let env = Env::new();
+    // A record on disk, which the next server lists from its start.
+    env.ok(&["new", "-d", "saved", "--", "sh", "-c", "exit 0"]);
+    env.ok(&["wait", "saved", "--exit", "--timeout", "20s"]);
+    env.ok(&["kill-server"]);
+    // A server on its way out: it takes one connection and closes it without a word.
+    let leaving = std::os::unix::net::UnixListener::bind(env.socket()).unwrap();
+    let mut ls = env
+        .cmd()
+        .args(["ls"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It reads the hello and the request right behind it, then leaves without answering.
+    let (mut conn, _) = leaving.accept().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while got.len() < 4
+        || got.len() <= 4 + u32::from_be_bytes(got[..4].try_into().unwrap()) as usize
+    {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the client closed after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(conn);
+    drop(leaving);
+    std::fs::remove_file(env.socket()).unwrap();
+    // The next server (started by this command) answers the pending `ls`.
+    env.ok(&["new", "-d", "after", "--", "sleep", "1000"]);
+    let mut listed = String::new();
+    ls.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut listed)
+        .unwrap();
+    assert!(ls.wait().unwrap().success(), "{listed}");
+    assert!(listed.contains("saved"), "{listed}");
+}

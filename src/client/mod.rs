@@ -72,11 +72,25 @@ pub struct Client {
     dir: PathBuf,
     /// The connection that found the server running, kept for the first request (a command
     /// then costs one connection, not two); taken only while fresh.
-    spare: std::sync::Arc<std::sync::Mutex<Option<(Stream, Instant)>>>,
+    spare: std::sync::Arc<std::sync::Mutex<Option<Spare>>>,
+    /// Made by [`Client::connect`]: a request whose kept connection finds the server gone
+    /// starts one, as the connect would have.
+    starts_server: bool,
+}
+
+/// A kept connection. Our hello is sent; the server's is read by whoever takes it, so a
+/// command's request follows the hello without waiting a round trip for the server's.
+#[derive(Debug)]
+struct Spare {
+    stream: Stream,
+    made: Instant,
 }
 
 /// How long a kept connection stays usable: well inside the server's handshake timeout.
 const SPARE_FRESH: Duration = Duration::from_secs(2);
+/// How long a request whose server went away waits for the next one (a keeper restarts a
+/// crashed server in milliseconds; an upgrade's new server answers as fast).
+const HANDOVER_WAIT: Duration = Duration::from_secs(2);
 
 impl Client {
     /// Connects to the server for `LINGER_DIR` (or the default dir), starting it if needed.
@@ -91,7 +105,10 @@ impl Client {
     /// Like [`Client::connect_in`], starting the server from the given `linger` binary.
     pub async fn connect_with(dir: &Path, server_bin: &Path) -> Result<Client> {
         crate::paths::ensure_private_dir(dir)?;
-        let client = Client::new(dir);
+        let client = Client {
+            starts_server: true,
+            ..Client::new(dir)
+        };
         client.ensure_server_from(server_bin).await?;
         Ok(client)
     }
@@ -104,8 +121,8 @@ impl Client {
 
     async fn ensure_server_from(&self, server_bin: &Path) -> Result<()> {
         // Nobody listening: start a server. Someone listening who does not answer is a stuck
-        // server, which a second one cannot replace: say so.
-        match self.open_if_running().await? {
+        // server, which a second one cannot replace: the first request says so.
+        match self.greet_if_running().await? {
             Some(stream) => self.keep(stream),
             None => start_server(&self.dir, server_bin).await?,
         }
@@ -127,7 +144,7 @@ impl Client {
         // No server, or one that is going away: none. Anything else (a version mismatch, say)
         // the user must hear about.
         let client = Client::new(&dir);
-        Ok(client.open_if_running().await?.map(|stream| {
+        Ok(client.greet_if_running().await?.map(|stream| {
             client.keep(stream);
             client
         }))
@@ -141,74 +158,126 @@ impl Client {
         Client {
             dir: dir.to_path_buf(),
             spare: Default::default(),
+            starts_server: false,
         }
     }
 
     fn keep(&self, stream: Stream) {
-        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some((stream, Instant::now()));
+        let spare = Spare {
+            stream,
+            made: Instant::now(),
+        };
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(spare);
+    }
+
+    /// The kept connection, while fresh.
+    fn take_spare(&self) -> Option<Stream> {
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        (spare.made.elapsed() < SPARE_FRESH).then_some(spare.stream)
     }
 
     /// Opens a connection and completes the version handshake, within [`CONNECT_TIMEOUT`]
-    /// (or hands out the fresh one [`Client::connect`] made).
+    /// (or completes it on the fresh one [`Client::connect`] made).
     pub async fn open(&self) -> Result<Stream> {
-        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((stream, made)) = spare
-            && made.elapsed() < SPARE_FRESH
+        if let Some(mut stream) = self.take_spare()
+            && self.read_hello(&mut stream).await?
         {
             return Ok(stream);
         }
         match self.open_if_running().await? {
             Some(stream) => Ok(stream),
-            None => Err(Error(format!(
-                "no server is running in {} (any linger command that needs one starts it)",
-                self.dir.display()
-            ))),
+            None => Err(self.not_running()),
         }
+    }
+
+    /// The server this client found went away before answering (an upgrade handing over, a
+    /// crash the keeper restarts it from, a `kill-server`): the one that follows, if one comes
+    /// within [`HANDOVER_WAIT`].
+    async fn open_after_handover(&self) -> Result<Stream> {
+        let deadline = Instant::now() + HANDOVER_WAIT;
+        loop {
+            if let Some(stream) = self.open_if_running().await? {
+                return Ok(stream);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.not_running());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn not_running(&self) -> Error {
+        Error(format!(
+            "no server is running in {} (any linger command that needs one starts it)",
+            self.dir.display()
+        ))
     }
 
     /// Like [`Client::open`], with `None` when no server runs: nobody listens on the socket,
     /// or the one listening went away during the handshake (a server that just died or was
     /// killed keeps its socket for as long as its last thread takes to exit).
     async fn open_if_running(&self) -> Result<Option<Stream>> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.open_unbounded()).await {
-            Ok(opened) => opened,
-            Err(_) => Err(Error(format!(
-                "the server in {} did not answer within {}s; it may be stopped or stuck \
-                 (see {}; `linger kill-server` or kill the pid in {})",
-                self.dir.display(),
-                CONNECT_TIMEOUT.as_secs(),
-                crate::paths::log_path(&self.dir).display(),
-                crate::paths::pid_path(&self.dir).display(),
-            ))),
+        let Some(mut stream) = self.greet_if_running().await? else {
+            return Ok(None);
+        };
+        Ok(self.read_hello(&mut stream).await?.then_some(stream))
+    }
+
+    /// Connects and sends our hello, within [`CONNECT_TIMEOUT`]; `None` when nobody listens.
+    async fn greet_if_running(&self) -> Result<Option<Stream>> {
+        let path = crate::paths::socket_path(&self.dir);
+        let greeting = async {
+            let mut stream = match Stream::connect(&path).await {
+                Ok(stream) => stream,
+                Err(e) if no_listener(&e) => return Ok(None),
+                Err(e) => return Err(Error(format!("cannot connect to {}: {e}", path.display()))),
+            };
+            match protocol::write_frame(&mut stream, &Hello::ours()).await {
+                Ok(()) => Ok(Some(stream)),
+                Err(e) if went_away(&e) => Ok(None),
+                Err(e) => Err(Error(format!("lost the server during handshake: {e}"))),
+            }
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, greeting).await {
+            Ok(greeted) => greeted,
+            Err(_) => Err(self.stuck()),
         }
     }
 
-    async fn open_unbounded(&self) -> Result<Option<Stream>> {
-        let path = crate::paths::socket_path(&self.dir);
-        let mut stream = match Stream::connect(&path).await {
-            Ok(stream) => stream,
-            Err(e) if no_listener(&e) => return Ok(None),
-            Err(e) => return Err(Error(format!("cannot connect to {}: {e}", path.display()))),
-        };
-        let ours = Hello::ours();
-        match protocol::write_frame(&mut stream, &ours).await {
-            Ok(()) => {}
-            Err(e) if went_away(&e) => return Ok(None),
-            Err(e) => return Err(Error(format!("lost the server during handshake: {e}"))),
-        }
-        let theirs: Hello = match protocol::read_frame(&mut stream).await {
-            Ok(hello) => hello,
-            Err(protocol::FrameError::Io(e)) if went_away(&e) => return Ok(None),
-            Err(e) => {
+    /// Reads the server's hello, within [`CONNECT_TIMEOUT`]: `false` when the server closed
+    /// the connection without one (it is exiting, or was killed; it saw nothing we sent).
+    async fn read_hello(&self, stream: &mut Stream) -> Result<bool> {
+        let read = tokio::time::timeout(CONNECT_TIMEOUT, protocol::read_frame::<_, Hello>(stream));
+        let theirs = match read.await {
+            Err(_) => return Err(self.stuck()),
+            Ok(Ok(hello)) => hello,
+            Ok(Err(protocol::FrameError::Io(e))) if went_away(&e) => return Ok(false),
+            Ok(Err(e)) => {
                 return Err(Error(format!(
                     "the server did not complete the handshake: {e}"
                 )));
             }
         };
+        let ours = Hello::ours();
         if theirs.protocol != ours.protocol {
             return Err(Error(protocol::mismatch_message(&ours, &theirs)));
         }
-        Ok(Some(stream))
+        Ok(true)
+    }
+
+    fn stuck(&self) -> Error {
+        Error(format!(
+            "the server in {} did not answer within {}s; it may be stopped or stuck \
+             (see {}; `linger kill-server` or kill the pid in {})",
+            self.dir.display(),
+            CONNECT_TIMEOUT.as_secs(),
+            crate::paths::log_path(&self.dir).display(),
+            crate::paths::pid_path(&self.dir).display(),
+        ))
     }
 
     /// Sends one request and reads its one response, within [`REQUEST_TIMEOUT`].
@@ -223,17 +292,31 @@ impl Client {
         }
     }
 
-    /// Sends one request and reads its one response, however long that takes.
+    /// Sends one request and reads its one response, however long that takes. On the kept
+    /// connection the request follows our hello at once; the server reads it only after
+    /// checking that hello, and one that went away before answering it never saw the request,
+    /// which then goes to a fresh connection (to a server started for it, for a client that
+    /// starts servers).
     async fn request_unbounded(&self, request: &Request) -> Result<Response> {
-        let mut stream = self.open().await?;
+        if let Some(mut stream) = self.take_spare() {
+            let sent = protocol::write_frame(&mut stream, request).await;
+            if self.read_hello(&mut stream).await? {
+                sent.map_err(|e| Error(format!("lost the server: {e}")))?;
+                return read_reply(&mut stream).await;
+            }
+        }
+        let mut stream = match self.open_if_running().await? {
+            Some(stream) => stream,
+            None if self.starts_server => {
+                start_server(&self.dir, &server_binary()?).await?;
+                self.open().await?
+            }
+            None => self.open_after_handover().await?,
+        };
         protocol::write_frame(&mut stream, request)
             .await
             .map_err(|e| Error(format!("lost the server: {e}")))?;
-        match protocol::read_response(&mut stream).await {
-            Ok(Response::Error(e)) => Err(Error(e)),
-            Ok(r) => Ok(r),
-            Err(e) => Err(Error(format!("lost the server: {e}"))),
-        }
+        read_reply(&mut stream).await
     }
 
     async fn expect_ok(&self, request: &Request) -> Result<()> {
@@ -487,6 +570,14 @@ fn unexpected(response: Response) -> Error {
 }
 
 /// Whether connecting failed because no server listens on the socket (or there is none).
+async fn read_reply(stream: &mut Stream) -> Result<Response> {
+    match protocol::read_response(stream).await {
+        Ok(Response::Error(e)) => Err(Error(e)),
+        Ok(r) => Ok(r),
+        Err(e) => Err(Error(format!("lost the server: {e}"))),
+    }
+}
+
 fn no_listener(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), NotFound | ConnectionRefused)
