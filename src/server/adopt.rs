@@ -45,7 +45,13 @@ pub fn keeper_link(dir: &Path) -> (Option<Link>, Vec<Held>) {
 /// server was killed after starting it (`new`, `revive`) and before its record reached the
 /// disk. Blocking.
 pub fn take_held(dir: &Path, record: &mut SessionRecord, held: &mut Vec<Held>) -> Option<Adoption> {
-    let i = held.iter().position(|h| h.name == record.name)?;
+    // An ended program of the same name may still be held (its `release` never reached the
+    // keeper): the one running on its terminal is the session's now.
+    let named = |h: &&Held| h.name == record.name;
+    let i = held
+        .iter()
+        .position(|h| named(&h) && h.ended.is_none() && on_its_terminal(h))
+        .or_else(|| held.iter().position(|h| named(&h)))?;
     let entry = held.swap_remove(i);
     let recorded = entry.pid as u32 == record.pid && record.state == "running";
     let runs_here = entry.ended.is_none() && on_its_terminal(&entry);

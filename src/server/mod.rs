@@ -85,35 +85,6 @@ impl Registry {
     }
 }
 
-/// What a session spec must satisfy before anything is started for it.
-fn check_spec(spec: &crate::protocol::SessionSpec) -> Result<(), String> {
-    crate::paths::validate_session_name(&spec.name)?;
-    crate::state::check_bounds(spec.scrollback, spec.log_limit)?;
-    if spec.command.is_empty() {
-        return Err("no command to run".into());
-    }
-    let env_bytes: usize = spec.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    if env_bytes > crate::protocol::MAX_ENV_BYTES {
-        return Err(format!(
-            "the environment is {} KiB; a session takes at most {} KiB",
-            env_bytes / 1024,
-            crate::protocol::MAX_ENV_BYTES / 1024
-        ));
-    }
-    Ok(())
-}
-
-/// Why a session's program did not start, in the user's terms.
-fn spawn_error(spec: &crate::protocol::SessionSpec, e: &std::io::Error) -> String {
-    let (name, cwd) = (&spec.name, &spec.cwd);
-    if e.kind() == std::io::ErrorKind::NotFound && !Path::new(cwd).is_dir() {
-        format!("cannot start session '{name}': directory {cwd} does not exist")
-    } else {
-        let program = spec.command.first().map_or("", String::as_str);
-        format!("cannot start '{program}' in session '{name}': {e}")
-    }
-}
-
 pub struct Server {
     pub registry: Registry,
     pub dir: PathBuf,
@@ -129,6 +100,8 @@ pub struct Server {
 
 /// Bound on the commands queued to one session; senders wait, so this is backpressure, not loss.
 const SESSION_COMMANDS: usize = 1024;
+/// How long `new` waits for the keeper to take a program's terminal before answering anyway.
+const KEEPER_ACK: Duration = Duration::from_secs(1);
 
 impl Server {
     /// Starts a session; `profile` is the creating client's terminal, which the program hears
@@ -147,7 +120,7 @@ impl Server {
         earlier: Option<session::Earlier>,
         profile: Option<crate::term::Profile>,
     ) -> Result<mpsc::Sender<SessionCmd>, String> {
-        check_spec(&spec)?;
+        session::check_spec(&spec)?;
         (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = spec.name.clone();
@@ -159,8 +132,8 @@ impl Server {
         let runtime_dir = self.dir.clone();
         let spawning = tokio::task::spawn_blocking(move || {
             // The error is worded here: it may look at the disk.
-            let spawned =
-                session::spawn_program(&spec, &runtime_dir).map_err(|e| spawn_error(&spec, &e));
+            let spawned = session::spawn_program(&spec, &runtime_dir)
+                .map_err(|e| session::spawn_error(&spec, &e));
             (spec, spawned)
         })
         .await;
@@ -184,7 +157,27 @@ impl Server {
             session.adopt_profile(profile);
         }
         tokio::spawn(session.run());
+        self.held_by_keeper(&name).await;
         Ok(tx)
+    }
+
+    /// Waits (bounded) until the keeper has the new program's terminal, so a server that
+    /// crashes once `new` or `revive` has answered leaves that program to be adopted. Queued
+    /// in order behind any `release`, so an ended program of the same name is gone by then.
+    async fn held_by_keeper(&self, name: &str) {
+        let Some(keeper) = &self.keeper else {
+            return;
+        };
+        if tokio::time::timeout(KEEPER_ACK, keeper.flush())
+            .await
+            .is_err()
+        {
+            log::warn(&format!(
+                "session {name}: the keeper did not take its terminal within {}s; \
+                 it may not survive a crash of this server",
+                KEEPER_ACK.as_secs()
+            ));
+        }
     }
 
     /// Takes `name` for a session being started (pid 0 until its program runs).

@@ -69,7 +69,7 @@ const COMMANDS_PER_TURN: usize = 256;
 const INPUT_RETRY: Duration = Duration::from_millis(10);
 
 pub use lifecycle::new_record;
-pub use program::{Output, Program, Wiring, spawn_program};
+pub use program::{Output, Program, Wiring, check_spec, spawn_error, spawn_program};
 
 pub struct Session {
     name: String,

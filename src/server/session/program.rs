@@ -85,6 +85,35 @@ pub fn spawn_program(
     })
 }
 
+/// What a session spec must satisfy before anything is started for it.
+pub fn check_spec(spec: &SessionSpec) -> Result<(), String> {
+    crate::paths::validate_session_name(&spec.name)?;
+    crate::state::check_bounds(spec.scrollback, spec.log_limit)?;
+    if spec.command.is_empty() {
+        return Err("no command to run".into());
+    }
+    let env_bytes: usize = spec.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    if env_bytes > crate::protocol::MAX_ENV_BYTES {
+        return Err(format!(
+            "the environment is {} KiB; a session takes at most {} KiB",
+            env_bytes / 1024,
+            crate::protocol::MAX_ENV_BYTES / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// Why a session's program did not start, in the user's terms.
+pub fn spawn_error(spec: &SessionSpec, e: &std::io::Error) -> String {
+    let (name, cwd) = (&spec.name, &spec.cwd);
+    if e.kind() == std::io::ErrorKind::NotFound && !std::path::Path::new(cwd).is_dir() {
+        format!("cannot start session '{name}': directory {cwd} does not exist")
+    } else {
+        let program = spec.command.first().map_or("", String::as_str);
+        format!("cannot start '{program}' in session '{name}': {e}")
+    }
+}
+
 /// What an adopted session's earlier server saved besides its history.
 #[derive(Default)]
 pub struct Output {
