@@ -27,7 +27,8 @@ pub struct Held {
 }
 
 enum Job {
-    Tell(String, Option<OwnedFd>),
+    /// A line (with a descriptor); the sender, if any, hears once it is in the keeper's socket.
+    Tell(String, Option<OwnedFd>, Option<oneshot::Sender<()>>),
     /// How a program ended: `None` when the keeper cannot be asked, `Some(None)` if running.
     Status(i32, oneshot::Sender<Option<Option<Ended>>>),
     Barrier(oneshot::Sender<()>),
@@ -80,7 +81,7 @@ fn serve(sock: OwnedFd, mut rx: mpsc::Receiver<Job>) {
     let mut broken = false;
     while let Some(job) = rx.blocking_recv() {
         match job {
-            Job::Tell(line, fd) if !broken => match exchange(&sock, &line, fd) {
+            Job::Tell(line, fd, sent) if !broken => match exchange(&sock, &line, fd, sent) {
                 Ok(reply) if reply.starts_with("err ") => {
                     log::warn(&format!("keeper refused `{line}`: {}", &reply[4..]));
                 }
@@ -95,7 +96,7 @@ fn serve(sock: OwnedFd, mut rx: mpsc::Receiver<Job>) {
             Job::Tell(..) => {}
             Job::Status(pid, reply) => {
                 let answer = (!broken)
-                    .then(|| exchange(&sock, &format!("status {pid}"), None).ok())
+                    .then(|| exchange(&sock, &format!("status {pid}"), None, None).ok())
                     .flatten()
                     .and_then(|r| match r.as_str() {
                         "running" => Some(None),
@@ -110,17 +111,25 @@ fn serve(sock: OwnedFd, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn exchange(sock: &OwnedFd, line: &str, fd: Option<OwnedFd>) -> std::io::Result<String> {
+fn exchange(
+    sock: &OwnedFd,
+    line: &str,
+    fd: Option<OwnedFd>,
+    sent: Option<oneshot::Sender<()>>,
+) -> std::io::Result<String> {
     wire::send(sock, line, fd.as_ref().map(|f| f.as_fd()))?;
+    if let Some(sent) = sent {
+        let _ = sent.send(());
+    }
     Ok(wire::recv(sock, RecvFlags::empty())?.0)
 }
 
 impl Link {
-    fn tell(&self, line: String, fd: Option<OwnedFd>) {
-        if let Err(e) = self.tx.try_send(Job::Tell(line, fd)) {
+    fn tell(&self, line: String, fd: Option<OwnedFd>, sent: Option<oneshot::Sender<()>>) {
+        if let Err(e) = self.tx.try_send(Job::Tell(line, fd, sent)) {
             let line = match e {
-                mpsc::error::TrySendError::Full(Job::Tell(l, _))
-                | mpsc::error::TrySendError::Closed(Job::Tell(l, _)) => l,
+                mpsc::error::TrySendError::Full(Job::Tell(l, ..))
+                | mpsc::error::TrySendError::Closed(Job::Tell(l, ..)) => l,
                 _ => String::new(),
             };
             log::warn(&format!(
@@ -129,23 +138,28 @@ impl Link {
         }
     }
 
-    /// Gives the keeper a copy of `master`, so the program outlives this server.
-    pub fn hold(&self, pid: u32, name: &str, master: impl AsFd) {
+    /// Gives the keeper a copy of `master`, so the program outlives this server. The receiver
+    /// resolves once the copy is in the keeper's socket (after everything told before was
+    /// answered): from then on the keeper gets it even if this server dies at once (the
+    /// kernel keeps a descriptor in flight). It errs when the copy cannot be sent.
+    pub fn hold(&self, pid: u32, name: &str, master: impl AsFd) -> oneshot::Receiver<()> {
+        let (sent, rx) = oneshot::channel();
         match rustix::io::fcntl_dupfd_cloexec(master, 3) {
-            Ok(dup) => self.tell(format!("hold {pid} {name}"), Some(dup)),
+            Ok(dup) => self.tell(format!("hold {pid} {name}"), Some(dup), Some(sent)),
             Err(e) => log::warn(&format!(
                 "session {name}: cannot copy its terminal for the keeper ({e}); it will not survive the server"
             )),
         }
+        rx
     }
 
     /// The session is over: the keeper closes its copy and forgets the program.
     pub fn release(&self, pid: u32) {
-        self.tell(format!("release {pid}"), None);
+        self.tell(format!("release {pid}"), None, None);
     }
 
     pub fn rename(&self, pid: u32, name: &str) {
-        self.tell(format!("rename {pid} {name}"), None);
+        self.tell(format!("rename {pid} {name}"), None, None);
     }
 
     /// How an adopted program ended: `None` when the keeper cannot say, `Some(None)` while it

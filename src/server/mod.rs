@@ -85,6 +85,19 @@ impl Registry {
     }
 }
 
+/// Waits (bounded) until the keeper's socket has the new program's terminal, so a server that
+/// crashes once `new` or `revive` has answered leaves that program to be adopted. Sent in order
+/// behind any `release`, so an ended program of the same name is gone from the keeper by then.
+async fn held_by_keeper(name: &str, held: tokio::sync::oneshot::Receiver<()>) {
+    if tokio::time::timeout(KEEPER_ACK, held).await.is_err() {
+        log::warn(&format!(
+            "session {name}: the keeper did not take its terminal within {}s; \
+             it may not survive a crash of this server",
+            KEEPER_ACK.as_secs()
+        ));
+    }
+}
+
 pub struct Server {
     pub registry: Registry,
     pub dir: PathBuf,
@@ -130,13 +143,25 @@ impl Server {
         // Commands for the new session queue in its channel until it runs.
         self.reserve(&name, &tx)?;
         let runtime_dir = self.dir.clone();
+        let keeper = self.keeper.clone();
         let spawning = tokio::task::spawn_blocking(move || {
             // The error is worded here: it may look at the disk.
             let spawned = session::spawn_program(&spec, &runtime_dir)
                 .map_err(|e| session::spawn_error(&spec, &e));
-            (spec, spawned)
+            // Handed to the keeper from here, so its sending overlaps the actor's building.
+            let held = match (&spawned, &keeper) {
+                (Ok(spawned), Some(keeper)) => {
+                    Some(keeper.hold(spawned.child.id(), &spec.name, &spawned.master))
+                }
+                _ => None,
+            };
+            (spec, spawned, held)
         })
         .await;
+        let (spawning, held) = match spawning {
+            Ok((spec, spawned, held)) => (Ok((spec, spawned)), held),
+            Err(e) => (Err(e), None),
+        };
         let started = match spawning {
             Ok((spec, Ok(spawned))) => {
                 session::Session::spawned(spec, spawned, self.wiring(rx), earlier)
@@ -157,27 +182,10 @@ impl Server {
             session.adopt_profile(profile);
         }
         tokio::spawn(session.run());
-        self.held_by_keeper(&name).await;
-        Ok(tx)
-    }
-
-    /// Waits (bounded) until the keeper has the new program's terminal, so a server that
-    /// crashes once `new` or `revive` has answered leaves that program to be adopted. Queued
-    /// in order behind any `release`, so an ended program of the same name is gone by then.
-    async fn held_by_keeper(&self, name: &str) {
-        let Some(keeper) = &self.keeper else {
-            return;
-        };
-        if tokio::time::timeout(KEEPER_ACK, keeper.flush())
-            .await
-            .is_err()
-        {
-            log::warn(&format!(
-                "session {name}: the keeper did not take its terminal within {}s; \
-                 it may not survive a crash of this server",
-                KEEPER_ACK.as_secs()
-            ));
+        if let Some(held) = held {
+            held_by_keeper(&name, held).await;
         }
+        Ok(tx)
     }
 
     /// Takes `name` for a session being started (pid 0 until its program runs).

@@ -143,10 +143,8 @@ impl Session {
         wiring: Wiring<'_>,
         earlier: Option<Earlier>,
     ) -> std::io::Result<Session> {
+        // The keeper was given the master as soon as the program started (`Server::start`).
         let pid = spawned.child.id();
-        if let Some(keeper) = &wiring.keeper {
-            keeper.hold(pid, &spec.name, &spawned.master);
-        }
         let program = Program::Spawned(spawned.child);
         let mut session =
             Session::assemble(spec, program, spawned.master, pid, wiring, earlier.as_ref())?;
