@@ -27,6 +27,8 @@ const FLOOD_BYTES: usize = 50_000_000;
 const FLOOD_RUNS: usize = 3;
 const ECHO_WARMUP: usize = 20;
 const ECHO_KEYS: usize = 500;
+/// Rounds the echo keys are split into, each tool taking its share of every round.
+const ECHO_ROUNDS: usize = 10;
 const ATTACH_RUNS: usize = 15;
 const IDLE_WINDOW: Duration = Duration::from_secs(10);
 

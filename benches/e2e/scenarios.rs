@@ -115,44 +115,73 @@ pub fn flood(peers: &Peers, work: &Path, rows: &mut Vec<Row>) {
 
 /// b. Keystroke-to-echo latency through an attached client, on a raw-mode `cat`.
 pub fn echo(peers: &Peers, rows: &mut Vec<Row>) {
-    println!("echo: {ECHO_KEYS} keystrokes each (after {ECHO_WARMUP} warm-up)");
+    println!(
+        "echo: {ECHO_KEYS} keystrokes each (after {ECHO_WARMUP} warm-up), in {ECHO_ROUNDS} \
+         interleaved rounds"
+    );
     let script = format!("stty raw -echo; printf '{READY}'; exec cat");
     // Letters that are not final bytes of the escape sequences a multiplexer writes.
     let keys = b"wxyz";
     // Clients are spawned watching for READY.
-    let measure = |term: &Term| -> Vec<f64> {
-        let mut lat = Vec::with_capacity(ECHO_KEYS);
-        for i in 0..ECHO_WARMUP + ECHO_KEYS {
+    let measure = |term: &Term, n: usize, lat: &mut Vec<f64>| {
+        for i in 0..n {
             let k = keys[i % keys.len()];
             term.arm(&[k]);
             let start = Instant::now();
             term.type_bytes(&[k]);
             let at = term.wait();
-            if i >= ECHO_WARMUP {
-                lat.push(at.duration_since(start).as_secs_f64() * 1e3);
-            }
+            lat.push(at.duration_since(start).as_secs_f64() * 1e3);
         }
-        lat
     };
-    let (term, _) = raw(&script, "raw echo", Some(READY));
-    term.wait();
-    let mut raw_lat = measure(&term);
-    drop(term);
-    let mut lats: Vec<Vec<f64>> = Vec::new();
+    let (raw_term, _) = raw(&script, "raw echo", Some(READY));
+    raw_term.wait();
+    let mut systems = peers.systems("echo");
+    let terms: Vec<Term> = systems
+        .iter_mut()
+        .map(|sys| {
+            sys.new_session("echo", &script);
+            let (term, _) = sys.attach("echo", Some(READY));
+            term.wait();
+            term
+        })
+        .collect();
     // Context switches per key, server and client together: unlike latency, a count that the
     // machine's other load does not move.
-    let mut switches: Vec<f64> = Vec::new();
-    for mut sys in peers.systems("echo") {
-        sys.new_session("echo", &script);
-        let (term, _) = sys.attach("echo", Some(READY));
-        term.wait();
-        let mut pids = sys.server_pids();
-        pids.push(term.pid());
-        let before: u64 = pids.iter().map(|&p| ctx_switches(p)).sum();
-        lats.push(measure(&term));
-        let after: u64 = pids.iter().map(|&p| ctx_switches(p)).sum();
-        switches.push((after - before) as f64 / (ECHO_WARMUP + ECHO_KEYS) as f64);
+    let pids: Vec<Vec<i32>> = systems
+        .iter()
+        .zip(&terms)
+        .map(|(sys, term)| {
+            let mut pids = sys.server_pids();
+            pids.push(term.pid());
+            pids
+        })
+        .collect();
+    let mut warm = Vec::new();
+    measure(&raw_term, ECHO_WARMUP, &mut warm);
+    for term in &terms {
+        measure(term, ECHO_WARMUP, &mut warm);
     }
+    // Every tool takes a share of each round, so load that comes and goes on the machine falls
+    // on all of them alike rather than on whichever ran at that moment.
+    let mut raw_lat = Vec::with_capacity(ECHO_KEYS);
+    let mut lats: Vec<Vec<f64>> = vec![Vec::with_capacity(ECHO_KEYS); terms.len()];
+    let mut switches = vec![0u64; terms.len()];
+    let per_round = ECHO_KEYS / ECHO_ROUNDS;
+    for _ in 0..ECHO_ROUNDS {
+        measure(&raw_term, per_round, &mut raw_lat);
+        for (i, term) in terms.iter().enumerate() {
+            let before: u64 = pids[i].iter().map(|&p| ctx_switches(p)).sum();
+            measure(term, per_round, &mut lats[i]);
+            let after: u64 = pids[i].iter().map(|&p| ctx_switches(p)).sum();
+            switches[i] += after - before;
+        }
+    }
+    drop(raw_term);
+    drop(terms);
+    let switches: Vec<f64> = switches
+        .iter()
+        .map(|&n| n as f64 / (per_round * ECHO_ROUNDS) as f64)
+        .collect();
     for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
         let at: Vec<f64> = lats.iter_mut().map(|v| percentile(v, p)).collect();
         let [_, d, x] = peers.by_baseline(&at);
