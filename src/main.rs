@@ -8,12 +8,15 @@
 //! done here: no standard descriptor is left closed, SIGPIPE is ignored (writes say EPIPE), a
 //! panic ends the process with status 101, and stdout is flushed by `process::exit`. A stack
 //! overflow still stops the process (guard pages), without the message.
-#![no_main]
+// The test harness (`cargo test` builds this crate's tests too) brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
-use std::ffi::{c_char, c_int};
-
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
     open_standard_fds();
     // SAFETY: setting a signal's disposition to SIG_IGN, before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
@@ -24,6 +27,7 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
 
 /// Opens /dev/null on any of descriptors 0-2 that is closed, so no file this process opens
 /// later becomes its stdin, stdout or stderr (and gets what was meant for them).
+#[cfg(not(test))]
 fn open_standard_fds() {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
