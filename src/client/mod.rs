@@ -305,13 +305,16 @@ impl Client {
                 return read_reply(&mut stream).await;
             }
         }
-        let mut stream = match self.open_if_running().await? {
-            Some(stream) => stream,
-            None if self.starts_server => {
-                start_server(&self.dir, &server_binary()?).await?;
-                self.open().await?
+        let mut stream = if self.starts_server {
+            match self.open_if_running().await? {
+                Some(stream) => stream,
+                None => {
+                    start_server(&self.dir, &server_binary()?).await?;
+                    self.open().await?
+                }
             }
-            None => self.open_after_handover().await?,
+        } else {
+            self.open_after_handover().await?
         };
         protocol::write_frame(&mut stream, request)
             .await
@@ -569,7 +572,7 @@ fn unexpected(response: Response) -> Error {
     Error(format!("unexpected reply from the server: {response:?}"))
 }
 
-/// Whether connecting failed because no server listens on the socket (or there is none).
+/// The one response to a request; a server's error is this call's error.
 async fn read_reply(stream: &mut Stream) -> Result<Response> {
     match protocol::read_response(stream).await {
         Ok(Response::Error(e)) => Err(Error(e)),
@@ -578,6 +581,7 @@ async fn read_reply(stream: &mut Stream) -> Result<Response> {
     }
 }
 
+/// Whether connecting failed because no server listens on the socket (or there is none).
 fn no_listener(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), NotFound | ConnectionRefused)

@@ -47,14 +47,15 @@ pub fn keeper_link(dir: &Path) -> (Option<Link>, Vec<Held>) {
 pub fn take_held(dir: &Path, record: &mut SessionRecord, held: &mut Vec<Held>) -> Option<Adoption> {
     // An ended program of the same name may still be held (its `release` never reached the
     // keeper): the one running on its terminal is the session's now.
-    let named = |h: &&Held| h.name == record.name;
-    let i = held
+    let named = |h: &Held| h.name == record.name;
+    let running = held
         .iter()
-        .position(|h| named(&h) && h.ended.is_none() && on_its_terminal(h))
-        .or_else(|| held.iter().position(|h| named(&h)))?;
+        .position(|h| named(h) && h.ended.is_none() && on_its_terminal(h));
+    // No held program of that name runs on its terminal when the search fell back.
+    let runs_here = running.is_some();
+    let i = running.or_else(|| held.iter().position(named))?;
     let entry = held.swap_remove(i);
     let recorded = entry.pid as u32 == record.pid && record.state == "running";
-    let runs_here = entry.ended.is_none() && on_its_terminal(&entry);
     if !(runs_here || recorded && entry.ended.is_some()) {
         if recorded {
             log::warn(&format!(

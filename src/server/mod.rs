@@ -147,28 +147,26 @@ impl Server {
         let spawning = tokio::task::spawn_blocking(move || {
             // The error is worded here: it may look at the disk.
             let spawned = session::spawn_program(&spec, &runtime_dir)
-                .map_err(|e| session::spawn_error(&spec, &e));
-            // Handed to the keeper from here, so its sending overlaps the actor's building.
-            let held = match (&spawned, &keeper) {
-                (Ok(spawned), Some(keeper)) => {
-                    Some(keeper.hold(spawned.child.id(), &spec.name, &spawned.master))
-                }
-                _ => None,
-            };
-            (spec, spawned, held)
+                .map_err(|e| session::spawn_error(&spec, &e))
+                .map(|spawned| {
+                    // Handed to the keeper from here, so its sending overlaps the actor's
+                    // building.
+                    let held = keeper
+                        .as_ref()
+                        .map(|k| k.hold(spawned.child.id(), &spec.name, &spawned.master));
+                    (spawned, held)
+                });
+            (spec, spawned)
         })
         .await;
-        let (spawning, held) = match spawning {
-            Ok((spec, spawned, held)) => (Ok((spec, spawned)), held),
-            Err(e) => (Err(e), None),
-        };
-        let started = match spawning {
-            Ok((spec, Ok(spawned))) => {
+        let (started, held) = match spawning {
+            Ok((spec, Ok((spawned, held)))) => (
                 session::Session::spawned(spec, spawned, self.wiring(rx), earlier)
-                    .map_err(|e| format!("cannot start session '{name}': {e}"))
-            }
-            Ok((_, Err(e))) => Err(e),
-            Err(e) => Err(format!("cannot start session '{name}': {e}")),
+                    .map_err(|e| format!("cannot start session '{name}': {e}")),
+                held,
+            ),
+            Ok((_, Err(e))) => (Err(e), None),
+            Err(e) => (Err(format!("cannot start session '{name}': {e}")), None),
         };
         let mut session = match started {
             Ok(session) => session,
