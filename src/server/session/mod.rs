@@ -62,6 +62,9 @@ const TRIM_AFTER_OUTPUT: Duration = Duration::from_secs(1);
 /// Bytes read from the pty before forwarding, to batch small reads under load. The buffer is
 /// reused once every client has written the previous batch, so reads do not allocate.
 const READ_BATCH: usize = 64 * 1024;
+/// A pty read shorter than this ends the batch without the read that would find the pty
+/// empty. Under a flood the pty hands over about 4 KiB per read, so floods still batch.
+const SHORT_READ: usize = 1024;
 /// Commands handled after each event at most, besides the one the event may be: enough to
 /// empty the queue under any realistic load while still bounding one turn.
 const COMMANDS_PER_TURN: usize = 256;
@@ -432,6 +435,12 @@ fn read_batch(
                 // SAFETY: the kernel initialised these n bytes.
                 unsafe { buf.set_len(buf.len() + n) };
                 filled += n;
+                if n < SHORT_READ {
+                    // The pty is likely empty, and a read that finds it so waits for the tty's
+                    // flush worker before saying so: keep the readiness and make that read
+                    // next turn, after this output (a keystroke's echo) has been handed on.
+                    break;
+                }
             }
             // Linux reports hang-up as EIO: the output is over.
             Ok(Err(_)) if filled == 0 => return Event::OutputEnded,
