@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod history;
 pub mod keeper;
+pub mod keyboard;
 pub mod keys;
 pub mod log;
 pub mod model;

@@ -73,6 +73,10 @@ impl Watch {
     }
 }
 
+/// Primary device attributes: the question, and a VT220-class terminal's answer.
+const DA1_QUERY: &[u8] = b"\x1b[c";
+const DA1_ANSWER: &[u8] = b"\x1b[?62;22c";
+
 pub struct Term {
     writer: File,
     child: Child,
@@ -114,6 +118,7 @@ impl Term {
         let master: OwnedFd = master;
         let writer = File::from(master.try_clone().expect("dup pty master"));
         let reader_shared = shared.clone();
+        let mut answers = File::from(master.try_clone().expect("dup pty master"));
         let mut reader = File::from(master);
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 256 * 1024];
@@ -123,6 +128,11 @@ impl Term {
                     Ok(n) => n,
                 };
                 let at = Instant::now();
+                // Every terminal answers "what are you" (DA1); linger's attach, for one, asks
+                // it last in its probe and waits for the answer before it stops reading keys.
+                if find(&buf[..n], DA1_QUERY) {
+                    let _ = answers.write_all(DA1_ANSWER);
+                }
                 let mut watch = reader_shared
                     .watch
                     .lock()

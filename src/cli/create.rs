@@ -7,8 +7,8 @@ use super::parse::parse_size;
 use super::{Failure, detach_key, existing_for, fail, usage};
 use crate::client::Client;
 use crate::client::attach::{AttachOptions, Ending};
-use crate::client::chord::DetachKey;
 use crate::config::Config;
+use crate::keyboard::chord::DetachKey;
 use crate::protocol::{MAX_ENV_BYTES, SessionSpec, SessionState};
 
 fn default_command(config: &Config) -> Vec<String> {

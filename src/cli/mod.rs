@@ -16,7 +16,7 @@ mod wait;
 use clap::{CommandFactory, Parser};
 
 use crate::client::Client;
-use crate::client::chord::DetachKey;
+use crate::keyboard::chord::DetachKey;
 pub use args::Cli;
 use args::Command;
 

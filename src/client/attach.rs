@@ -1,18 +1,19 @@
 //! The attach loop: the user's terminal in raw mode, keyboard to the session, output to the
 //! screen, until detach, exit, or the terminal goes away.
 
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use crate::protocol::stream::{ReadHalf, WriteHalf};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
-use super::chord::{Action, ChordMatcher, DetachKey};
 use super::direct::{self, Relayed};
-use super::focus::Piece;
 use super::rawmode::RawMode;
-use super::terminal_io;
+use super::terminal_io::{self, KeyboardReader};
 use super::{Client, Error, Result};
+use crate::keyboard::chord::{Action, ChordMatcher, DetachKey};
+use crate::keyboard::focus::Piece;
 use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
 
 #[derive(Clone)]
@@ -95,8 +96,6 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     ending
 }
 
-type KeyboardReader = mpsc::Receiver<Option<Vec<u8>>>;
-
 /// The keyboard reader outlives an attachment (it reads until it can send nothing): the
 /// attachment after an `upgrade` takes it over, so no key typed meanwhile goes to a reader
 /// nobody listens to.
@@ -104,7 +103,10 @@ static KEYBOARD: std::sync::Mutex<Option<KeyboardReader>> = std::sync::Mutex::ne
 
 fn take_keyboard() -> KeyboardReader {
     let kept = KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()).take();
-    kept.unwrap_or_else(terminal_io::spawn_keyboard_reader)
+    let mut keyboard = kept.unwrap_or_else(KeyboardReader::spawn);
+    // Handed to the server of the attachment before, which has let go of it since.
+    keyboard.resume();
+    keyboard
 }
 
 fn keep_keyboard(keyboard: KeyboardReader) {
@@ -145,7 +147,7 @@ struct Keyboard<'a> {
     prober: &'a mut super::probe::Prober,
     /// Keys typed before the attach started, to be sent once it has.
     typed: Vec<u8>,
-    focus: super::focus::FocusFilter,
+    focus: crate::keyboard::focus::FocusFilter,
 }
 
 impl Keyboard<'_> {
@@ -233,6 +235,19 @@ struct Attachment {
     /// Output waiting for room in the screen writer's queue.
     unwritten: Option<Vec<u8>>,
     read_only: bool,
+    /// Whether the server reads our keyboard (then this loop does not).
+    keys: Keys,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Keys {
+    /// Read here, to be handed to the server as soon as that changes no key's meaning.
+    Here,
+    /// Read here for good: a read-only viewer, a keyboard that cannot be handed over, or a
+    /// hand-over that failed.
+    HereOnly,
+    /// The server reads them.
+    Server,
 }
 
 async fn run(
@@ -266,6 +281,11 @@ async fn run(
         matcher,
         unwritten: None,
         read_only,
+        keys: if read_only {
+            Keys::HereOnly
+        } else {
+            Keys::Here
+        },
     };
     let ending = match attachment.relay(keyboard, winch, &mut hup, &mut term).await {
         Stop::ByServer(ending) => ending,
@@ -277,6 +297,9 @@ async fn run(
         }
         Stop::TerminalGone => return Ending::TerminalGone,
     };
+    // The server has let go of the keyboard (it does before it ends an attachment or closes a
+    // connection we shut down). It stays unread here: keys typed from now on are the shell's
+    // (an attach after an upgrade reads it again, see `take_keyboard`).
     let Attachment {
         screen: tx,
         unwritten,
@@ -296,6 +319,9 @@ impl Attachment {
         term: &mut tokio::signal::unix::Signal,
     ) -> Stop {
         loop {
+            if self.keys == Keys::Here && self.may_hand_over(keyboard) {
+                self.hand_over_keys(keyboard).await;
+            }
             let deadline = self.matcher.deadline();
             // Every branch is cancellation-safe: the frame reader keeps partial frames in its
             // own buffer, output waiting for the terminal stays in `unwritten`, channel
@@ -357,6 +383,39 @@ impl Attachment {
             if let Some(ending) = send_keys(&mut self.wr, actions, self.read_only).await {
                 return Stop::ByUs(ending);
             }
+        }
+    }
+}
+
+impl Attachment {
+    /// Whether the server could take over the keyboard now without changing what any key
+    /// means: the probe is answered (its answers are not keys) and nothing typed is half-way
+    /// through a chord, an escape sequence or a paste.
+    fn may_hand_over(&self, keyboard: &Keyboard<'_>) -> bool {
+        self.relayed.passed()
+            && keyboard.prober.finished()
+            && keyboard.typed.is_empty()
+            && self.matcher.is_idle()
+            && keyboard.focus.is_idle()
+    }
+
+    /// Stops reading the keyboard and passes it to the server, which reads the keys from then
+    /// on: a keystroke wakes the server alone. Without it, keys stay read here.
+    async fn hand_over_keys(&mut self, keyboard: &mut Keyboard<'_>) {
+        let Some(fd) = keyboard.rx.stop().await else {
+            // Keys read but not yet taken (the loop takes them first), or a reader that
+            // cannot stop: try again later, or never.
+            if !keyboard.rx.can_stop() {
+                self.keys = Keys::HereOnly;
+            }
+            return;
+        };
+        let frame = protocol::encode(&Request::Keyboard(self.matcher.key()));
+        if self.wr.write_with_fd(&frame, fd.as_fd()).await.is_ok() {
+            self.keys = Keys::Server;
+        } else {
+            keyboard.rx.resume();
+            self.keys = Keys::HereOnly;
         }
     }
 }

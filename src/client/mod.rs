@@ -3,9 +3,7 @@
 
 pub mod agents;
 pub mod attach;
-pub mod chord;
 mod direct;
-pub mod focus;
 pub mod probe;
 pub mod rawmode;
 mod start;

@@ -38,24 +38,122 @@ fn keyboard_polled() -> Option<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register_with_interest(own, tokio::io::Interest::READABLE) }.ok()
 }
 
-/// Reads the keyboard; `None` on the channel means the terminal is gone.
-pub fn spawn_keyboard_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
-    let (tx, rx) = mpsc::channel(64);
-    match keyboard_polled() {
-        Some(fd) => {
-            tokio::spawn(read_polled(fd, tx));
-        }
-        None => read_on_thread(tx),
-    }
-    rx
+/// The keyboard's reader: what it read arrives on the channel (`None`: the terminal is gone).
+/// A polled reader can stop and hand its terminal over (to the server, see
+/// server/keyboard.rs) and start again once it is given back.
+pub struct KeyboardReader {
+    rx: mpsc::Receiver<Option<Vec<u8>>>,
+    tx: mpsc::Sender<Option<Vec<u8>>>,
+    polled: Polled,
 }
 
-async fn read_polled(fd: AsyncFd<OwnedFd>, tx: mpsc::Sender<Option<Vec<u8>>>) {
+enum Polled {
+    /// Read on the client's thread; `stop` ends the task, which then gives the terminal back.
+    Reading {
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<Option<OwnedFd>>,
+    },
+    /// Stopped, its terminal handed over.
+    Stopped(OwnedFd),
+    /// Read on a thread of its own (not a terminal we can open again): it cannot stop.
+    Threaded,
+}
+
+impl KeyboardReader {
+    pub fn spawn() -> KeyboardReader {
+        let (tx, rx) = mpsc::channel(64);
+        let polled = match keyboard_polled() {
+            Some(fd) => start_polled(fd, tx.clone()),
+            None => {
+                read_on_thread(tx.clone());
+                Polled::Threaded
+            }
+        };
+        KeyboardReader { rx, tx, polled }
+    }
+
+    /// The next read; cancellation-safe.
+    pub async fn recv(&mut self) -> Option<Option<Vec<u8>>> {
+        self.rx.recv().await
+    }
+
+    /// Stops reading (and watching) the keyboard, once everything read has been taken, and
+    /// returns a descriptor of it to hand over; `None` when this reader cannot stop or has
+    /// input not yet taken.
+    pub async fn stop(&mut self) -> Option<OwnedFd> {
+        if !self.rx.is_empty() {
+            return None;
+        }
+        let (stop, task) = match std::mem::replace(&mut self.polled, Polled::Threaded) {
+            Polled::Reading { stop, task } => (stop, task),
+            other => {
+                self.polled = other;
+                return None;
+            }
+        };
+        let _ = stop.send(());
+        // The task ends at its next turn without reading: it checks `stop` first. One that
+        // ended on its own said so on the channel, which the attach loop reads next.
+        let fd = task.await.ok().flatten()?;
+        let handed = fd.try_clone().ok();
+        self.polled = Polled::Stopped(fd);
+        if handed.is_none() {
+            self.resume();
+        }
+        handed
+    }
+
+    /// Whether [`KeyboardReader::stop`] can succeed (now or once input is taken).
+    pub fn can_stop(&self) -> bool {
+        matches!(self.polled, Polled::Reading { .. })
+    }
+
+    /// Reads the keyboard again after [`KeyboardReader::stop`] (once whoever it was handed to
+    /// let go of it).
+    pub fn resume(&mut self) {
+        let fd = match std::mem::replace(&mut self.polled, Polled::Threaded) {
+            Polled::Stopped(fd) => fd,
+            other => {
+                self.polled = other;
+                return;
+            }
+        };
+        // SAFETY: our own descriptor of the terminal, registered only here.
+        match unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) } {
+            Ok(fd) => self.polled = start_polled(fd, self.tx.clone()),
+            // Cannot watch it again (out of memory): the attach loop sees the end.
+            Err(_) => {
+                let _ = self.tx.try_send(None);
+            }
+        }
+    }
+}
+
+fn start_polled(fd: AsyncFd<OwnedFd>, tx: mpsc::Sender<Option<Vec<u8>>>) -> Polled {
+    let (stop, stopped) = oneshot::channel();
+    Polled::Reading {
+        stop,
+        task: tokio::spawn(read_polled(fd, tx, stopped)),
+    }
+}
+
+/// Reads until the terminal is gone (`None`), or until told to stop (its descriptor).
+async fn read_polled(
+    fd: AsyncFd<OwnedFd>,
+    tx: mpsc::Sender<Option<Vec<u8>>>,
+    mut stop: oneshot::Receiver<()>,
+) -> Option<OwnedFd> {
     let mut buf = vec![0u8; READ_SIZE];
     loop {
-        let Ok(mut guard) = fd.readable().await else {
+        // Stopping comes first: once told, not one more key is read here.
+        let ready = tokio::select! {
+            biased;
+            _ = &mut stop => return Some(fd.into_inner()),
+            ready = fd.readable() => ready,
+        };
+        let Ok(mut guard) = ready else {
             let _ = tx.send(None).await;
-            return;
+            return None;
         };
         let read = guard.try_io(|fd| {
             rustix::io::read(fd.get_ref(), &mut buf[..]).map_err(std::io::Error::from)
@@ -68,7 +166,7 @@ async fn read_polled(fd: AsyncFd<OwnedFd>, tx: mpsc::Sender<Option<Vec<u8>>>) {
             // End of input, or EIO: the terminal hung up.
             Ok(Ok(0)) | Ok(Err(_)) => {
                 let _ = tx.send(None).await;
-                return;
+                return None;
             }
             Ok(Ok(n)) => {
                 // A terminal's read returns all it has: a short read emptied it, so the next
@@ -78,7 +176,7 @@ async fn read_polled(fd: AsyncFd<OwnedFd>, tx: mpsc::Sender<Option<Vec<u8>>>) {
                     guard.clear_ready();
                 }
                 if tx.send(Some(buf[..n].to_vec())).await.is_err() {
-                    return;
+                    return None;
                 }
             }
         }

@@ -12,7 +12,7 @@ pub use frame::*;
 pub use stream::Stream;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -218,6 +218,11 @@ pub enum Request {
     /// While attached: the client has written this many [`Response::Output`] frames to its
     /// terminal, all it received so far.
     Drained(u64),
+    /// While attached: the client's keyboard (its terminal, opened for reading), passed with
+    /// this frame (`SCM_RIGHTS`). The client has stopped reading it; the server reads the keys
+    /// itself, finding this detach chord in them (see `server/keyboard.rs`), until the
+    /// attachment ends.
+    Keyboard(crate::keyboard::chord::DetachKey),
 }
 
 /// Output up to this size may go straight to an attached client's terminal; larger output

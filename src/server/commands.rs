@@ -65,6 +65,11 @@ pub enum SessionCmd {
         focused: bool,
     },
     DetachAll,
+    /// One client's attachment ends (it pressed the detach chord on a keyboard the server
+    /// reads, or its keyboard went away).
+    Detach {
+        client: ClientId,
+    },
     Kill {
         signal: Option<i32>,
         reply: oneshot::Sender<Response>,

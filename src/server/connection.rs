@@ -7,14 +7,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Server;
-use super::commands::{ClientId, ClientLink, SendText, SessionCmd};
-use super::direct;
-use super::outbox::{Control, Outgoing};
+use super::commands::{SendText, SessionCmd};
 use crate::log;
 use crate::protocol::stream::{ReadHalf, WriteHalf};
-use crate::protocol::{
-    self, AttachRequest, FrameCodec, FrameReader, Hello, Request, Response, Stream,
-};
+use crate::protocol::{self, FrameCodec, FrameReader, Hello, Request, Response, Stream};
 
 /// A client must say hello and its request within this; idle sockets are not kept.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +32,7 @@ pub async fn handle(stream: tokio::net::UnixStream, server: Arc<Server>) {
         return;
     };
     let response = match request {
-        Request::Attach(wanted) => return attach(server, rd, wr, wanted).await,
+        Request::Attach(wanted) => return super::attached::attach(server, rd, wr, wanted).await,
         Request::Wait {
             name,
             condition,
@@ -129,7 +125,7 @@ async fn handshake(rd: &mut FrameReader<ReadHalf>, wr: &mut WriteHalf) -> Option
     Some(request)
 }
 
-fn no_session(name: &str) -> Response {
+pub(super) fn no_session(name: &str) -> Response {
     Response::Error(format!("no session named '{name}' (see `linger ls`)"))
 }
 
@@ -232,6 +228,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::Profile(_)
         | Request::Focus(_)
         | Request::Terminal
+        | Request::Keyboard(_)
         | Request::Drained(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }
@@ -411,174 +408,4 @@ async fn send(
     // Either way the session answers: the channel's end tells it the text stopped.
     drop(chunks_tx);
     answer.await.unwrap_or_else(|_| no_session(name))
-}
-
-/// What an attaching client asked for.
-async fn attach(
-    server: Arc<Server>,
-    rd: FrameReader<ReadHalf>,
-    mut wr: WriteHalf,
-    wanted: AttachRequest,
-) {
-    let AttachRequest {
-        name,
-        read_only,
-        rows,
-        cols,
-        create,
-        profile,
-        history,
-    } = wanted;
-    let tx = match server.registry.get(&name) {
-        Some(tx) => tx,
-        None => match create {
-            Some(spec) => match server.create(spec, profile.clone()).await {
-                Ok(tx) => tx,
-                // Lost a race with another creator: attach to theirs.
-                Err(e) => match server.registry.get(&name) {
-                    Some(tx) => tx,
-                    None => {
-                        let _ = protocol::write_frame(&mut wr, &Response::Error(e)).await;
-                        return;
-                    }
-                },
-            },
-            None => {
-                let _ = protocol::write_frame(&mut wr, &no_session(&name)).await;
-                return;
-            }
-        },
-    };
-    let (reply, link_rx) = oneshot::channel();
-    let attach = SessionCmd::Attach {
-        read_only,
-        rows,
-        cols,
-        profile,
-        history: usize::try_from(history).unwrap_or(usize::MAX),
-        reply,
-    };
-    let link = match tx.send(attach).await {
-        Ok(()) => link_rx.await.ok(),
-        Err(_) => None,
-    };
-    let Some(link) = link else {
-        let _ = protocol::write_frame(&mut wr, &no_session(&name)).await;
-        return;
-    };
-    if protocol::write_frame(&mut wr, &Response::Ok).await.is_err() {
-        let _ = tx.send(SessionCmd::Leave { client: link.id }).await;
-        return;
-    }
-    let id = link.id;
-    let direct = Arc::new(direct::Shared::default());
-    let writer = tokio::spawn(write_to_client(wr, link, tx.clone(), Arc::clone(&direct)));
-    read_from_client(rd, &tx, id, &direct, writer).await;
-    let _ = tx.send(SessionCmd::Leave { client: id }).await;
-}
-
-/// Passes an attached client's keys and reports to its session until the client goes away or
-/// the writer ends the attachment; then stops the writer.
-async fn read_from_client(
-    mut rd: FrameReader<ReadHalf>,
-    tx: &mpsc::Sender<SessionCmd>,
-    id: ClientId,
-    direct: &direct::Shared,
-    mut writer: tokio::task::JoinHandle<()>,
-) {
-    loop {
-        // Both branches are cancellation-safe: the frame reader keeps a partly read frame in
-        // its own buffer, and a finished writer is simply observed.
-        let cmd = tokio::select! {
-            _ = &mut writer => break,
-            request = protocol::next_message::<_, Request>(&mut rd) => match request {
-                Ok(Request::Input(data)) => SessionCmd::Input { client: id, data },
-                Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
-                Ok(Request::Profile(profile)) => SessionCmd::Profile { client: id, profile },
-                Ok(Request::Focus(focused)) => SessionCmd::Focus { client: id, focused },
-                Ok(Request::Terminal) => {
-                    if let Some(terminal) = rd.get_mut().take_passed() {
-                        direct.offer(terminal);
-                    }
-                    continue;
-                }
-                Ok(Request::Drained(frames)) => {
-                    direct.drained(frames);
-                    continue;
-                }
-                _ => break,
-            },
-        };
-        if tx.send(cmd).await.is_err() {
-            break;
-        }
-    }
-    writer.abort();
-}
-
-/// Writes a client's queue to its socket until the attachment ends. When the client fell
-/// behind, its backlog is already gone: ask the session for a fresh screen.
-async fn write_to_client(
-    mut wr: WriteHalf,
-    link: ClientLink,
-    session: mpsc::Sender<SessionCmd>,
-    direct: Arc<direct::Shared>,
-) {
-    let mut direct = direct::Direct::new(direct);
-    loop {
-        match link.outbox.next().await {
-            Outgoing::Output(data) => {
-                let rest = direct.write(&data);
-                if rest.is_empty() {
-                    continue;
-                }
-                match write_output(&mut wr, rest).await {
-                    Ok(frames) => direct.relayed(frames),
-                    Err(_) => return,
-                }
-            }
-            Outgoing::Resync => {
-                if session
-                    .send(SessionCmd::Resync { client: link.id })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Outgoing::End(control) => {
-                let response = match control {
-                    Control::Exited(message) => Response::Exited(message),
-                    Control::Detached => Response::Detached,
-                    Control::Upgrading => Response::Upgrading,
-                };
-                let _ = protocol::write_frame(&mut wr, &response).await;
-                return;
-            }
-        }
-    }
-}
-
-/// Output up to this size goes out as one write with its header (a keystroke's echo is one
-/// `sendto`, not two); larger output is written in place rather than copied.
-const COALESCE_OUTPUT: usize = 16 * 1024;
-
-/// Writes `data` as output frames; returns how many.
-async fn write_output(wr: &mut WriteHalf, data: &[u8]) -> std::io::Result<u64> {
-    use tokio::io::AsyncWriteExt;
-    if data.len() <= COALESCE_OUTPUT {
-        let header = protocol::output_header(data.len());
-        let mut frame = Vec::with_capacity(header.len() + data.len());
-        frame.extend_from_slice(&header);
-        frame.extend_from_slice(data);
-        wr.write_all(&frame).await?;
-        return Ok(1);
-    }
-    let mut frames = 0;
-    for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
-        wr.write_all(&protocol::output_header(chunk.len())).await?;
-        wr.write_all(chunk).await?;
-        frames += 1;
-    }
-    Ok(frames)
 }

@@ -169,6 +169,7 @@ impl Dormant {
             | SessionCmd::Resync { .. }
             | SessionCmd::Profile { .. }
             | SessionCmd::Focus { .. }
+            | SessionCmd::Detach { .. }
             | SessionCmd::DetachAll => {}
         }
         ControlFlow::Continue(())

@@ -2,6 +2,7 @@
 //! accepts connections until told to stop.
 
 pub mod adopt;
+pub mod attached;
 pub mod commands;
 pub mod connection;
 pub mod direct;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod foreground;
 pub mod hooks;
 pub mod journal;
+pub mod keyboard;
 pub mod outbox;
 pub mod ownership;
 pub mod rename;

@@ -128,6 +128,21 @@ impl Env {
         Term::spawn(cmd, rows, cols)
     }
 
+    /// Starts `sh -c SCRIPT` on a fresh pty with this sandbox's environment; `$0` in the
+    /// script is the linger binary under test.
+    pub fn term_sh(&self, script: &str, rows: u16, cols: u16) -> Term {
+        let linger = self.cmd();
+        let mut cmd = Command::new("sh");
+        for (k, v) in linger.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.current_dir(&self.home).arg("-c").arg(script).arg(bin());
+        Term::spawn(cmd, rows, cols)
+    }
+
     /// Waits (`linger wait --state`, 20 s) until the agent of session `name` is in `state`.
     pub fn wait_state(&self, name: &str, state: &str) {
         self.ok(&["wait", name, "--state", state, "--timeout", "20s"]);

@@ -73,6 +73,13 @@ impl Clients {
             .map(|c| (!c.read_only, c.focused && !c.read_only))
     }
 
+    /// Like [`Clients::remove`], and tells the client it was detached.
+    pub fn detach(&mut self, id: ClientId) -> Option<(bool, bool)> {
+        let client = self.attached.remove(&id)?;
+        client.outbox.end(Control::Detached);
+        Some((!client.read_only, client.focused && !client.read_only))
+    }
+
     /// Attached clients that may type.
     pub fn writers(&self) -> usize {
         self.attached.values().filter(|c| !c.read_only).count()

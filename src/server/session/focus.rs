@@ -18,9 +18,19 @@ impl Session {
 
     /// A client left (detached, or its connection ended).
     pub(super) fn client_left(&mut self, client: ClientId) {
-        let Some((writer, focused)) = self.clients.remove(client) else {
-            return;
-        };
+        if let Some((writer, focused)) = self.clients.remove(client) {
+            self.after_leaving(writer, focused);
+        }
+    }
+
+    /// Ends one client's attachment: it is told it was detached.
+    pub(super) fn client_detached(&mut self, client: ClientId) {
+        if let Some((writer, focused)) = self.clients.detach(client) {
+            self.after_leaving(writer, focused);
+        }
+    }
+
+    fn after_leaving(&mut self, writer: bool, focused: bool) {
         if writer && self.clients.writers() == 0 {
             // Nobody can be looking any more, whatever the terminals last said.
             self.set_focus(false);

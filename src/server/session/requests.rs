@@ -49,6 +49,7 @@ impl Session {
                 self.clients
                     .resync(client, || Bytes::from(model.replay(false)));
             }
+            SessionCmd::Detach { client } => self.client_detached(client),
             SessionCmd::DetachAll => {
                 if self.clients.detach_all() {
                     self.set_focus(false);

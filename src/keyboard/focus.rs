@@ -23,6 +23,11 @@ pub enum Piece {
 }
 
 impl FocusFilter {
+    /// Outside a bracketed paste: another filter may take over the keyboard from here.
+    pub fn is_idle(&self) -> bool {
+        !self.in_paste
+    }
+
     /// Splits input into keys and focus changes, in order.
     pub fn feed(&mut self, data: &[u8]) -> Vec<Piece> {
         if memchr::memchr(0x1b, data).is_none() {

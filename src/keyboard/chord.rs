@@ -14,7 +14,7 @@ pub const SPLIT_WAIT: Duration = Duration::from_millis(30);
 pub const CHORD_SPLIT_WAIT: Duration = Duration::from_millis(500);
 
 /// The control key that detaches: its raw byte and the key's Unicode codepoint.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DetachKey {
     pub byte: u8,
     pub codepoint: u32,
@@ -263,6 +263,17 @@ impl ChordMatcher {
         if self.armed_at.take().is_some() && actions.last() != Some(&Action::Detach) {
             actions.push(Action::Detach);
         }
+    }
+
+    /// The key it looks for.
+    pub fn key(&self) -> DetachKey {
+        self.key
+    }
+
+    /// Nothing held back, no chord pressed, no paste open: another matcher may take over the
+    /// keyboard from here without changing what any key means.
+    pub fn is_idle(&self) -> bool {
+        self.held.is_empty() && self.armed_at.is_none() && !self.in_paste
     }
 
     /// When the caller should call [`ChordMatcher::tick`] next.

@@ -1,0 +1,256 @@
+//! An attached client's connection: its keys and reports in, its session's output out, until
+//! one side ends the attachment.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Server;
+use super::commands::{ClientId, ClientLink, SessionCmd};
+use super::connection::no_session;
+use super::direct;
+use super::keyboard::{Key, Keyboard};
+use super::outbox::{Control, Outgoing};
+use crate::log;
+use crate::protocol::stream::{ReadHalf, WriteHalf};
+use crate::protocol::{self, AttachRequest, FrameReader, Request, Response};
+
+/// What an attaching client asked for.
+pub(super) async fn attach(
+    server: Arc<Server>,
+    rd: FrameReader<ReadHalf>,
+    mut wr: WriteHalf,
+    wanted: AttachRequest,
+) {
+    let AttachRequest {
+        name,
+        read_only,
+        rows,
+        cols,
+        create,
+        profile,
+        history,
+    } = wanted;
+    let tx = match server.registry.get(&name) {
+        Some(tx) => tx,
+        None => match create {
+            Some(spec) => match server.create(spec, profile.clone()).await {
+                Ok(tx) => tx,
+                // Lost a race with another creator: attach to theirs.
+                Err(e) => match server.registry.get(&name) {
+                    Some(tx) => tx,
+                    None => {
+                        let _ = protocol::write_frame(&mut wr, &Response::Error(e)).await;
+                        return;
+                    }
+                },
+            },
+            None => {
+                let _ = protocol::write_frame(&mut wr, &no_session(&name)).await;
+                return;
+            }
+        },
+    };
+    let (reply, link_rx) = oneshot::channel();
+    let attach = SessionCmd::Attach {
+        read_only,
+        rows,
+        cols,
+        profile,
+        history: usize::try_from(history).unwrap_or(usize::MAX),
+        reply,
+    };
+    let link = match tx.send(attach).await {
+        Ok(()) => link_rx.await.ok(),
+        Err(_) => None,
+    };
+    let Some(link) = link else {
+        let _ = protocol::write_frame(&mut wr, &no_session(&name)).await;
+        return;
+    };
+    if protocol::write_frame(&mut wr, &Response::Ok).await.is_err() {
+        let _ = tx.send(SessionCmd::Leave { client: link.id }).await;
+        return;
+    }
+    let id = link.id;
+    let direct = Arc::new(direct::Shared::default());
+    let writer = tokio::spawn(write_to_client(wr, link, tx.clone(), Arc::clone(&direct)));
+    read_from_client(rd, &tx, id, &direct, writer).await;
+    let _ = tx.send(SessionCmd::Leave { client: id }).await;
+}
+
+/// Passes an attached client's keys and reports to its session until the client goes away or
+/// the writer ends the attachment; then stops the writer.
+async fn read_from_client(
+    mut rd: FrameReader<ReadHalf>,
+    tx: &mpsc::Sender<SessionCmd>,
+    id: ClientId,
+    direct: &direct::Shared,
+    mut writer: tokio::task::JoinHandle<()>,
+) {
+    let mut keyboard: Option<Keyboard> = None;
+    loop {
+        // Every branch is cancellation-safe: the frame reader keeps a partly read frame in its
+        // own buffer, the keyboard reads only once it returns, and a finished writer is simply
+        // observed. The writer comes first: once it has sent the attachment's end, the client
+        // may give the keyboard to its shell, and not one more key may be read here.
+        let cmd = tokio::select! {
+            biased;
+            _ = &mut writer => break,
+            request = protocol::next_message::<_, Request>(&mut rd) => match request {
+                Ok(Request::Input(data)) => SessionCmd::Input { client: id, data },
+                Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
+                Ok(Request::Profile(profile)) => SessionCmd::Profile { client: id, profile },
+                Ok(Request::Focus(focused)) => SessionCmd::Focus { client: id, focused },
+                Ok(Request::Terminal) => {
+                    if let Some(terminal) = rd.get_mut().take_passed() {
+                        direct.offer(terminal);
+                    }
+                    continue;
+                }
+                Ok(Request::Keyboard(key)) => match take_keyboard(&mut rd, key) {
+                    Some(taken) => {
+                        keyboard = Some(taken);
+                        continue;
+                    }
+                    // The client no longer reads its keys: without them it cannot stay.
+                    None => SessionCmd::Detach { client: id },
+                },
+                Ok(Request::Drained(frames)) => {
+                    direct.drained(frames);
+                    continue;
+                }
+                _ => break,
+            },
+            keys = next_keys(&mut keyboard), if keyboard.is_some() => {
+                if pass_keys(keys, &mut keyboard, tx, id).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if tx.send(cmd).await.is_err() {
+            break;
+        }
+    }
+    // Let go of the keyboard before the socket closes: the client waits for that close.
+    drop(keyboard);
+    writer.abort();
+}
+
+/// The keyboard passed with a `Keyboard` request, watched; `None` when none came with it or it
+/// cannot be watched.
+fn take_keyboard(
+    rd: &mut FrameReader<ReadHalf>,
+    key: crate::keyboard::chord::DetachKey,
+) -> Option<Keyboard> {
+    let terminal = rd.get_mut().take_passed()?;
+    match Keyboard::new(terminal, key) {
+        Ok(keyboard) => Some(keyboard),
+        Err(e) => {
+            log::warn(&format!(
+                "cannot read an attached client's keyboard ({e}); detached it"
+            ));
+            None
+        }
+    }
+}
+
+async fn next_keys(keyboard: &mut Option<Keyboard>) -> Vec<Key> {
+    match keyboard {
+        Some(keyboard) => keyboard.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands keys to the session in the order typed. The detach chord, or a terminal that hung up,
+/// ends the attachment: the keyboard is let go of first, so no key after it is read here.
+async fn pass_keys(
+    keys: Vec<Key>,
+    keyboard: &mut Option<Keyboard>,
+    tx: &mpsc::Sender<SessionCmd>,
+    id: ClientId,
+) -> Result<(), mpsc::error::SendError<SessionCmd>> {
+    for key in keys {
+        let cmd = match key {
+            Key::Typed(data) => SessionCmd::Input { client: id, data },
+            Key::Focus(focused) => SessionCmd::Focus {
+                client: id,
+                focused,
+            },
+            Key::Detach | Key::Gone => {
+                *keyboard = None;
+                return tx.send(SessionCmd::Detach { client: id }).await;
+            }
+        };
+        tx.send(cmd).await?;
+    }
+    Ok(())
+}
+
+/// Writes a client's queue to its socket until the attachment ends. When the client fell
+/// behind, its backlog is already gone: ask the session for a fresh screen.
+async fn write_to_client(
+    mut wr: WriteHalf,
+    link: ClientLink,
+    session: mpsc::Sender<SessionCmd>,
+    direct: Arc<direct::Shared>,
+) {
+    let mut direct = direct::Direct::new(direct);
+    loop {
+        match link.outbox.next().await {
+            Outgoing::Output(data) => {
+                let rest = direct.write(&data);
+                if rest.is_empty() {
+                    continue;
+                }
+                match write_output(&mut wr, rest).await {
+                    Ok(frames) => direct.relayed(frames),
+                    Err(_) => return,
+                }
+            }
+            Outgoing::Resync => {
+                if session
+                    .send(SessionCmd::Resync { client: link.id })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Outgoing::End(control) => {
+                let response = match control {
+                    Control::Exited(message) => Response::Exited(message),
+                    Control::Detached => Response::Detached,
+                    Control::Upgrading => Response::Upgrading,
+                };
+                let _ = protocol::write_frame(&mut wr, &response).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Output up to this size goes out as one write with its header (a keystroke's echo is one
+/// `sendto`, not two); larger output is written in place rather than copied.
+const COALESCE_OUTPUT: usize = 16 * 1024;
+
+/// Writes `data` as output frames; returns how many.
+async fn write_output(wr: &mut WriteHalf, data: &[u8]) -> std::io::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    if data.len() <= COALESCE_OUTPUT {
+        let header = protocol::output_header(data.len());
+        let mut frame = Vec::with_capacity(header.len() + data.len());
+        frame.extend_from_slice(&header);
+        frame.extend_from_slice(data);
+        wr.write_all(&frame).await?;
+        return Ok(1);
+    }
+    let mut frames = 0;
+    for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
+        wr.write_all(&protocol::output_header(chunk.len())).await?;
+        wr.write_all(chunk).await?;
+        frames += 1;
+    }
+    Ok(frames)
+}

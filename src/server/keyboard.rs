@@ -1,0 +1,130 @@
+//! Keys read straight from an attached client's terminal, once the client handed its keyboard
+//! over (`Request::Keyboard`): a keystroke then wakes the server alone, not the client as well.
+//!
+//! The detach chord and the terminal's focus reports are picked out here, by the same code the
+//! client runs (`crate::keyboard`). Bound: one read of at most [`READ_SIZE`] bytes at a time;
+//! the connection hands each read's keys to the session before it reads again, so a paste waits
+//! in the terminal, not here.
+
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use tokio::io::unix::AsyncFd;
+
+use crate::keyboard::chord::{Action, ChordMatcher, DetachKey};
+use crate::keyboard::focus::{FocusFilter, Piece};
+
+/// Bytes taken from the terminal per read.
+const READ_SIZE: usize = 16 * 1024;
+
+/// What one turn of the keyboard brought, in the order typed.
+#[derive(Debug, PartialEq)]
+pub enum Key {
+    Typed(Vec<u8>),
+    Focus(bool),
+    /// The detach chord: the attachment ends, and keys after it are the shell's.
+    Detach,
+    /// The terminal hung up (or failed): nobody is typing there any more.
+    Gone,
+}
+
+/// An attached client's keyboard, read by the server.
+pub struct Keyboard {
+    terminal: AsyncFd<OwnedFd>,
+    matcher: ChordMatcher,
+    focus: FocusFilter,
+    buf: Vec<u8>,
+}
+
+impl Keyboard {
+    /// Watches `terminal` for keys; fails when it cannot be watched (not pollable).
+    pub fn new(terminal: OwnedFd, key: DetachKey) -> std::io::Result<Keyboard> {
+        // Non-blocking already (the client's own open of its terminal), but set it again: a
+        // blocking read here would stop every session of this server.
+        rustix::io::ioctl_fionbio(&terminal, true)?;
+        // Readable only: a terminal reports room to write whenever it shows output.
+        // SAFETY: a descriptor passed to this connection alone, registered only here.
+        let terminal =
+            unsafe { AsyncFd::register_with_interest(terminal, tokio::io::Interest::READABLE) }?;
+        Ok(Keyboard {
+            terminal,
+            matcher: ChordMatcher::new(key),
+            focus: FocusFilter::default(),
+            buf: vec![0; READ_SIZE],
+        })
+    }
+
+    /// Waits for keys, or for a held-back prefix or a lone chord to be due. Cancellation-safe:
+    /// the terminal is read only once this is sure to return.
+    pub async fn next(&mut self) -> Vec<Key> {
+        let deadline = self.matcher.deadline();
+        let due = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ready = self.terminal.readable() => match ready {
+                Ok(guard) => match read(guard, &mut self.buf) {
+                    Some(0) => Vec::new(),
+                    Some(n) => self.split(n),
+                    None => vec![Key::Gone],
+                },
+                Err(_) => vec![Key::Gone],
+            },
+            () = due => keys(self.matcher.tick(Instant::now())),
+        }
+    }
+
+    /// The keys and focus reports among the `n` bytes just read.
+    fn split(&mut self, n: usize) -> Vec<Key> {
+        let mut out = Vec::new();
+        for piece in self.focus.feed(&self.buf[..n]) {
+            match piece {
+                Piece::Keys(typed) => {
+                    out.extend(keys(self.matcher.feed(&typed, Instant::now())));
+                    if out.last() == Some(&Key::Detach) {
+                        // What followed the chord is the shell's; it is read already, so it
+                        // is dropped, as the client drops it.
+                        break;
+                    }
+                }
+                Piece::Focus(focused) => out.push(Key::Focus(focused)),
+            }
+        }
+        out
+    }
+}
+
+/// Reads what the terminal has; `Some(0)` when it had nothing after all, `None` when it hung up
+/// or failed.
+fn read(
+    mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>,
+    buf: &mut [u8],
+) -> Option<usize> {
+    match guard.try_io(|fd| rustix::io::read(fd.get_ref(), &mut *buf).map_err(Into::into)) {
+        // Nothing there after all; `try_io` cleared the readiness.
+        Err(_would_block) => Some(0),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => Some(0),
+        // End of input, or EIO: the terminal hung up.
+        Ok(Ok(0)) | Ok(Err(_)) => None,
+        Ok(Ok(n)) => {
+            // A terminal's read returns all it has: a short read emptied it.
+            if n < buf.len() {
+                guard.clear_ready();
+            }
+            Some(n)
+        }
+    }
+}
+
+fn keys(actions: Vec<Action>) -> Vec<Key> {
+    actions
+        .into_iter()
+        .map(|action| match action {
+            Action::Forward(bytes) => Key::Typed(bytes),
+            Action::Detach => Key::Detach,
+        })
+        .collect()
+}

@@ -1,0 +1,156 @@
+//! Keys that go from the user's terminal to the server without the client: once the attach
+//! client has handed over its keyboard, the server reads the keys itself, finds the detach
+//! chord in them, and lets go of the keyboard before any attachment ends, so the shell the
+//! user returns to gets every key typed after.
+
+mod common;
+
+use common::*;
+
+/// How many of `pid`'s descriptors are open on the terminal `path`.
+fn descriptors_on(pid: i32, path: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+/// The terminal the attach client (a child of the terminal's shell, or the terminal's process
+/// itself) runs on.
+fn terminal_of(term: &Term) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{}/fd/0", term.pid())).expect("the terminal's pts")
+}
+
+/// Waits until the server holds the client's terminal twice: for output (passed at the attach)
+/// and for the keyboard (passed once the probe is answered).
+fn wait_keyboard_handed_over(env: &Env, term: &Term) {
+    let pts = terminal_of(term);
+    let server = env.server_pid().expect("server pid");
+    eventually("the server to hold the client's keyboard", || {
+        (descriptors_on(server, &pts) == 2).then_some(())
+    });
+}
+
+/// A stopped client reads nothing, yet what the user types reaches the session: the server
+/// reads the keys from the terminal itself. (Through the client, they would wait in the
+/// terminal until it ran again.)
+#[test]
+fn keys_reach_the_session_while_the_client_is_stopped() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        "printf 'READY\\n'; exec cat",
+    ]);
+    let client = env.term(&["attach", "s"], 24, 80);
+    client.wait_text("READY");
+    wait_keyboard_handed_over(&env, &client);
+    client.signal(libc::SIGSTOP);
+    client.write(b"typed-while-stopped\r");
+    // cat's copy of the line, after the terminal's echo of it.
+    env.wait_capture("s", "the typed line twice", |s| {
+        s.matches("typed-while-stopped").count() >= 2
+    });
+    client.signal(libc::SIGCONT);
+    // The chord too is found by the server: the client ends with the notice.
+    client.write(b"\x1c");
+    client.wait_text("[detached from s]");
+}
+
+/// After each way an attachment ends (the chord, `linger detach`, the program's exit), the
+/// shell the user returns to reads the next line typed: the server no longer reads the
+/// keyboard, and the client does not either.
+#[test]
+fn the_shell_gets_the_keys_typed_after_an_attachment_ends() {
+    let env = Env::new();
+    let script = "\"$0\" attach s; echo BACK; read line; echo \"got:$line\"; sleep 100";
+    for ending in ["chord", "detach", "exit"] {
+        env.ok(&[
+            "new",
+            "-d",
+            "s",
+            "--",
+            "sh",
+            "-c",
+            "printf 'READY\\n'; exec cat",
+        ]);
+        let term = env.term_sh(script, 24, 80);
+        term.wait_text("READY");
+        let pts = terminal_of(&term);
+        wait_keyboard_handed_over(&env, &term);
+        match ending {
+            "chord" => term.write(b"\x1c"),
+            "detach" => {
+                env.ok(&["detach", "s"]);
+            }
+            _ => {
+                env.ok(&["kill", "s"]);
+            }
+        }
+        term.wait_text("BACK");
+        // (It stops reading before the client hears of the end, and closes the terminal
+        // right after.)
+        let server = env.server_pid().expect("server pid");
+        eventually(
+            &format!("{ending}: the server to let go of the terminal"),
+            || (descriptors_on(server, &pts) == 0).then_some(()),
+        );
+        term.write(b"for-the-shell\r");
+        term.wait_text("got:for-the-shell");
+        if ending != "exit" {
+            env.ok(&["kill", "s"]);
+        }
+        eventually("the session to be gone", || {
+            listed(&env, "s").is_none().then_some(())
+        });
+    }
+}
+
+/// A 300 KB paste while the program reads nothing: it waits (in the session, under its 1 MiB
+/// bound for typed keys) and reaches the program whole once it reads.
+#[test]
+fn a_paste_made_while_the_program_reads_nothing_arrives_whole() {
+    use std::io::Write;
+    let env = Env::new();
+    let work = env.home.join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let script = "stty raw -echo; printf 'READY\\n'; while [ ! -e go ]; do sleep 0.01; done; \
+                  head -c 300000 > got; echo DONE; exec sleep 100";
+    env.ok(&[
+        "new",
+        "-d",
+        "p",
+        "-C",
+        path_str(&work),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let client = env.term(&["attach", "p"], 24, 80);
+    client.wait_text("READY");
+    wait_keyboard_handed_over(&env, &client);
+    // SAFETY: dup(2) of the test terminal's own descriptor, owned by the File below.
+    let master = unsafe { libc::dup(client.master_fd()) };
+    assert!(master >= 0, "dup the terminal");
+    // SAFETY: a descriptor just returned by dup(2), owned by nothing else.
+    let mut typing = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(master) };
+    let pasted: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let expected = pasted.clone();
+    let paste = std::thread::spawn(move || typing.write_all(&pasted));
+    std::fs::write(work.join("go"), "").expect("go");
+    env.wait_capture("p", "the program to have read the paste", |s| {
+        s.contains("DONE")
+    });
+    paste.join().expect("paste thread").expect("paste written");
+    let got = std::fs::read(work.join("got")).expect("what the program read");
+    assert_eq!(got.len(), expected.len(), "bytes the program read");
+    assert!(got == expected, "the paste arrived changed");
+}
