@@ -12,6 +12,7 @@ pub mod keys;
 pub mod log;
 pub mod model;
 pub mod paths;
+pub mod proc_stat;
 pub mod protocol;
 pub mod pty;
 pub mod query_filter;

@@ -34,11 +34,33 @@ fn wait_keyboard_handed_over(env: &Env, term: &Term) {
     });
 }
 
-/// A stopped client reads nothing, yet what the user types reaches the session: the server
-/// reads the keys from the terminal itself. (Through the client, they would wait in the
-/// terminal until it ran again.)
+/// Voluntary context switches of `pid` so far.
+fn switches(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches")
+}
+
+/// Bytes typed on the terminal at `pts` that nobody has read yet.
+fn unread(pts: &std::path::Path) -> usize {
+    use std::os::fd::AsRawFd;
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK;
+    let fd = rustix::fs::open(pts, flags, rustix::fs::Mode::empty()).expect("open the pts");
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD");
+    n as usize
+}
+
+/// Once the keyboard is handed over, typing does not wake the client: the server reads the keys
+/// and writes their echo to the terminal itself. (Through the client, every key woke it.)
 #[test]
-fn keys_reach_the_session_while_the_client_is_stopped() {
+fn typing_does_not_wake_the_client() {
     let env = Env::new();
     env.ok(&[
         "new",
@@ -52,16 +74,61 @@ fn keys_reach_the_session_while_the_client_is_stopped() {
     let client = env.term(&["attach", "s"], 24, 80);
     client.wait_text("READY");
     wait_keyboard_handed_over(&env, &client);
-    client.signal(libc::SIGSTOP);
-    client.write(b"typed-while-stopped\r");
-    // cat's copy of the line, after the terminal's echo of it.
-    env.wait_capture("s", "the typed line twice", |s| {
-        s.matches("typed-while-stopped").count() >= 2
-    });
-    client.signal(libc::SIGCONT);
-    // The chord too is found by the server: the client ends with the notice.
+    let before = switches(client.pid());
+    for i in 0..40 {
+        let key = format!("k{i:02} ");
+        client.write(key.as_bytes());
+        client.wait_text(&key);
+    }
+    let woken = switches(client.pid()) - before;
+    assert!(woken < 20, "the client was woken {woken} times for 40 keys");
     client.write(b"\x1c");
     client.wait_text("[detached from s]");
+}
+
+/// While the client is stopped (its shell may have taken the terminal back), the server reads
+/// nothing: what is typed stays in the terminal. Once the client runs again, the next key
+/// brings it all to the session, in order.
+#[test]
+fn keys_typed_while_the_client_is_stopped_are_not_taken() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        "printf 'READY\\n'; exec cat",
+    ]);
+    let client = env.term(&["attach", "s"], 24, 80);
+    client.wait_text("READY");
+    let pts = terminal_of(&client);
+    wait_keyboard_handed_over(&env, &client);
+    client.signal(libc::SIGSTOP);
+    eventually("the client to stop", || {
+        std::fs::read_to_string(format!("/proc/{}/stat", client.pid()))
+            .ok()
+            .filter(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('T'))
+            })
+    });
+    client.write(b"held\r");
+    eventually("the typed bytes to wait in the terminal", || {
+        (unread(&pts) == 5).then_some(())
+    });
+    assert!(
+        !env.ok(&["capture", "s"]).contains("held"),
+        "the server took keys while the client was stopped"
+    );
+    client.signal(libc::SIGCONT);
+    client.write(b"after\r");
+    let screen = env.wait_capture("s", "both lines", |s| s.contains("after"));
+    let held = screen
+        .find("held")
+        .expect("the held line reached the session");
+    assert!(held < screen.find("after").expect("after"), "{screen}");
 }
 
 /// After each way an attachment ends (the chord, `linger detach`, the program's exit), the
@@ -153,4 +220,33 @@ fn a_paste_made_while_the_program_reads_nothing_arrives_whole() {
     let got = std::fs::read(work.join("got")).expect("what the program read");
     assert_eq!(got.len(), expected.len(), "bytes the program read");
     assert!(got == expected, "the paste arrived changed");
+}
+
+/// A server started by hand in the background of the very terminal the user attaches from
+/// (`linger server &` in a job-control shell): reading that terminal would stop the server
+/// (SIGTTIN), so the client keeps the keys, and typing works.
+#[test]
+fn attaching_from_the_terminal_a_server_was_started_in_keeps_the_keys_in_the_client() {
+    let env = Env::new();
+    let script = "set -m; \"$0\" server >/dev/null 2>&1 & \
+                  while [ ! -S \"$LINGER_DIR/server.sock\" ]; do sleep 0.02; done; \
+                  \"$0\" new -d s -- sh -c \"printf 'READY\\\\n'; exec cat\" && \"$0\" attach s; \
+                  echo BACK; sleep 100";
+    let term = env.term_sh(script, 24, 80);
+    term.wait_text("READY");
+    term.write(b"typed-here\r");
+    env.wait_capture("s", "the typed line twice", |s| {
+        s.matches("typed-here").count() >= 2
+    });
+    let server = env.server_pid().expect("server pid");
+    assert!(
+        !std::fs::read_to_string(format!("/proc/{server}/stat"))
+            .expect("server stat")
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T')),
+        "the server was stopped"
+    );
+    term.write(b"\x1c");
+    term.wait_text("BACK");
+    env.ok(&["kill-server"]);
 }

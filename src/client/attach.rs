@@ -402,6 +402,12 @@ impl Attachment {
     /// Stops reading the keyboard and passes it to the server, which reads the keys from then
     /// on: a keystroke wakes the server alone. Without it, keys stay read here.
     async fn hand_over_keys(&mut self, keyboard: &mut Keyboard<'_>) {
+        if self.server_shares_our_terminal() {
+            // A server started by hand in this very terminal (`linger server &`): reading it
+            // from the background would stop the server.
+            self.keys = Keys::HereOnly;
+            return;
+        }
         let Some(fd) = keyboard.rx.stop().await else {
             // Keys read but not yet taken (the loop takes them first), or a reader that
             // cannot stop: try again later, or never.
@@ -417,6 +423,18 @@ impl Attachment {
             keyboard.rx.resume();
             self.keys = Keys::HereOnly;
         }
+    }
+}
+
+impl Attachment {
+    /// Whether the server's controlling terminal is the one we run in.
+    fn server_shares_our_terminal(&self) -> bool {
+        let Ok(server) = self.frames.get_ref().peer_pid() else {
+            return false;
+        };
+        let ours = rustix::fs::fstat(rustix::stdio::stdin()).map(|st| st.st_rdev);
+        crate::proc_stat::ProcStat::of(server)
+            .is_some_and(|stat| stat.tty_nr != 0 && Ok(stat.tty_nr) == ours)
     }
 }
 

@@ -95,8 +95,13 @@ impl KeyboardReader {
         // The task ends at its next turn without reading: it checks `stop` first. One that
         // ended on its own said so on the channel, which the attach loop reads next.
         let fd = task.await.ok().flatten()?;
-        let handed = fd.try_clone().ok();
         self.polled = Polled::Stopped(fd);
+        // A reader that was waiting for room in the channel has put its last read there as it
+        // ended: those keys go first, through the attach loop, so keep reading here.
+        let handed = match &self.polled {
+            Polled::Stopped(fd) if self.rx.is_empty() => fd.try_clone().ok(),
+            _ => None,
+        };
         if handed.is_none() {
             self.resume();
         }

@@ -106,6 +106,12 @@ impl ReadHalf {
     pub fn take_passed(&mut self) -> Option<OwnedFd> {
         self.passed.take()
     }
+
+    /// The pid of the process that connected.
+    pub fn peer_pid(&self) -> io::Result<i32> {
+        let cred = rustix::net::sockopt::socket_peercred(self.socket.get_ref().as_fd())?;
+        Ok(cred.pid.as_raw_nonzero().get())
+    }
 }
 
 /// One `recvmsg`, keeping a passed descriptor: a plain `recv` would have the kernel close it.

@@ -171,17 +171,8 @@ fn on_its_terminal(held: &Held) -> bool {
     let Ok(pts) = rustix::fs::stat(pts.as_c_str()) else {
         return false;
     };
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", held.pid)) else {
-        return false;
-    };
-    // Fields after the command (which may hold spaces) end at the last ')': state, ppid,
-    // pgrp, session, tty_nr.
-    let tty = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(4))
-        .and_then(|t| t.parse::<u64>().ok());
     // Both use the kernel's encoding of a device number.
-    tty == Some(pts.st_rdev)
+    crate::proc_stat::ProcStat::of(held.pid).is_some_and(|stat| stat.tty_nr == pts.st_rdev)
 }
 
 impl Server {

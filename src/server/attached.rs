@@ -145,7 +145,16 @@ fn take_keyboard(
     key: crate::keyboard::chord::DetachKey,
 ) -> Option<Keyboard> {
     let terminal = rd.get_mut().take_passed()?;
-    match Keyboard::new(terminal, key) {
+    let client = match rd.get_ref().peer_pid() {
+        Ok(pid) => pid,
+        Err(e) => {
+            log::warn(&format!(
+                "cannot tell which process attached ({e}); detached it"
+            ));
+            return None;
+        }
+    };
+    match Keyboard::new(terminal, key, client) {
         Ok(keyboard) => Some(keyboard),
         Err(e) => {
             log::warn(&format!(

@@ -7,15 +7,19 @@
 //! in the terminal, not here.
 
 use std::os::fd::OwnedFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 
 use crate::keyboard::chord::{Action, ChordMatcher, DetachKey};
 use crate::keyboard::focus::{FocusFilter, Piece};
+use crate::proc_stat::{ProcStat, Watched};
 
 /// Bytes taken from the terminal per read.
 const READ_SIZE: usize = 16 * 1024;
+/// How long a look at the client (running, in the foreground) holds before the next key
+/// looks again: less than anyone takes to stop it and type at the shell that comes back.
+const TYPIST_FRESH: Duration = Duration::from_millis(100);
 
 /// What one turn of the keyboard brought, in the order typed.
 #[derive(Debug, PartialEq)]
@@ -31,14 +35,28 @@ pub enum Key {
 /// An attached client's keyboard, read by the server.
 pub struct Keyboard {
     terminal: AsyncFd<OwnedFd>,
+    /// The client, looked at before reading: while it is stopped or in the background (its
+    /// shell took the terminal back), the keys are the shell's.
+    client: Watched,
+    /// When the client was last seen running in the foreground.
+    client_seen: Option<Instant>,
     matcher: ChordMatcher,
     focus: FocusFilter,
     buf: Vec<u8>,
 }
 
 impl Keyboard {
-    /// Watches `terminal` for keys; fails when it cannot be watched (not pollable).
-    pub fn new(terminal: OwnedFd, key: DetachKey) -> std::io::Result<Keyboard> {
+    /// Watches `terminal` for keys typed while the `client` runs in its foreground; fails
+    /// when it cannot be watched (not pollable), or is the server's own terminal (a server
+    /// in the background there would be stopped by reading it).
+    pub fn new(terminal: OwnedFd, key: DetachKey, client: i32) -> std::io::Result<Keyboard> {
+        let client =
+            Watched::open(client).ok_or_else(|| std::io::Error::other("the client is gone"))?;
+        let ours = ProcStat::of(rustix::process::getpid().as_raw_nonzero().get());
+        let device = rustix::fs::fstat(&terminal)?.st_rdev;
+        if ours.is_some_and(|stat| stat.tty_nr != 0 && stat.tty_nr == device) {
+            return Err(std::io::Error::other("it is the server's own terminal"));
+        }
         // Non-blocking already (the client's own open of its terminal), but set it again: a
         // blocking read here would stop every session of this server.
         rustix::io::ioctl_fionbio(&terminal, true)?;
@@ -48,6 +66,8 @@ impl Keyboard {
             unsafe { AsyncFd::register_with_interest(terminal, tokio::io::Interest::READABLE) }?;
         Ok(Keyboard {
             terminal,
+            client,
+            client_seen: None,
             matcher: ChordMatcher::new(key),
             focus: FocusFilter::default(),
             buf: vec![0; READ_SIZE],
@@ -66,6 +86,11 @@ impl Keyboard {
         };
         tokio::select! {
             ready = self.terminal.readable() => match ready {
+                Ok(mut guard) if !in_front(&self.client, &mut self.client_seen) => {
+                    // Not ours to read: wait for the next key, and look again then.
+                    guard.clear_ready();
+                    Vec::new()
+                }
                 Ok(guard) => match read(guard, &mut self.buf) {
                     Some(0) => Vec::new(),
                     Some(n) => self.split(n),
@@ -95,6 +120,20 @@ impl Keyboard {
         }
         out
     }
+}
+
+/// Whether the client runs in its terminal's foreground (looked at again once the last look is
+/// [`TYPIST_FRESH`] old).
+fn in_front(client: &Watched, seen: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    if seen.is_some_and(|at| now < at + TYPIST_FRESH) {
+        return true;
+    }
+    let in_front = client
+        .now()
+        .is_some_and(|stat| !stat.stopped() && stat.in_foreground());
+    *seen = in_front.then_some(now);
+    in_front
 }
 
 /// Reads what the terminal has; `Some(0)` when it had nothing after all, `None` when it hung up
