@@ -87,8 +87,8 @@ fn typing_does_not_wake_the_client() {
 }
 
 /// While the client is stopped (its shell may have taken the terminal back), the server reads
-/// nothing: what is typed stays in the terminal. Once the client runs again, the next key
-/// brings it all to the session, in order.
+/// nothing: what is typed stays in the terminal. Once the client runs again, it finds those
+/// keys unread and takes its keyboard back: they reach the session, and later keys after them.
 #[test]
 fn keys_typed_while_the_client_is_stopped_are_not_taken() {
     let env = Env::new();
@@ -123,6 +123,7 @@ fn keys_typed_while_the_client_is_stopped_are_not_taken() {
         "the server took keys while the client was stopped"
     );
     client.signal(libc::SIGCONT);
+    env.wait_capture("s", "the held line", |s| s.contains("held"));
     client.write(b"after\r");
     let screen = env.wait_capture("s", "both lines", |s| s.contains("after"));
     let held = screen
@@ -249,4 +250,31 @@ fn attaching_from_the_terminal_a_server_was_started_in_keeps_the_keys_in_the_cli
     term.write(b"\x1c");
     term.wait_text("BACK");
     env.ok(&["kill-server"]);
+}
+
+/// A server that stops reading (here: stopped outright) must not trap the user: the client
+/// notices keys left unread, takes its keyboard back, and the detach chord works.
+#[test]
+fn the_detach_chord_works_while_the_server_is_stopped() {
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        "printf 'READY\\n'; exec cat",
+    ]);
+    let mut client = env.term(&["attach", "s"], 24, 80);
+    client.wait_text("READY");
+    wait_keyboard_handed_over(&env, &client);
+    let server = env.server_pid().expect("server pid");
+    // SAFETY: kill(2) on the test's own server.
+    unsafe { libc::kill(server, libc::SIGSTOP) };
+    client.write(b"\x1c");
+    client.wait_exit();
+    // SAFETY: as above.
+    unsafe { libc::kill(server, libc::SIGCONT) };
+    assert_eq!(listed(&env, "s").expect("s")["state"], "running");
 }

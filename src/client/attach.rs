@@ -237,6 +237,8 @@ struct Attachment {
     read_only: bool,
     /// Whether the server reads our keyboard (then this loop does not).
     keys: Keys,
+    /// While the server reads our keyboard: fires if it leaves keys unread.
+    keys_watch: Option<super::keys_watch::KeysWatch>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -286,6 +288,7 @@ async fn run(
         } else {
             Keys::Here
         },
+        keys_watch: None,
     };
     let ending = match attachment.relay(keyboard, winch, &mut hup, &mut term).await {
         Stop::ByServer(ending) => ending,
@@ -327,19 +330,17 @@ impl Attachment {
             // own buffer, output waiting for the terminal stays in `unwritten`, channel
             // receives, watch changes and reservations lose nothing, and frames to the server
             // are written only in the bodies.
+            let mut keys_back = false;
             let actions = tokio::select! {
                 received = protocol::next_message::<_, Response>(&mut self.frames), if self.unwritten.is_none() => {
                     match received {
                         Ok(Response::Output(data)) => {
                             self.relayed.received(&data);
                             self.unwritten = Some(data);
+                            continue;
                         }
-                        Ok(Response::Exited(message)) => return Stop::ByServer(Ending::Exited(message)),
-                        Ok(Response::Detached) => return Stop::ByServer(Ending::Detached),
-                        Ok(Response::Upgrading) => return Stop::ByServer(Ending::Upgrading),
-                        _ => return Stop::ByServer(Ending::ConnectionLost),
+                        other => return Stop::ByServer(ending_of(other)),
                     }
-                    continue;
                 }
                 Ok(()) = self.written.changed(), if self.relayed.passed() => {
                     let frames = *self.written.borrow_and_update();
@@ -367,6 +368,10 @@ impl Attachment {
                     }
                     _ => return Stop::TerminalGone,
                 },
+                _ = keys_left_unread(&mut self.keys_watch) => {
+                    keys_back = true;
+                    Vec::new()
+                }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => self.matcher.tick(Instant::now()),
                 _ = winch.recv() => {
                     if !self.read_only {
@@ -380,6 +385,9 @@ impl Attachment {
                 _ = hup.recv() => return Stop::TerminalGone,
                 _ = term.recv() => return Stop::TerminalGone,
             };
+            if keys_back {
+                self.take_keys_back(keyboard).await;
+            }
             if let Some(ending) = send_keys(&mut self.wr, actions, self.read_only).await {
                 return Stop::ByUs(ending);
             }
@@ -419,6 +427,7 @@ impl Attachment {
         let frame = protocol::encode(&Request::Keyboard(self.matcher.key()));
         if self.wr.write_with_fd(&frame, fd.as_fd()).await.is_ok() {
             self.keys = Keys::Server;
+            self.keys_watch = super::keys_watch::watch(fd);
         } else {
             keyboard.rx.resume();
             self.keys = Keys::HereOnly;
@@ -427,6 +436,16 @@ impl Attachment {
 }
 
 impl Attachment {
+    /// The server left keys unread (it hangs, or skipped keys typed while we were stopped):
+    /// read the keyboard here again, for the rest of this attachment. The server, if it reads
+    /// anything of the connection again, reads this first and lets go of the keyboard.
+    async fn take_keys_back(&mut self, keyboard: &mut Keyboard<'_>) {
+        self.keys_watch = None;
+        self.keys = Keys::HereOnly;
+        let _ = protocol::write_frame(&mut self.wr, &Request::KeyboardBack).await;
+        keyboard.rx.resume();
+    }
+
     /// Whether the server's controlling terminal is the one we run in.
     fn server_shares_our_terminal(&self) -> bool {
         let Ok(server) = self.frames.get_ref().peer_pid() else {
@@ -475,6 +494,26 @@ async fn finish_screen(
         _ = hup.recv() => {}
         _ = term.recv() => {}
     }
+}
+
+/// How the server's last word on the attach stream ends it.
+fn ending_of(received: std::result::Result<Response, protocol::FrameError>) -> Ending {
+    match received {
+        Ok(Response::Exited(message)) => Ending::Exited(message),
+        Ok(Response::Detached) => Ending::Detached,
+        Ok(Response::Upgrading) => Ending::Upgrading,
+        _ => Ending::ConnectionLost,
+    }
+}
+
+/// Resolves once the watch says the server left keys unread; never without a watch.
+async fn keys_left_unread(watch: &mut Option<super::keys_watch::KeysWatch>) {
+    if let Some(watch) = watch
+        && (&mut watch.unread).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

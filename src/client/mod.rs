@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod attach;
 mod direct;
+mod keys_watch;
 pub mod probe;
 pub mod rawmode;
 mod start;

@@ -223,6 +223,9 @@ pub enum Request {
     /// itself, finding this detach chord in them (see `server/keyboard.rs`), until the
     /// attachment ends.
     Keyboard(crate::keyboard::chord::DetachKey),
+    /// While attached, after `Keyboard`: the client reads its keyboard again (the server left
+    /// keys unread for a second); the server stops reading it and lets go of it.
+    KeyboardBack,
 }
 
 /// Output up to this size may go straight to an attached client's terminal; larger output

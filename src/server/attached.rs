@@ -116,6 +116,10 @@ async fn read_from_client(
                     // The client no longer reads its keys: without them it cannot stay.
                     None => SessionCmd::Detach { client: id },
                 },
+                Ok(Request::KeyboardBack) => {
+                    keyboard = None;
+                    continue;
+                }
                 Ok(Request::Drained(frames)) => {
                     direct.drained(frames);
                     continue;

@@ -229,6 +229,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::Focus(_)
         | Request::Terminal
         | Request::Keyboard(_)
+        | Request::KeyboardBack
         | Request::Drained(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }
