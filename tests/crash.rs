@@ -218,3 +218,34 @@ fn a_program_started_right_before_a_crash_is_adopted() {
     env.ok(&["kill", "late"]);
     env.ok(&["kill", "first"]);
 }
+
+/// A keeper that does not answer (stopped here) delays no `new`: each program's terminal goes
+/// into the keeper's socket without waiting for the answer about the one before, so no `new`
+/// waits out its bound (and warns that its program may not survive), and once the keeper runs
+/// again every program is its to hand to the next server.
+#[test]
+fn a_stopped_keeper_delays_no_new_and_still_gets_every_program() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "first", "--", "sleep", "1000"]);
+    let keeper = env.keeper_pid().expect("keeper pid");
+    // SAFETY: signals to this test's own keeper.
+    unsafe { libc::kill(keeper, libc::SIGSTOP) };
+    for name in ["a", "b", "c"] {
+        env.ok(&["new", "-d", name, "--", "sleep", "1000"]);
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(keeper, libc::SIGCONT) };
+    let log = env.log();
+    assert!(
+        !log.contains("did not take its terminal"),
+        "a new waited for the keeper:\n{log}"
+    );
+    let old = env.server_pid().expect("server pid");
+    common::sigkill_and_wait(old);
+    new_server(&env, old);
+    for name in ["first", "a", "b", "c"] {
+        let s = listed(&env, name).unwrap_or_else(|| panic!("{name} is adopted"));
+        assert_eq!(s["state"], "running", "{s}");
+        env.ok(&["kill", name]);
+    }
+}

@@ -182,10 +182,13 @@ impl Client {
     /// Opens a connection and completes the version handshake, within [`CONNECT_TIMEOUT`]
     /// (or completes it on the fresh one [`Client::connect`] made).
     pub async fn open(&self) -> Result<Stream> {
-        if let Some(mut stream) = self.take_spare()
-            && self.read_hello(&mut stream).await?
-        {
-            return Ok(stream);
+        if let Some(mut stream) = self.take_spare() {
+            if self.read_hello(&mut stream).await? {
+                return Ok(stream);
+            }
+            // The server this client found went away before its hello (one dying as we
+            // connected, which the keeper restarts; an upgrade): the next one.
+            return self.open_after_handover().await;
         }
         match self.open_if_running().await? {
             Some(stream) => Ok(stream),

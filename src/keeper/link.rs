@@ -1,10 +1,14 @@
 //! The server's side of the keeper: at start it lists what the keeper holds (to adopt it);
 //! then it hands over each new program's master and says when a program's session ends or is
-//! renamed, and asks how adopted programs ended. The socket is used by a thread of its own,
-//! so no async worker ever waits on it.
+//! renamed, and asks how adopted programs ended. The socket is used by two threads of its own
+//! (one sends, one takes the answers in order), so no async worker ever waits on it, and no
+//! request waits for the answer to the one before.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rustix::net::RecvFlags;
 use tokio::sync::{mpsc, oneshot};
@@ -70,58 +74,143 @@ pub fn connect(dir: &Path) -> std::io::Result<(Link, Vec<Held>)> {
         held.push(entry);
     }
     let (tx, rx) = mpsc::channel(QUEUE);
+    let shared = Arc::new(Shared {
+        sock,
+        broken: AtomicBool::new(false),
+        awaiting: Mutex::new(VecDeque::new()),
+    });
+    let answers = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("keeper-answers".into())
+        .spawn(move || read_answers(answers))?;
     std::thread::Builder::new()
         .name("keeper-link".into())
-        .spawn(move || serve(sock, rx))?;
+        .spawn(move || serve(shared, rx))?;
     let keeper = rustix::process::getppid().filter(|p| *p != rustix::process::Pid::INIT);
     Ok((Link { tx, keeper }, held))
 }
 
-fn serve(sock: OwnedFd, mut rx: mpsc::Receiver<Job>) {
-    let mut broken = false;
+/// What the link's threads share: the socket, whether it broke, and what awaits an answer.
+struct Shared {
+    sock: OwnedFd,
+    broken: AtomicBool,
+    /// Requests sent (or about to be), oldest first; the keeper answers them in order.
+    awaiting: Mutex<VecDeque<Awaiting>>,
+}
+
+/// A request the keeper has yet to answer, and who waits for that answer.
+struct Awaiting {
+    what: Asked,
+    /// `flush` callers waiting for everything up to this answer.
+    barriers: Vec<oneshot::Sender<()>>,
+}
+
+enum Asked {
+    Tell(String),
+    Status(oneshot::Sender<Option<Option<Ended>>>),
+}
+
+impl Shared {
+    fn awaiting(&self) -> std::sync::MutexGuard<'_, VecDeque<Awaiting>> {
+        self.awaiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the link broken (once, with a warning) and answers everything still awaiting.
+    fn break_off(&self, e: &std::io::Error) {
+        if !self.broken.swap(true, Ordering::AcqRel) {
+            log::warn(&format!(
+                "lost the keeper ({e}): programs will not survive this server"
+            ));
+        }
+        for pending in self.awaiting().drain(..) {
+            pending.answered(None);
+        }
+    }
+}
+
+impl Awaiting {
+    /// The keeper's answer (`None`: it will never come).
+    fn answered(self, reply: Option<&str>) {
+        match self.what {
+            Asked::Tell(line) => {
+                if let Some(why) = reply.and_then(|r| r.strip_prefix("err ")) {
+                    log::warn(&format!("keeper refused `{line}`: {why}"));
+                }
+            }
+            Asked::Status(tx) => {
+                let answer = reply.and_then(|r| match r {
+                    "running" => Some(None),
+                    other => Ended::parse(&other.split(' ').collect::<Vec<_>>()).map(Some),
+                });
+                let _ = tx.send(answer);
+            }
+        }
+        for barrier in self.barriers {
+            let _ = barrier.send(());
+        }
+    }
+}
+
+/// Sends requests as they come, without waiting for the answers to earlier ones (a slow keeper
+/// delays no `hold` behind another); [`read_answers`] takes the answers on its own thread.
+fn serve(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
     while let Some(job) = rx.blocking_recv() {
-        match job {
-            Job::Tell(line, fd, sent) if !broken => match exchange(&sock, &line, fd, sent) {
-                Ok(reply) if reply.starts_with("err ") => {
-                    log::warn(&format!("keeper refused `{line}`: {}", &reply[4..]));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    broken = true;
-                    log::warn(&format!(
-                        "lost the keeper ({e}): programs will not survive this server"
-                    ));
-                }
-            },
-            Job::Tell(..) => {}
-            Job::Status(pid, reply) => {
-                let answer = (!broken)
-                    .then(|| exchange(&sock, &format!("status {pid}"), None, None).ok())
-                    .flatten()
-                    .and_then(|r| match r.as_str() {
-                        "running" => Some(None),
-                        other => Ended::parse(&other.split(' ').collect::<Vec<_>>()).map(Some),
-                    });
-                let _ = reply.send(answer);
+        let (line, fd, sent, asked) = match job {
+            Job::Barrier(reply) if shared.broken.load(Ordering::Acquire) => {
+                let _ = reply.send(());
+                continue;
             }
             Job::Barrier(reply) => {
-                let _ = reply.send(());
+                match shared.awaiting().back_mut() {
+                    Some(last) => last.barriers.push(reply),
+                    None => {
+                        let _ = reply.send(());
+                    }
+                }
+                continue;
+            }
+            Job::Tell(line, fd, sent) => (line.clone(), fd, sent, Asked::Tell(line)),
+            Job::Status(pid, reply) => (format!("status {pid}"), None, None, Asked::Status(reply)),
+        };
+        if shared.broken.load(Ordering::Acquire) {
+            // Dropping `sent` and a status's reply tells their waiters.
+            continue;
+        }
+        // Queued before it is sent, so its answer always finds it.
+        shared.awaiting().push_back(Awaiting {
+            what: asked,
+            barriers: Vec::new(),
+        });
+        match wire::send(&shared.sock, &line, fd.as_ref().map(|f| f.as_fd())) {
+            Ok(()) => {
+                if let Some(sent) = sent {
+                    let _ = sent.send(());
+                }
+            }
+            Err(e) => shared.break_off(&e),
+        }
+        if shared.broken.load(Ordering::Acquire) {
+            // Broken by the answers' thread after the check above: nobody will answer this.
+            for pending in shared.awaiting().drain(..) {
+                pending.answered(None);
             }
         }
     }
 }
 
-fn exchange(
-    sock: &OwnedFd,
-    line: &str,
-    fd: Option<OwnedFd>,
-    sent: Option<oneshot::Sender<()>>,
-) -> std::io::Result<String> {
-    wire::send(sock, line, fd.as_ref().map(|f| f.as_fd()))?;
-    if let Some(sent) = sent {
-        let _ = sent.send(());
+/// Matches the keeper's answers, in order, with the requests sent, until the link breaks.
+fn read_answers(shared: Arc<Shared>) {
+    loop {
+        let reply = match wire::recv(&shared.sock, RecvFlags::empty()) {
+            Ok((reply, _)) => reply,
+            Err(e) => return shared.break_off(&e),
+        };
+        let Some(pending) = shared.awaiting().pop_front() else {
+            let e = std::io::Error::other(format!("the keeper answered {reply:?} unasked"));
+            return shared.break_off(&e);
+        };
+        pending.answered(Some(&reply));
     }
-    Ok(wire::recv(sock, RecvFlags::empty())?.0)
 }
 
 impl Link {
@@ -140,7 +229,7 @@ impl Link {
 
     /// Gives the keeper a copy of `master`, so the program outlives this server. The receiver
     /// resolves once the copy is in the keeper's socket (after everything told before was
-    /// answered): from then on the keeper gets it even if this server dies at once (the
+    /// sent): from then on the keeper gets it even if this server dies at once (the
     /// kernel keeps a descriptor in flight). It errs when the copy cannot be sent.
     pub fn hold(&self, pid: u32, name: &str, master: impl AsFd) -> oneshot::Receiver<()> {
         let (sent, rx) = oneshot::channel();

@@ -225,11 +225,14 @@ impl Keeper {
                 return false;
             }
         };
-        let conn = self.conns[i].try_clone();
-        match conn {
-            Ok(conn) => self.answer(&conn, &line, fd).is_ok(),
-            Err(_) => false,
-        }
+        let Ok(conn) = self.conns[i].try_clone() else {
+            return false;
+        };
+        // An answer that cannot be sent (the server died) ends nothing: the server may have
+        // sent more before it died (its link does not wait for answers), and each `hold` among
+        // them is a program to keep. The connection ends when its last message has been read.
+        let _ = self.answer(&conn, &line, fd);
+        true
     }
 
     fn answer(&mut self, conn: &OwnedFd, line: &str, fd: Option<OwnedFd>) -> std::io::Result<()> {
