@@ -26,7 +26,8 @@ impl ProcStat {
         let _ppid = fields.next()?;
         let pgrp = fields.next()?.parse().ok()?;
         let _session = fields.next()?;
-        let tty_nr = fields.next()?.parse::<i64>().ok()? as u64;
+        // Printed as a signed int: the bits are the device number.
+        let tty_nr = u64::from(fields.next()?.parse::<i32>().ok()? as u32);
         let tpgid = fields.next()?.parse().ok()?;
         Some(ProcStat {
             state,

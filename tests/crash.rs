@@ -249,3 +249,27 @@ fn a_stopped_keeper_delays_no_new_and_still_gets_every_program() {
         env.ok(&["kill", name]);
     }
 }
+
+/// The keeper link outlives quiet spells longer than any timeout on its socket: a server that
+/// said nothing to the keeper for 6 s still hands it the next program, which then survives a
+/// crash. (The link's answers thread once inherited the 5 s receive timeout of the greeting and
+/// gave up on the keeper after five quiet seconds.)
+#[test]
+#[ignore = "soak: 6 s of quiet between two sessions"]
+fn a_program_started_after_a_long_quiet_spell_survives_a_crash() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "first", "--", "sleep", "1000"]);
+    // The quiet spell itself is the scenario, not a wait for something.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    env.ok(&["new", "-d", "after", "--", "sleep", "1000"]);
+    let log = env.log();
+    assert!(!log.contains("lost the keeper"), "{log}");
+    let old = env.server_pid().expect("server pid");
+    common::sigkill_and_wait(old);
+    new_server(&env, old);
+    for name in ["first", "after"] {
+        let s = listed(&env, name).unwrap_or_else(|| panic!("{name} is adopted"));
+        assert_eq!(s["state"], "running", "{s}");
+        env.ok(&["kill", name]);
+    }
+}

@@ -508,10 +508,13 @@ fn ending_of(received: std::result::Result<Response, protocol::FrameError>) -> E
 
 /// Resolves once the watch says the server left keys unread; never without a watch.
 async fn keys_left_unread(watch: &mut Option<super::keys_watch::KeysWatch>) {
-    if let Some(watch) = watch
-        && (&mut watch.unread).await.is_ok()
-    {
-        return;
+    if let Some(running) = watch {
+        if (&mut running.unread).await.is_ok() {
+            return;
+        }
+        // The watch ended without finding anything (the terminal hung up): a finished receiver
+        // must not be polled again.
+        *watch = None;
     }
     std::future::pending().await
 }

@@ -88,8 +88,8 @@ struct Spare {
 /// How long a kept connection stays usable: well inside the server's handshake timeout.
 const SPARE_FRESH: Duration = Duration::from_secs(2);
 /// How long a request whose server went away waits for the next one (a keeper restarts a
-/// crashed server in milliseconds; an upgrade's new server answers as fast).
-const HANDOVER_WAIT: Duration = Duration::from_secs(2);
+/// crashed server, or an upgrade's answers, in milliseconds; more on a loaded machine).
+const HANDOVER_WAIT: Duration = Duration::from_secs(5);
 
 impl Client {
     /// Connects to the server for `LINGER_DIR` (or the default dir), starting it if needed.

@@ -21,6 +21,9 @@ use crate::log;
 /// not survive the server, which is logged) rather than stalling a session.
 pub const QUEUE: usize = 4096;
 
+/// How long `status` waits for the keeper's answer.
+const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A program the keeper holds, as listed to a starting server.
 pub struct Held {
     pub pid: i32,
@@ -73,6 +76,9 @@ pub fn connect(dir: &Path) -> std::io::Result<(Link, Vec<Held>)> {
         }
         held.push(entry);
     }
+    // The answers' thread waits for answers as long as the link lives (a quiet keeper is not a
+    // stuck one); `status` bounds its own wait.
+    rustix::net::sockopt::set_socket_timeout(&sock, rustix::net::sockopt::Timeout::Recv, None)?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let shared = Arc::new(Shared {
         sock,
@@ -203,6 +209,7 @@ fn read_answers(shared: Arc<Shared>) {
     loop {
         let reply = match wire::recv(&shared.sock, RecvFlags::empty()) {
             Ok((reply, _)) => reply,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return shared.break_off(&e),
         };
         let Some(pending) = shared.awaiting().pop_front() else {
@@ -256,7 +263,9 @@ impl Link {
     pub async fn status(&self, pid: u32) -> Option<Option<Ended>> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job::Status(pid as i32, reply)).await.ok()?;
-        rx.await.ok()?
+        // A keeper answers at once; one that does not is stuck. Its late answer still finds
+        // its place in the queue, so later answers stay matched.
+        tokio::time::timeout(STATUS_WAIT, rx).await.ok()?.ok()?
     }
 
     /// The keeper's pid while it is still our parent (it never is once it died: we were then

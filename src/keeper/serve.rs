@@ -88,18 +88,22 @@ impl Keeper {
             }
             let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
             drop(fds);
+            // Connections before signals: a server that died may have left `hold`s in its
+            // socket, to be read before its exit is seen (and a server restarted, which lists
+            // what is held); oldest first, for the same reason. Removed after, in reverse, so
+            // the indexes stay right.
+            let closed: Vec<usize> = (0..self.conns.len())
+                .filter(|&i| ready[i + 2] && !self.on_readable(i))
+                .collect();
+            for i in closed.into_iter().rev() {
+                self.conns.remove(i);
+            }
             if ready[0] {
                 self.drain_signals();
                 self.reap();
             }
             if displaced {
                 self.take_back();
-            }
-            // Connections first (their indexes are still right), newest first so removal is safe.
-            for i in (0..self.conns.len()).rev() {
-                if ready[i + 2] && !self.on_readable(i) {
-                    self.conns.swap_remove(i);
-                }
             }
             if ready[1] {
                 self.accept();
@@ -214,24 +218,33 @@ impl Keeper {
         }
     }
 
-    /// Answers what connection `i` sent; `false` when it is to be closed.
+    /// Answers what connection `i` has sent so far (up to [`MESSAGES_PER_PASS`]); `false` when
+    /// it is to be closed.
     fn on_readable(&mut self, i: usize) -> bool {
-        let (line, fd) = match wire::recv(&self.conns[i], RecvFlags::DONTWAIT) {
-            Ok(message) => message,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return false,
-            Err(e) => {
-                let _ = wire::send(&self.conns[i], &format!("err {e}"), None);
+        for _ in 0..MESSAGES_PER_PASS {
+            let (line, fd) = match wire::recv(&self.conns[i], RecvFlags::DONTWAIT) {
+                Ok(message) => message,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return false,
+                Err(e) => {
+                    let _ = wire::send(&self.conns[i], &format!("err {e}"), None);
+                    return false;
+                }
+            };
+            let Ok(conn) = self.conns[i].try_clone() else {
                 return false;
+            };
+            match self.answer(&conn, &line, fd) {
+                Ok(()) => {}
+                // The server died: it may have sent more before (its link does not wait for
+                // answers), and each `hold` among them is a program to keep. Its connection
+                // ends once the last message has been read.
+                Err(e) if peer_gone(&e) => {}
+                // Alive but not reading: a lost answer would pair every later one with the
+                // wrong request.
+                Err(_) => return false,
             }
-        };
-        let Ok(conn) = self.conns[i].try_clone() else {
-            return false;
-        };
-        // An answer that cannot be sent (the server died) ends nothing: the server may have
-        // sent more before it died (its link does not wait for answers), and each `hold` among
-        // them is a program to keep. The connection ends when its last message has been read.
-        let _ = self.answer(&conn, &line, fd);
+        }
         true
     }
 
@@ -425,4 +438,15 @@ fn parse_pid(word: &str) -> Result<i32, String> {
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| format!("{word:?} is not a pid"))
+}
+
+/// Messages read from one connection before the others get their turn.
+const MESSAGES_PER_PASS: usize = 256;
+
+/// The other end has closed: what it sent before is still there to read.
+fn peer_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+    )
 }

@@ -286,6 +286,12 @@ impl ChordMatcher {
         }
     }
 
+    /// Stops waiting: what running out of time would do now (the held prefix goes on; a lone
+    /// chord detaches). For a matcher handing the keyboard to another.
+    pub fn give_up(&mut self) -> Vec<Action> {
+        self.tick(Instant::now() + CHORD_SPLIT_WAIT + DOUBLE_PRESS)
+    }
+
     /// Time passed: flush a held prefix that never completed, detach after a lone chord.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();

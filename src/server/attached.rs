@@ -117,7 +117,10 @@ async fn read_from_client(
                     None => SessionCmd::Detach { client: id },
                 },
                 Ok(Request::KeyboardBack) => {
-                    keyboard = None;
+                    let held = keyboard.take().map(Keyboard::release).unwrap_or_default();
+                    if pass_keys(held, &mut keyboard, tx, id).await.is_err() {
+                        break;
+                    }
                     continue;
                 }
                 Ok(Request::Drained(frames)) => {

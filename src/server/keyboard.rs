@@ -102,6 +102,12 @@ impl Keyboard {
         }
     }
 
+    /// Lets go of the keyboard (the client reads it again): what the chord matcher held back
+    /// goes on, and a chord pressed once detaches, as when its wait runs out.
+    pub fn release(mut self) -> Vec<Key> {
+        keys(self.matcher.give_up())
+    }
+
     /// The keys and focus reports among the `n` bytes just read.
     fn split(&mut self, n: usize) -> Vec<Key> {
         let mut out = Vec::new();
