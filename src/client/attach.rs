@@ -410,9 +410,11 @@ impl Attachment {
     /// Stops reading the keyboard and passes it to the server, which reads the keys from then
     /// on: a keystroke wakes the server alone. Without it, keys stay read here.
     async fn hand_over_keys(&mut self, keyboard: &mut Keyboard<'_>) {
-        if self.server_shares_our_terminal() {
+        if self.server_shares_our_terminal() || !in_front_of_our_terminal() {
             // A server started by hand in this very terminal (`linger server &`): reading it
-            // from the background would stop the server.
+            // from the background would stop the server. A client not in its terminal's
+            // foreground (none: started without a controlling terminal) would see the server
+            // refuse to read its keys until the watch took them back.
             self.keys = Keys::HereOnly;
             return;
         }
@@ -455,6 +457,15 @@ impl Attachment {
         crate::proc_stat::ProcStat::of(server)
             .is_some_and(|stat| stat.tty_nr != 0 && Ok(stat.tty_nr) == ours)
     }
+}
+
+/// Whether this process runs in the foreground of the terminal on its stdin (the server reads
+/// a handed-over keyboard only then).
+fn in_front_of_our_terminal() -> bool {
+    let ours = rustix::fs::fstat(rustix::stdio::stdin()).map(|st| st.st_rdev);
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    crate::proc_stat::ProcStat::of(me)
+        .is_some_and(|stat| stat.in_foreground() && Ok(stat.tty_nr) == ours)
 }
 
 /// Sends what the chord matcher let through; `Some` when the attachment should end.
