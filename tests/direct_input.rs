@@ -34,6 +34,27 @@ fn wait_keyboard_handed_over(env: &Env, term: &Term) {
     });
 }
 
+/// `linger new` of session `s`, running `cat` after a ready line.
+const NEW_CAT: &[&str] = &[
+    "new",
+    "-d",
+    "s",
+    "--",
+    "sh",
+    "-c",
+    "printf 'READY\\n'; exec cat",
+];
+
+/// Session `s` running `cat`, attached from a fresh terminal that has handed the server its
+/// keyboard.
+fn attached_to_cat(env: &Env) -> Term {
+    env.ok(NEW_CAT);
+    let client = env.term(&["attach", "s"], 24, 80);
+    client.wait_text("READY");
+    wait_keyboard_handed_over(env, &client);
+    client
+}
+
 /// Voluntary context switches of all of `pid`'s threads so far.
 fn switches(pid: i32) -> u64 {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
@@ -67,18 +88,7 @@ fn unread(pts: &std::path::Path) -> usize {
 #[test]
 fn typing_does_not_wake_the_client() {
     let env = Env::new();
-    env.ok(&[
-        "new",
-        "-d",
-        "s",
-        "--",
-        "sh",
-        "-c",
-        "printf 'READY\\n'; exec cat",
-    ]);
-    let client = env.term(&["attach", "s"], 24, 80);
-    client.wait_text("READY");
-    wait_keyboard_handed_over(&env, &client);
+    let client = attached_to_cat(&env);
     let before = switches(client.pid());
     for i in 0..40 {
         let key = format!("k{i:02} ");
@@ -97,27 +107,11 @@ fn typing_does_not_wake_the_client() {
 #[test]
 fn keys_typed_while_the_client_is_stopped_are_not_taken() {
     let env = Env::new();
-    env.ok(&[
-        "new",
-        "-d",
-        "s",
-        "--",
-        "sh",
-        "-c",
-        "printf 'READY\\n'; exec cat",
-    ]);
-    let client = env.term(&["attach", "s"], 24, 80);
-    client.wait_text("READY");
+    let client = attached_to_cat(&env);
     let pts = terminal_of(&client);
-    wait_keyboard_handed_over(&env, &client);
     client.signal(libc::SIGSTOP);
     eventually("the client to stop", || {
-        std::fs::read_to_string(format!("/proc/{}/stat", client.pid()))
-            .ok()
-            .filter(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('T'))
-            })
+        linger::proc_stat::ProcStat::of(client.pid()).filter(|stat| stat.stopped())
     });
     client.write(b"held\r");
     eventually("the typed bytes to wait in the terminal", || {
@@ -145,15 +139,7 @@ fn the_shell_gets_the_keys_typed_after_an_attachment_ends() {
     let env = Env::new();
     let script = "\"$0\" attach s; echo BACK; read line; echo \"got:$line\"; sleep 100";
     for ending in ["chord", "detach", "exit"] {
-        env.ok(&[
-            "new",
-            "-d",
-            "s",
-            "--",
-            "sh",
-            "-c",
-            "printf 'READY\\n'; exec cat",
-        ]);
+        env.ok(NEW_CAT);
         let term = env.term_sh(script, 24, 80);
         term.wait_text("READY");
         let pts = terminal_of(&term);
@@ -245,13 +231,8 @@ fn attaching_from_the_terminal_a_server_was_started_in_keeps_the_keys_in_the_cli
         s.matches("typed-here").count() >= 2
     });
     let server = env.server_pid().expect("server pid");
-    assert!(
-        !std::fs::read_to_string(format!("/proc/{server}/stat"))
-            .expect("server stat")
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T')),
-        "the server was stopped"
-    );
+    let stat = linger::proc_stat::ProcStat::of(server).expect("server stat");
+    assert!(!stat.stopped(), "the server was stopped");
     term.write(b"\x1c");
     term.wait_text("BACK");
     env.ok(&["kill-server"]);
@@ -262,18 +243,7 @@ fn attaching_from_the_terminal_a_server_was_started_in_keeps_the_keys_in_the_cli
 #[test]
 fn the_detach_chord_works_while_the_server_is_stopped() {
     let env = Env::new();
-    env.ok(&[
-        "new",
-        "-d",
-        "s",
-        "--",
-        "sh",
-        "-c",
-        "printf 'READY\\n'; exec cat",
-    ]);
-    let mut client = env.term(&["attach", "s"], 24, 80);
-    client.wait_text("READY");
-    wait_keyboard_handed_over(&env, &client);
+    let mut client = attached_to_cat(&env);
     let server = env.server_pid().expect("server pid");
     // SAFETY: kill(2) on the test's own server.
     unsafe { libc::kill(server, libc::SIGSTOP) };
