@@ -253,3 +253,29 @@ fn the_detach_chord_works_while_the_server_is_stopped() {
     unsafe { libc::kill(server, libc::SIGCONT) };
     assert_eq!(listed(&env, "s").expect("s")["state"], "running");
 }
+
+/// vim, typed into through the server's keyboard: a lone Esc is held back for a moment (it may
+/// start an escape sequence) and must then reach vim by itself, with no further key to push it
+/// on; the rest of the edit is saved as typed.
+#[test]
+fn vim_gets_a_lone_escape_and_saves_what_was_typed() {
+    let env = Env::new();
+    let file = env.home.join("note.txt");
+    let vim = "exec vim -u NONE -i NONE -N note.txt";
+    env.ok(&["new", "-d", "v", "--", "sh", "-c", vim]);
+    let client = env.term(&["attach", "v"], 24, 80);
+    client.wait_text("note.txt");
+    wait_keyboard_handed_over(&env, &client);
+    client.write(b"i");
+    client.wait_text("-- INSERT --");
+    client.write(b"typed through the server");
+    client.wait_text("typed through the server");
+    client.write(b"\x1b");
+    client.wait_screen("vim to leave insert mode", |s| {
+        !s.contents().contains("-- INSERT --")
+    });
+    client.write(b":wq\r");
+    client.wait_text("[v exited with 0]");
+    let saved = std::fs::read_to_string(&file).expect("vim wrote the file");
+    assert_eq!(saved, "typed through the server\n");
+}
