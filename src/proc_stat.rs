@@ -37,6 +37,11 @@ impl ProcStat {
         })
     }
 
+    /// This process's stat now.
+    pub fn ours() -> Option<ProcStat> {
+        ProcStat::parse(&std::fs::read("/proc/self/stat").ok()?)
+    }
+
     /// Reads `pid`'s stat now.
     pub fn of(pid: i32) -> Option<ProcStat> {
         ProcStat::parse(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)

@@ -393,9 +393,7 @@ impl Attachment {
             }
         }
     }
-}
 
-impl Attachment {
     /// Whether the server could take over the keyboard now without changing what any key
     /// means: the probe is answered (its answers are not keys) and nothing typed is half-way
     /// through a chord, an escape sequence or a paste.
@@ -410,11 +408,7 @@ impl Attachment {
     /// Stops reading the keyboard and passes it to the server, which reads the keys from then
     /// on: a keystroke wakes the server alone. Without it, keys stay read here.
     async fn hand_over_keys(&mut self, keyboard: &mut Keyboard<'_>) {
-        if self.server_shares_our_terminal() || !in_front_of_our_terminal() {
-            // A server started by hand in this very terminal (`linger server &`): reading it
-            // from the background would stop the server. A client not in its terminal's
-            // foreground (none: started without a controlling terminal) would see the server
-            // refuse to read its keys until the watch took them back.
+        if !self.server_may_read_our_keys() {
             self.keys = Keys::HereOnly;
             return;
         }
@@ -435,9 +429,7 @@ impl Attachment {
             self.keys = Keys::HereOnly;
         }
     }
-}
 
-impl Attachment {
     /// The server left keys unread (it hangs, or skipped keys typed while we were stopped):
     /// read the keyboard here again, for the rest of this attachment. The server, if it reads
     /// anything of the connection again, reads this first and lets go of the keyboard.
@@ -448,24 +440,20 @@ impl Attachment {
         keyboard.rx.resume();
     }
 
-    /// Whether the server's controlling terminal is the one we run in.
-    fn server_shares_our_terminal(&self) -> bool {
-        let Ok(server) = self.frames.get_ref().peer_pid() else {
+    /// Whether a server given our keyboard would read it: it reads only while we run in the
+    /// foreground of the terminal on our stdin (not so for a client started without a
+    /// controlling terminal: the watch would take its keys back a second late), and it must
+    /// not run in that terminal itself (`linger server &` there: reading it from the
+    /// background would stop the server).
+    fn server_may_read_our_keys(&self) -> bool {
+        use crate::proc_stat::ProcStat;
+        let Ok(ours) = rustix::fs::fstat(rustix::stdio::stdin()).map(|st| st.st_rdev) else {
             return false;
         };
-        let ours = rustix::fs::fstat(rustix::stdio::stdin()).map(|st| st.st_rdev);
-        crate::proc_stat::ProcStat::of(server)
-            .is_some_and(|stat| stat.tty_nr != 0 && Ok(stat.tty_nr) == ours)
+        let in_front = ProcStat::ours().is_some_and(|us| us.in_foreground() && us.tty_nr == ours);
+        let server = self.frames.get_ref().peer_pid().ok().and_then(ProcStat::of);
+        in_front && server.is_none_or(|stat| stat.tty_nr != ours)
     }
-}
-
-/// Whether this process runs in the foreground of the terminal on its stdin (the server reads
-/// a handed-over keyboard only then).
-fn in_front_of_our_terminal() -> bool {
-    let ours = rustix::fs::fstat(rustix::stdio::stdin()).map(|st| st.st_rdev);
-    let me = rustix::process::getpid().as_raw_nonzero().get();
-    crate::proc_stat::ProcStat::of(me)
-        .is_some_and(|stat| stat.in_foreground() && Ok(stat.tty_nr) == ours)
 }
 
 /// Sends what the chord matcher let through; `Some` when the attachment should end.

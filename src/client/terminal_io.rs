@@ -95,13 +95,14 @@ impl KeyboardReader {
         // The task ends at its next turn without reading: it checks `stop` first. One that
         // ended on its own said so on the channel, which the attach loop reads next.
         let fd = task.await.ok().flatten()?;
-        self.polled = Polled::Stopped(fd);
         // A reader that was waiting for room in the channel has put its last read there as it
         // ended: those keys go first, through the attach loop, so keep reading here.
-        let handed = match &self.polled {
-            Polled::Stopped(fd) if self.rx.is_empty() => fd.try_clone().ok(),
-            _ => None,
+        let handed = if self.rx.is_empty() {
+            fd.try_clone().ok()
+        } else {
+            None
         };
+        self.polled = Polled::Stopped(fd);
         if handed.is_none() {
             self.resume();
         }
@@ -156,33 +157,21 @@ async fn read_polled(
             _ = &mut stop => return Some(fd.into_inner()),
             ready = fd.readable() => ready,
         };
-        let Ok(mut guard) = ready else {
+        let Ok(guard) = ready else {
             let _ = tx.send(None).await;
             return None;
         };
-        let read = guard.try_io(|fd| {
-            rustix::io::read(fd.get_ref(), &mut buf[..]).map_err(std::io::Error::from)
-        });
-        match read {
-            // Nothing there after all; `try_io` cleared the readiness.
-            Err(_would_block) => {}
-            // SIGSTOP/SIGCONT and SIGWINCH interrupt the read; the terminal is still there.
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // End of input, or EIO: the terminal hung up.
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                let _ = tx.send(None).await;
-                return None;
-            }
-            Ok(Ok(n)) => {
-                // A terminal's read returns all it has: a short read emptied it, so the next
-                // read would only say "would block". (tokio keeps the readiness if input
-                // arrived since the guard was taken.)
-                if n < buf.len() {
-                    guard.clear_ready();
-                }
+        match crate::keyboard::read_ready(guard, &mut buf) {
+            Some(0) => {}
+            Some(n) => {
                 if tx.send(Some(buf[..n].to_vec())).await.is_err() {
                     return None;
                 }
+            }
+            // End of input, or EIO: the terminal hung up.
+            None => {
+                let _ = tx.send(None).await;
+                return None;
             }
         }
     }

@@ -221,18 +221,19 @@ impl Keeper {
     /// Answers what connection `i` has sent so far (up to [`MESSAGES_PER_PASS`]); `false` when
     /// it is to be closed.
     fn on_readable(&mut self, i: usize) -> bool {
+        // A handle of its own: answering needs `self` whole.
+        let Ok(conn) = self.conns[i].try_clone() else {
+            return false;
+        };
         for _ in 0..MESSAGES_PER_PASS {
-            let (line, fd) = match wire::recv(&self.conns[i], RecvFlags::DONTWAIT) {
+            let (line, fd) = match wire::recv(&conn, RecvFlags::DONTWAIT) {
                 Ok(message) => message,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return false,
                 Err(e) => {
-                    let _ = wire::send(&self.conns[i], &format!("err {e}"), None);
+                    let _ = wire::send(&conn, &format!("err {e}"), None);
                     return false;
                 }
-            };
-            let Ok(conn) = self.conns[i].try_clone() else {
-                return false;
             };
             match self.answer(&conn, &line, fd) {
                 Ok(()) => {}

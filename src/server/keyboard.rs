@@ -52,9 +52,8 @@ impl Keyboard {
     pub fn new(terminal: OwnedFd, key: DetachKey, client: i32) -> std::io::Result<Keyboard> {
         let client =
             Watched::open(client).ok_or_else(|| std::io::Error::other("the client is gone"))?;
-        let ours = ProcStat::of(rustix::process::getpid().as_raw_nonzero().get());
         let device = rustix::fs::fstat(&terminal)?.st_rdev;
-        if ours.is_some_and(|stat| stat.tty_nr != 0 && stat.tty_nr == device) {
+        if ProcStat::ours().is_some_and(|stat| stat.tty_nr != 0 && stat.tty_nr == device) {
             return Err(std::io::Error::other("it is the server's own terminal"));
         }
         // Non-blocking already (the client's own open of its terminal), but set it again: a
@@ -91,7 +90,7 @@ impl Keyboard {
                     guard.clear_ready();
                     Vec::new()
                 }
-                Ok(guard) => match read(guard, &mut self.buf) {
+                Ok(guard) => match crate::keyboard::read_ready(guard, &mut self.buf) {
                     Some(0) => Vec::new(),
                     Some(n) => self.split(n),
                     None => vec![Key::Gone],
@@ -140,28 +139,6 @@ fn in_front(client: &Watched, seen: &mut Option<Instant>) -> bool {
         .is_some_and(|stat| !stat.stopped() && stat.in_foreground());
     *seen = in_front.then_some(now);
     in_front
-}
-
-/// Reads what the terminal has; `Some(0)` when it had nothing after all, `None` when it hung up
-/// or failed.
-fn read(
-    mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>,
-    buf: &mut [u8],
-) -> Option<usize> {
-    match guard.try_io(|fd| rustix::io::read(fd.get_ref(), &mut *buf).map_err(Into::into)) {
-        // Nothing there after all; `try_io` cleared the readiness.
-        Err(_would_block) => Some(0),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => Some(0),
-        // End of input, or EIO: the terminal hung up.
-        Ok(Ok(0)) | Ok(Err(_)) => None,
-        Ok(Ok(n)) => {
-            // A terminal's read returns all it has: a short read emptied it.
-            if n < buf.len() {
-                guard.clear_ready();
-            }
-            Some(n)
-        }
-    }
 }
 
 fn keys(actions: Vec<Action>) -> Vec<Key> {
