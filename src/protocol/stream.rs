@@ -211,6 +211,25 @@ impl AsyncWrite for WriteHalf {
         })
     }
 
+    /// One `sendmsg` for all of `bufs`: an output frame's header and its data reach the
+    /// client together, so it is not woken for the header alone.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let socket = this.socket.get_ref();
+        this.room.poll_write(socket.as_fd(), cx, || {
+            let mut control = SendAncillaryBuffer::default();
+            rustix::net::sendmsg(socket, bufs, &mut control, SendFlags::NOSIGNAL)
+        })
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }

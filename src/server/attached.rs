@@ -264,9 +264,25 @@ async fn write_output(wr: &mut WriteHalf, data: &[u8]) -> std::io::Result<u64> {
     }
     let mut frames = 0;
     for chunk in data.chunks(protocol::OUTPUT_CHUNK) {
-        wr.write_all(&protocol::output_header(chunk.len())).await?;
-        wr.write_all(chunk).await?;
+        write_both(wr, &protocol::output_header(chunk.len()), chunk).await?;
         frames += 1;
     }
     Ok(frames)
+}
+
+/// Writes `head` then `body`, in one `sendmsg` when the socket has room for both.
+async fn write_both(wr: &mut WriteHalf, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut sent = 0;
+    while sent < head.len() {
+        let bufs = [
+            std::io::IoSlice::new(&head[sent..]),
+            std::io::IoSlice::new(body),
+        ];
+        match wr.write_vectored(&bufs).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => sent += n,
+        }
+    }
+    wr.write_all(&body[sent - head.len()..]).await
 }

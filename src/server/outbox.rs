@@ -96,6 +96,11 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Bytes of output queued for the client's writer.
+    pub fn queued(&self) -> usize {
+        self.lock().bytes
+    }
+
     /// Whether the client dropped its backlog and waits for a fresh screen.
     pub fn is_lagging(&self) -> bool {
         self.lock().lagging

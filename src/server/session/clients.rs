@@ -177,6 +177,15 @@ impl Clients {
         }
     }
 
+    /// The most output any client has queued, not yet written to its socket.
+    pub fn most_queued(&self) -> usize {
+        self.attached
+            .values()
+            .map(|client| client.outbox.queued())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Marks a client to get the screen drawn afresh at its next [`Clients::resync`].
     pub fn request_redraw(&mut self, id: ClientId) {
         if let Some(c) = self.attached.get_mut(&id) {

@@ -58,6 +58,11 @@ impl Session {
         None
     }
 
+    /// No command waits for a frame to end (output need not be split at frame ends).
+    pub(super) fn frames_idle(&self) -> bool {
+        self.frames.waiting.is_empty()
+    }
+
     /// Output, split after each frame's end while commands wait for one, so they run on the
     /// state between two frames and see none of the next.
     pub(super) fn on_output_framed(&mut self, mut chunk: Bytes) {

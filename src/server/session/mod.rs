@@ -4,6 +4,7 @@
 
 mod agent;
 mod clients;
+mod flood;
 mod focus;
 mod frames;
 mod input;
@@ -194,6 +195,9 @@ impl Session {
 
     fn on_event(&mut self, event: Event) {
         match event {
+            Event::Output(chunk) if flood::starts(&chunk) && self.frames_idle() => {
+                self.on_flood(chunk)
+            }
             Event::Output(chunk) => self.on_output_framed(chunk),
             Event::OutputEnded => self.on_output_ended(),
             Event::Wrote | Event::InputCheck => {}
@@ -289,10 +293,17 @@ impl Session {
     }
 
     fn on_output(&mut self, chunk: Bytes) {
+        self.pass_on(&chunk);
+        self.model_bytes(&chunk);
+        self.after_model();
+    }
+
+    /// What output does before the model sees it: journaled, filtered and sent to clients.
+    fn pass_on(&mut self, chunk: &Bytes) {
         if self.keeper.is_some() {
             // Sent at the end of this turn (see `run`). Only a kept program can be adopted
             // after a crash; only then does the journal pay.
-            self.persist.journal(&chunk);
+            self.persist.journal(chunk);
         }
         self.last_output = Instant::now();
         if self.exit_deadline.is_some() {
@@ -306,18 +317,26 @@ impl Session {
         if !forwarded.is_empty() || clipboard.is_some() {
             self.clients.forward(&forwarded, clipboard.as_ref());
         }
-        if let Err(panic) = self.model.process(&chunk) {
-            log::warn(&format!(
-                "session {}: screen model panicked ({panic}); rebuilt it, the program keeps running",
-                self.name
-            ));
-        }
         self.persist.mark_dirty();
         self.watch.screen_changed();
         // Armed by the first output after a trim, not pushed back by later output: a program
         // that prints without pause still gets its freed memory returned every second.
         self.trim_at
             .get_or_insert(self.last_output + TRIM_AFTER_OUTPUT);
+    }
+
+    fn model_bytes(&mut self, bytes: &[u8]) {
+        if let Err(panic) = self.model.process(bytes) {
+            log::warn(&format!(
+                "session {}: screen model panicked ({panic}); rebuilt it, the program keeps running",
+                self.name
+            ));
+        }
+    }
+
+    /// What the model found in the output it was given: agent signals, answers to queries,
+    /// text a `wait` looks for.
+    fn after_model(&mut self) {
         let signals = self.model.take_signals();
         self.agent.observe(&signals, self.model.title());
         let answers = self.model.take_answers();
@@ -417,23 +436,10 @@ fn read_batch(
     // Reclaims the previous batch's allocation once every client has written it.
     buf.reserve(READ_BATCH);
     let mut filled = 0;
-    loop {
-        let spare = buf.spare_capacity_mut();
-        let room = spare.len().min(READ_BATCH - filled);
-        if room == 0 {
-            break;
-        }
-        // SAFETY: read(2) only writes into the spare capacity; `set_len` below covers only
-        // what it reported as written.
-        let spare: &mut [u8] =
-            unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), room) };
-        match guard
-            .try_io(|fd| rustix::io::read(fd.get_ref(), &mut *spare).map_err(std::io::Error::from))
-        {
+    while !batch_full(filled) {
+        match guard.try_io(|fd| read_once(fd.get_ref(), buf, READ_BATCH - filled)) {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
-                // SAFETY: the kernel initialised these n bytes.
-                unsafe { buf.set_len(buf.len() + n) };
                 filled += n;
                 if n < SHORT_READ {
                     // The pty is likely empty, and a read that finds it so waits for the tty's
@@ -451,6 +457,26 @@ fn read_batch(
         return Event::Wrote;
     }
     Event::Output(buf.split().freeze())
+}
+
+/// Whether a batch of `filled` bytes takes no more reads: a read smaller than [`SHORT_READ`]
+/// would leave the pty's buffer part-read, and the batch ends on a short read anyway.
+fn batch_full(filled: usize) -> bool {
+    READ_BATCH - filled < SHORT_READ
+}
+
+/// One read of at most `limit` bytes from the pty, appended to `buf` (which has room).
+fn read_once(fd: &OwnedFd, buf: &mut BytesMut, limit: usize) -> std::io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let room = spare.len().min(limit);
+    // SAFETY: read(2) only writes into the spare capacity; `set_len` below covers only what
+    // it reported as written.
+    let spare: &mut [u8] =
+        unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), room) };
+    let n = rustix::io::read(fd, spare)?;
+    // SAFETY: the kernel initialised these n bytes.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// Hands memory freed by a burst of output (parsed rows, evicted history, drained client
