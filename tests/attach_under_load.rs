@@ -450,3 +450,47 @@ fn tail(text: &str) -> &str {
         .unwrap_or(0);
     &text[from..]
 }
+
+/// Prints 80 KB of filler (a flood turn starts), a marker, then 12,000 lines of 24 bytes
+/// (enough to push the marker out of the default 10,000-line history within one flood turn),
+/// then an end marker.
+const MARKER_THEN_FLOOD: &str = r#"
+import os, sys, tty
+sys.stdin.readline()
+tty.setraw(0)
+filler = b"f" * 79 + b"\r\n"
+lines = "".join(f"{i:>22}\r\n" for i in range(12000)).encode()
+os.write(1, filler * 1000 + b"THE-MARKER\r\n" + lines + b"THE-END\r\n")
+os.execvp("sleep", ["sleep", "1000"])
+"#;
+
+/// `wait --text` looks at what each read batch added, also when one turn reads several
+/// (server/session/flood.rs): a line that leaves history within the turn is still seen.
+#[test]
+fn wait_text_sees_a_line_that_a_flood_pushes_out_of_history_in_one_turn() {
+    let env = Env::new();
+    env.ok(&["new", "-d", "mk", "--", "python3", "-c", MARKER_THEN_FLOOD]);
+    let mut waiter = env
+        .cmd()
+        .args(["wait", "mk", "--text", "THE-MARKER", "--timeout", "30s"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cannot start linger wait");
+    // The wait's request is sent once the client sleeps for the answer; a command sent
+    // after it over the same server reaches the session behind it.
+    eventually("the wait to be sent", || {
+        std::fs::read_to_string(format!("/proc/{}/wchan", waiter.id()))
+            .is_ok_and(|w| w.contains("epoll"))
+            .then_some(())
+    });
+    env.ok(&["capture", "mk"]);
+    env.ok(&["send", "mk", "--enter", "go"]);
+    let status = waiter.wait().expect("linger wait");
+    assert!(status.success(), "the wait missed the marker: {status}");
+    env.ok(&["wait", "mk", "--text", "THE-END", "--timeout", "20s"]);
+    let history = env.ok(&["capture", "mk", "--all"]);
+    assert!(
+        !history.contains("THE-MARKER"),
+        "the marker should have left history (else this test proves nothing)"
+    );
+}

@@ -4,8 +4,9 @@
 //! Why: the pty hands over about 4 KiB per read and then asks the tty's flush worker for more;
 //! a read right after waits for that worker (the server sleeps, then is woken: two context
 //! switches per 4 KiB). Modelling a slice of output between two reads gives the worker that
-//! time. Clients still get every batch before the model sees it, and the model has seen all
-//! output by the end of the turn, before any command runs.
+//! time. Clients still get every batch before the model sees it, what the model finds in a
+//! batch (answers, signals, text a `wait` looks for) is taken once that batch is modelled, and
+//! the model has seen all output by the end of the turn, before any command runs.
 
 use bytes::Bytes;
 
@@ -39,6 +40,10 @@ impl Session {
             }
             let (next, modelled) = self.read_modelling(&unmodelled);
             self.model_bytes(&unmodelled[modelled..]);
+            // Once per batch, as for a batch read alone: a line a `wait --text` looks for
+            // could leave history within a turn's batches, and the model keeps a bounded
+            // number of signals and answers between two takes.
+            self.after_model();
             unmodelled = Bytes::new();
             let Some(next) = next else { break };
             self.pass_on(&next);
@@ -50,8 +55,8 @@ impl Session {
         }
         if !unmodelled.is_empty() {
             self.model_bytes(&unmodelled);
+            self.after_model();
         }
-        self.after_model();
     }
 
     /// Reads the next batch from the pty, modelling a slice of `pending` after each full

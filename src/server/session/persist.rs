@@ -41,7 +41,7 @@ pub struct Persist {
     /// Offset of the next output byte (see journal.rs).
     journal_at: u64,
     /// Output read this turn with its offsets, not yet sent to the journal: the one or two
-    /// pieces one read makes (see frames.rs).
+    /// pieces one read batch makes (see frames.rs), or a flood turn's batches (flood.rs).
     unjournaled: Vec<(u64, bytes::Bytes)>,
 }
 
