@@ -400,20 +400,26 @@ fn contains_seq(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Prints lines 1 to 100000 in raw mode as fast as the pty takes them, with a cursor position
-/// query after line 50000, then what the query was answered.
+/// Prints lines 1 to 100000 as fast as the pty takes them, with a cursor position query after
+/// line 50000, then what the query was answered (see [`new_raw_python_after_go`]).
 const FLOOD_WITH_QUERY: &str = r#"
-import os, sys, tty
-sys.stdin.readline()
-tty.setraw(0)
 lines = lambda a, b: "".join(f"{i}\r\n" for i in range(a, b)).encode()
 os.write(1, lines(1, 50001) + b"\x1b[6n" + lines(50001, 100001))
 answer = b""
 while not answer.endswith(b"R"):
     answer += os.read(0, 1)
 os.write(1, b"ANSWER " + answer[1:] + b"\r\n")
-os.execvp("sleep", ["sleep", "1000"])
 "#;
+
+/// Session `name` running python3 with `body` once a line is typed (`send NAME --enter go`),
+/// in raw mode; the program then sleeps, so the session stays.
+fn new_raw_python_after_go(env: &Env, name: &str, body: &str) {
+    let script = format!(
+        "import os, sys, tty\nsys.stdin.readline()\ntty.setraw(0)\n{body}\n\
+         os.execvp(\"sleep\", [\"sleep\", \"1000\"])\n"
+    );
+    env.ok(&["new", "-d", name, "--", "python3", "-c", &script]);
+}
 
 /// Under a flood the server reads several batches a turn and models each between the reads
 /// of the next (server/session/flood.rs). The client still gets every byte once and in order
@@ -422,7 +428,7 @@ os.execvp("sleep", ["sleep", "1000"])
 #[test]
 fn a_flood_reaches_the_client_whole_and_the_model_sees_every_byte_once() {
     let env = Env::new();
-    env.ok(&["new", "-d", "fl", "--", "python3", "-c", FLOOD_WITH_QUERY]);
+    new_raw_python_after_go(&env, "fl", FLOOD_WITH_QUERY);
     let term = env.term(&["attach", "fl"], 24, 80);
     term.wait_output("the replay", |o| !o.is_empty());
     env.ok(&["send", "fl", "--enter", "go"]);
@@ -455,13 +461,9 @@ fn tail(text: &str) -> &str {
 /// (enough to push the marker out of the default 10,000-line history within one flood turn),
 /// then an end marker.
 const MARKER_THEN_FLOOD: &str = r#"
-import os, sys, tty
-sys.stdin.readline()
-tty.setraw(0)
 filler = b"f" * 79 + b"\r\n"
 lines = "".join(f"{i:>22}\r\n" for i in range(12000)).encode()
 os.write(1, filler * 1000 + b"THE-MARKER\r\n" + lines + b"THE-END\r\n")
-os.execvp("sleep", ["sleep", "1000"])
 "#;
 
 /// `wait --text` looks at what each read batch added, also when one turn reads several
@@ -469,7 +471,7 @@ os.execvp("sleep", ["sleep", "1000"])
 #[test]
 fn wait_text_sees_a_line_that_a_flood_pushes_out_of_history_in_one_turn() {
     let env = Env::new();
-    env.ok(&["new", "-d", "mk", "--", "python3", "-c", MARKER_THEN_FLOOD]);
+    new_raw_python_after_go(&env, "mk", MARKER_THEN_FLOOD);
     let mut waiter = env
         .cmd()
         .args(["wait", "mk", "--text", "THE-MARKER", "--timeout", "30s"])

@@ -240,14 +240,7 @@ fn a_stopped_keeper_delays_no_new_and_still_gets_every_program() {
         !log.contains("did not take its terminal"),
         "a new waited for the keeper:\n{log}"
     );
-    let old = env.server_pid().expect("server pid");
-    common::sigkill_and_wait(old);
-    new_server(&env, old);
-    for name in ["first", "a", "b", "c"] {
-        let s = listed(&env, name).unwrap_or_else(|| panic!("{name} is adopted"));
-        assert_eq!(s["state"], "running", "{s}");
-        env.ok(&["kill", name]);
-    }
+    crash_and_see_adopted(&env, &["first", "a", "b", "c"]);
 }
 
 /// The keeper link outlives quiet spells longer than any timeout on its socket: a server that
@@ -264,11 +257,17 @@ fn a_program_started_after_a_long_quiet_spell_survives_a_crash() {
     env.ok(&["new", "-d", "after", "--", "sleep", "1000"]);
     let log = env.log();
     assert!(!log.contains("lost the keeper"), "{log}");
+    crash_and_see_adopted(&env, &["first", "after"]);
+}
+
+/// SIGKILLs the server; the next one has adopted every session in `names`, still running
+/// (each is killed after).
+fn crash_and_see_adopted(env: &Env, names: &[&str]) {
     let old = env.server_pid().expect("server pid");
     common::sigkill_and_wait(old);
-    new_server(&env, old);
-    for name in ["first", "after"] {
-        let s = listed(&env, name).unwrap_or_else(|| panic!("{name} is adopted"));
+    new_server(env, old);
+    for name in names {
+        let s = listed(env, name).unwrap_or_else(|| panic!("{name} is adopted"));
         assert_eq!(s["state"], "running", "{s}");
         env.ok(&["kill", name]);
     }

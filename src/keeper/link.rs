@@ -128,7 +128,13 @@ impl Shared {
                 "lost the keeper ({e}): programs will not survive this server"
             ));
         }
-        for pending in self.awaiting().drain(..) {
+        self.abandon_awaiting();
+    }
+
+    /// Answers everything still awaiting the keeper with "never" (the link is broken).
+    fn abandon_awaiting(&self) {
+        let abandoned: Vec<Awaiting> = self.awaiting().drain(..).collect();
+        for pending in abandoned {
             pending.answered(None);
         }
     }
@@ -197,9 +203,7 @@ fn serve(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
         }
         if shared.broken.load(Ordering::Acquire) {
             // Broken by the answers' thread after the check above: nobody will answer this.
-            for pending in shared.awaiting().drain(..) {
-                pending.answered(None);
-            }
+            shared.abandon_awaiting();
         }
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::server::outbox::CLIENT_QUEUE_BYTES;
 
-use super::{READ_BATCH, SHORT_READ, Session, batch_full, read_once};
+use super::{READ_BATCH, Session, batch_full, fill_batch, model_bytes, read_once};
 
 /// Batches one turn reads at most while the pty stays full. Bounds how long commands wait in
 /// a flood: about this many batches' modelling (half a millisecond each here).
@@ -61,31 +61,22 @@ impl Session {
 
     /// Reads the next batch from the pty, modelling a slice of `pending` after each full
     /// read. Returns the batch (`None`: the pty had nothing, or hung up, which the next turn's
-    /// read sees) and how much of `pending` was modelled.
+    /// read sees: the readiness stays set) and how much of `pending` was modelled.
     fn read_modelling(&mut self, pending: &Bytes) -> (Option<Bytes>, usize) {
-        self.read_buf.reserve(READ_BATCH);
-        let (mut filled, mut modelled) = (0, 0);
-        while !batch_full(filled) {
-            match read_once(
-                self.master.get_ref(),
-                &mut self.read_buf,
-                READ_BATCH - filled,
-            ) {
-                Ok(n) if n >= SHORT_READ => filled += n,
-                Ok(n) => {
-                    filled += n;
-                    break;
+        let mut modelled = 0;
+        let master = self.master.get_ref();
+        let (model, name) = (&mut self.model, &self.name);
+        let (filled, _) = fill_batch(
+            &mut self.read_buf,
+            |buf, limit| read_once(master, buf, limit),
+            || {
+                let slice = &pending[modelled..pending.len().min(modelled + SLICE)];
+                if !slice.is_empty() {
+                    model_bytes(model, name, slice);
+                    modelled += slice.len();
                 }
-                // Nothing there (the readiness stays set, so the next turn's read clears it),
-                // or hung up (the next turn's read sees it too).
-                Err(_) => break,
-            }
-            let slice = &pending[modelled..pending.len().min(modelled + SLICE)];
-            if !slice.is_empty() {
-                self.model_bytes(slice);
-                modelled += slice.len();
-            }
-        }
+            },
+        );
         let batch = (filled > 0).then(|| self.read_buf.split().freeze());
         (batch, modelled)
     }

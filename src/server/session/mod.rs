@@ -326,12 +326,7 @@ impl Session {
     }
 
     fn model_bytes(&mut self, bytes: &[u8]) {
-        if let Err(panic) = self.model.process(bytes) {
-            log::warn(&format!(
-                "session {}: screen model panicked ({panic}); rebuilt it, the program keeps running",
-                self.name
-            ));
-        }
+        model_bytes(&mut self.model, &self.name, bytes);
     }
 
     /// What the model found in the output it was given: agent signals, answers to queries,
@@ -433,13 +428,35 @@ fn read_batch(
     mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>,
     buf: &mut BytesMut,
 ) -> Event {
+    let read = |buf: &mut BytesMut, limit| {
+        match guard.try_io(|fd| read_once(fd.get_ref(), buf, limit)) {
+            Ok(read) => read,
+            // Nothing there after all: `try_io` cleared the readiness.
+            Err(_would_block) => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    };
+    match fill_batch(buf, read, || {}) {
+        // Linux reports hang-up as EIO: the output is over.
+        (0, Some(e)) if e.kind() != std::io::ErrorKind::WouldBlock => Event::OutputEnded,
+        (0, _) => Event::Wrote,
+        _ => Event::Output(buf.split().freeze()),
+    }
+}
+
+/// Reads one batch into `buf`: until it is full, a read comes up short or `read` fails, with
+/// `after_full_read` run after each read that was not short. Returns the bytes read and the
+/// error that ended the batch, if one did.
+fn fill_batch(
+    buf: &mut BytesMut,
+    mut read: impl FnMut(&mut BytesMut, usize) -> std::io::Result<usize>,
+    mut after_full_read: impl FnMut(),
+) -> (usize, Option<std::io::Error>) {
     // Reclaims the previous batch's allocation once every client has written it.
     buf.reserve(READ_BATCH);
     let mut filled = 0;
     while !batch_full(filled) {
-        match guard.try_io(|fd| read_once(fd.get_ref(), buf, READ_BATCH - filled)) {
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => {
+        match read(buf, READ_BATCH - filled) {
+            Ok(n) => {
                 filled += n;
                 if n < SHORT_READ {
                     // The pty is likely empty, and a read that finds it so waits for the tty's
@@ -448,15 +465,20 @@ fn read_batch(
                     break;
                 }
             }
-            // Linux reports hang-up as EIO: the output is over.
-            Ok(Err(_)) if filled == 0 => return Event::OutputEnded,
-            Ok(Err(_)) | Err(_) => break,
+            Err(e) => return (filled, Some(e)),
         }
+        after_full_read();
     }
-    if filled == 0 {
-        return Event::Wrote;
+    (filled, None)
+}
+
+/// Gives `bytes` to session `name`'s model; a panic in it is logged (the model rebuilt itself).
+fn model_bytes(model: &mut Model, name: &str, bytes: &[u8]) {
+    if let Err(panic) = model.process(bytes) {
+        log::warn(&format!(
+            "session {name}: screen model panicked ({panic}); rebuilt it, the program keeps running"
+        ));
     }
-    Event::Output(buf.split().freeze())
 }
 
 /// Whether a batch of `filled` bytes takes no more reads: a read smaller than [`SHORT_READ`]
