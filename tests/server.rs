@@ -469,6 +469,30 @@ fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_und
     );
 }
 
+/// `new` answers before the program's exec (it does not wait for it). An exec that fails all
+/// the same, after every check `new` makes passed, is told on the session's screen, and the
+/// program ends with 126, as in a shell. Here the file is busy: a writer holds it open, which
+/// `new`'s checks cannot see but the exec refuses (ETXTBSY).
+#[test]
+fn an_exec_that_fails_after_new_answered_shows_why_on_the_screen() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let script = env.home.join("busy");
+    let mut writer = std::fs::File::create(&script).expect("script");
+    std::io::Write::write_all(&mut writer, b"#!/bin/sh\necho never\n").expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = script.to_str().expect("utf-8");
+    env.ok(&["new", "-d", "busy", "--", path]);
+    let out = env.run(&["wait", "busy", "--exit", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    let screen = env.ok(&["capture", "busy"]);
+    assert!(
+        screen.contains(&format!("linger: cannot start '{path}': Text file busy")),
+        "{screen}"
+    );
+    drop(writer);
+}
+
 /// A command sends its request right behind its hello, before the server has answered. A
 /// server that goes away without answering (an upgrade handing over, a crash the keeper
 /// restarts) never saw the request: it goes to the server that follows.

@@ -100,6 +100,49 @@ async fn held_by_keeper(name: &str, held: tokio::sync::oneshot::Receiver<()>) {
     }
 }
 
+/// What starting a session's program gave: its spec back, and the program with the receipt
+/// of its terminal's hand-over to the keeper, or the error in the user's terms.
+type Started = (
+    crate::protocol::SessionSpec,
+    Result<
+        (
+            crate::spawn::Spawned,
+            Option<tokio::sync::oneshot::Receiver<()>>,
+        ),
+        String,
+    >,
+);
+
+/// Starts `spec`'s program on a blocking thread, and answers as soon as it is cloned: its exec
+/// (a millisecond or more, and the new program's own start-up beside it) is not waited for,
+/// so `linger new` answers sooner. The thread then waits for the exec to free what the child
+/// read.
+fn start_program(
+    spec: crate::protocol::SessionSpec,
+    runtime_dir: PathBuf,
+    keeper: Option<crate::keeper::link::Link>,
+) -> tokio::sync::oneshot::Receiver<Started> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        // The error is worded here: it may look at the disk.
+        let (started, launch) = match session::spawn_program(&spec, &runtime_dir) {
+            Ok((spawned, launch)) => {
+                // Handed to the keeper from here, so its sending overlaps the actor's building.
+                let held = keeper
+                    .as_ref()
+                    .map(|k| k.hold(spawned.child.id(), &spec.name, &spawned.master));
+                (Ok((spawned, held)), Some(launch))
+            }
+            Err(e) => (Err(session::spawn_error(&spec, &e)), None),
+        };
+        let _ = answer.send((spec, started));
+        if let Some(launch) = launch {
+            launch.finish();
+        }
+    });
+    answered
+}
+
 pub struct Server {
     pub registry: Registry,
     pub dir: PathBuf,
@@ -139,28 +182,11 @@ impl Server {
         (spec.rows, spec.cols) = crate::protocol::clamp_size(spec.rows, spec.cols);
         let (tx, rx) = mpsc::channel(SESSION_COMMANDS);
         let name = spec.name.clone();
-        // The name is taken first; starting the program (its lookup and the wait for its exec,
-        // a fraction of a millisecond, more on a loaded machine) then happens off the server's
-        // thread and outside the registry's lock, so every other session and client goes on.
+        // The name is taken first; starting the program then happens off the server's thread
+        // and outside the registry's lock, so every other session and client goes on.
         // Commands for the new session queue in its channel until it runs.
         self.reserve(&name, &tx)?;
-        let runtime_dir = self.dir.clone();
-        let keeper = self.keeper.clone();
-        let spawning = tokio::task::spawn_blocking(move || {
-            // The error is worded here: it may look at the disk.
-            let spawned = session::spawn_program(&spec, &runtime_dir)
-                .map_err(|e| session::spawn_error(&spec, &e))
-                .map(|spawned| {
-                    // Handed to the keeper from here, so its sending overlaps the actor's
-                    // building.
-                    let held = keeper
-                        .as_ref()
-                        .map(|k| k.hold(spawned.child.id(), &spec.name, &spawned.master));
-                    (spawned, held)
-                });
-            (spec, spawned)
-        })
-        .await;
+        let spawning = start_program(spec, self.dir.clone(), self.keeper.clone()).await;
         let (started, held) = match spawning {
             Ok((spec, Ok((spawned, held)))) => (
                 session::Session::spawned(spec, spawned, self.wiring(rx), earlier)
@@ -168,7 +194,12 @@ impl Server {
                 held,
             ),
             Ok((_, Err(e))) => (Err(e), None),
-            Err(e) => (Err(format!("cannot start session '{name}': {e}")), None),
+            Err(_) => (
+                Err(format!(
+                    "cannot start session '{name}': the thread starting it failed (see the server log)"
+                )),
+                None,
+            ),
         };
         let mut session = match started {
             Ok(session) => session,

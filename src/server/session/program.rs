@@ -65,13 +65,13 @@ impl Program {
     }
 }
 
-/// Starts `spec`'s program on a new pty of the spec's size. Blocking: the program is looked
-/// up, and the thread waits until its exec succeeded (so a program that cannot run is an
-/// error here).
+/// Starts `spec`'s program on a new pty of the spec's size. Blocking: the program is looked up
+/// (so a missing one is an error here), and the [`crate::spawn::Launch`] must be finished on a
+/// thread that may block.
 pub fn spawn_program(
     spec: &SessionSpec,
     runtime_dir: &std::path::Path,
-) -> std::io::Result<crate::spawn::Spawned> {
+) -> std::io::Result<(crate::spawn::Spawned, crate::spawn::Launch)> {
     let mut env_remove = OUTER_TERMINAL_VARS.to_vec();
     env_remove.push(crate::keeper::ENV);
     crate::spawn::spawn(crate::spawn::SpawnOptions {
