@@ -257,7 +257,7 @@ struct LaunchData {
     envp: Vec<*const c_char>,
     sh_argv: Vec<*const c_char>,
     args: ChildArgs,
-    stack: Vec<u8>,
+    stack: ChildStack,
     /// The child's pid while it may still use this memory: the kernel zeroes it and wakes its
     /// futex when the child's exec (or exit) lets go of the server's memory.
     in_use: AtomicU32,
@@ -272,6 +272,38 @@ pub struct Launch {
 /// The child's stack: it needs little (system calls only), and pages it never touches cost
 /// nothing.
 const CHILD_STACK: usize = 64 * 1024;
+
+/// Memory only the child writes: allocated raw, so no Rust reference ever covers it.
+struct ChildStack(std::ptr::NonNull<u8>);
+
+impl ChildStack {
+    const LAYOUT: std::alloc::Layout = match std::alloc::Layout::from_size_align(CHILD_STACK, 16) {
+        Ok(layout) => layout,
+        Err(_) => panic!("the child stack's layout is invalid"),
+    };
+
+    fn new() -> ChildStack {
+        // SAFETY: a non-zero size.
+        let base = unsafe { std::alloc::alloc(Self::LAYOUT) };
+        match std::ptr::NonNull::new(base) {
+            Some(base) => ChildStack(base),
+            None => std::alloc::handle_alloc_error(Self::LAYOUT),
+        }
+    }
+
+    /// The stack's (16-byte aligned) end, where it starts growing down.
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the allocation.
+        unsafe { self.0.as_ptr().add(CHILD_STACK).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.0.as_ptr(), Self::LAYOUT) };
+    }
+}
 
 impl Launch {
     fn new(strings: LaunchStrings) -> Launch {
@@ -304,7 +336,7 @@ impl Launch {
                 envp,
                 sh_argv,
                 args,
-                stack: vec![0u8; CHILD_STACK],
+                stack: ChildStack::new(),
                 in_use: AtomicU32::new(0),
             })),
         }
@@ -325,15 +357,13 @@ impl Launch {
             | wait_for_exec
             | libc::SIGCHLD;
         let in_use = data.in_use.as_ptr().cast::<libc::pid_t>();
-        // SAFETY: the stack grows down from its (16-byte aligned) end. The stack, `args` and
+        // SAFETY: the stack grows down from its end. The stack, `args` and
         // everything they point to live in `self.data`, which is freed only after the kernel
         // has cleared `in_use` (the child exec'd or exited). Every signal is blocked around
         // the clone, so no handler of ours runs in the child, which resets them all to
         // default before unblocking; it makes only raw system calls (see `child`).
         unsafe {
-            let stack = data.stack.as_ptr().cast_mut();
-            let top = stack.add(CHILD_STACK);
-            let top = top.sub(top as usize % 16).cast::<libc::c_void>();
+            let top = data.stack.top();
             let mut all: libc::sigset_t = std::mem::zeroed();
             let mut old: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut all);
