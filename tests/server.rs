@@ -437,7 +437,7 @@ fn creators_racing_for_a_name_and_a_failed_start() {
 
 /// How a session's program is found and started: by name in the session's own PATH (the
 /// caller's), a script without `#!` under sh (as `execvp` and shells run one), and a file that
-/// cannot be executed refused by `new` with the reason.
+/// cannot be executed, or whose `#!` interpreter is missing, refused by `new` with the reason.
 #[test]
 fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_under_sh() {
     use std::os::unix::fs::PermissionsExt;
@@ -465,6 +465,16 @@ fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_und
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("cannot start") && err.contains("Permission denied"),
+        "{err}"
+    );
+    let orphan = bin.join("orphan");
+    std::fs::write(&orphan, "#!/no/such/interpreter -x\necho never\n").expect("file");
+    std::fs::set_permissions(&orphan, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = env.run(&["new", "-d", "o", "--", orphan.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("its #! interpreter /no/such/interpreter is missing"),
         "{err}"
     );
 }

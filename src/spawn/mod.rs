@@ -210,7 +210,14 @@ fn check_interpreter(script: &Path) -> io::Result<()> {
     let Some(line) = head[..read].strip_prefix(b"#!") else {
         return Ok(());
     };
-    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    // A first line longer than what was read is left to the exec, which has its own limit.
+    let Some(line) = line
+        .split(|&b| b == b'\n')
+        .next()
+        .filter(|l| l.len() < line.len() || read < head.len())
+    else {
+        return Ok(());
+    };
     let Some(interpreter) = line
         .split(|b| b.is_ascii_whitespace())
         .find(|word| !word.is_empty())
@@ -218,7 +225,10 @@ fn check_interpreter(script: &Path) -> io::Result<()> {
         return Ok(());
     };
     let interpreter = Path::new(OsStr::from_bytes(interpreter));
-    if rustix::fs::access(interpreter, rustix::fs::Access::EXEC_OK).is_ok() {
+    // A relative one is the program's to resolve, from its own directory.
+    if !interpreter.is_absolute()
+        || rustix::fs::access(interpreter, rustix::fs::Access::EXEC_OK).is_ok()
+    {
         return Ok(());
     }
     Err(io::Error::other(format!(
