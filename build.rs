@@ -1,25 +1,14 @@
-//! Makes every `linger` command start faster: gcc's unwinder linked in, and no PIE.
+//! Links gcc's unwinder into the binaries (`libgcc_eh.a`) instead of loading `libgcc_s.so`.
 //!
 //! Every `linger` command is a process of its own (`new`, `send`, `capture`, `wait` in an
-//! agent's loop), so its start-up is paid per command.
-//!
-//! Unwinder: gcc's is linked into the binaries (`libgcc_eh.a`) instead of loading
-//! `libgcc_s.so`. Loading `libgcc_s` costs its mapping and
+//! agent's loop), so its start-up is paid per command. Loading `libgcc_s` costs its mapping and
 //! its constructor, which probes the CPU (`cpuid`, a trap under a hypervisor): about 0.18 ms of
 //! a 1.25 ms start for a hello-world here (docs/BENCHMARKS.md). Rust's std asks for `gcc_s`;
 //! naming the static unwinder first lets the linker resolve the unwinding symbols there and
 //! drop `libgcc_s` (the link uses `--as-needed`). Panics and backtraces work the same.
 //!
-//! No PIE: a position-independent `linger` carries about 9,000 relative relocations, which
-//! the dynamic loader applies at every start, writing (and so copying) about 45 pages of
-//! vtables and string tables: about 50 page faults and 0.3 ms of a 2 ms start on this VM
-//! (100 creates: median 0.40 -> 0.33 s, docs/BENCHMARKS.md). The code is still compiled
-//! position-independent; only the final link fixes its address. The cost is that the
-//! binary's own code is not at a random address (ASLR still moves the stack, heap and
-//! libraries), as with Go's default builds; `LINGER_PIE=1` at build time keeps a PIE.
-//!
-//! Only where it cannot go wrong: a native Linux/glibc build (and, for the unwinder, a C
-//! compiler with `libgcc_eh.a`). Anywhere else nothing changes.
+//! Only where it cannot go wrong: a native Linux/glibc build whose C compiler has
+//! `libgcc_eh.a`. Anywhere else nothing changes.
 
 use std::path::Path;
 use std::process::Command;
@@ -27,7 +16,6 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CC");
-    println!("cargo:rerun-if-env-changed=LINGER_PIE");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let native = var("HOST") == var("TARGET");
     let linux_gnu = var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
@@ -37,9 +25,6 @@ fn main() {
         .any(|f| f == "crt-static");
     if !native || !linux_gnu || crt_static {
         return;
-    }
-    if var("LINGER_PIE") != "1" {
-        println!("cargo:rustc-link-arg-bins=-no-pie");
     }
     if static_unwinder_available() {
         // `-bundle`: named on the final link (before std's `gcc_s`), not packed into the rlib.
