@@ -474,7 +474,7 @@ fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_und
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("its #! interpreter /no/such/interpreter is missing"),
+        err.contains("its #! interpreter \"/no/such/interpreter\" is missing"),
         "{err}"
     );
 }

@@ -9,6 +9,12 @@ use crate::protocol::Foreground;
 /// Most bytes of a command line read from `/proc`; longer ones are cut.
 const MAX_CMDLINE: u64 = 64 * 1024;
 
+/// This process's command line as /proc shows it, read once.
+fn own_cmdline() -> &'static Vec<u8> {
+    static OWN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| std::fs::read("/proc/self/cmdline").unwrap_or_default())
+}
+
 /// The foreground process group's leader of the terminal whose master is `master`.
 pub fn of_terminal(master: impl AsFd) -> Option<Foreground> {
     let pgid = rustix::termios::tcgetpgrp(master)
@@ -22,6 +28,11 @@ pub fn of_terminal(master: impl AsFd) -> Option<Foreground> {
         .take(MAX_CMDLINE)
         .read_to_end(&mut raw)
         .ok()?;
+    // A child between its clone and its exec shares the server's memory, so /proc shows the
+    // server's command line: not its program yet.
+    if raw == *own_cmdline() {
+        return None;
+    }
     let command = raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())

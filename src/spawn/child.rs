@@ -77,7 +77,11 @@ unsafe fn syscall(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> i
     }
 }
 
-/// The child's body, started by `clone` on its own stack with every signal blocked.
+/// The child's body, started by `clone` on its own stack with every signal blocked. They stay
+/// blocked until just before the exec: a signal whose default is to dump core, delivered while
+/// the child shares the server's memory, would write the server's memory to the core file (and
+/// before Linux 5.16 kill the server with it); one that stops the child would hold up the
+/// thread waiting for its exec. The terminal can send both (^\, ^Z) once it is the child's.
 pub extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildArgs` the server keeps alive until this process has exec'd
     // or exited; every pointer in it is valid and NUL-terminated where it names a string.
@@ -119,10 +123,13 @@ pub extern "C" fn child_main(arg: *mut c_void) -> c_int {
             CLOSE_RANGE_CLOEXEC,
             0,
         );
+        take_pending_signals();
+        set_mask(0);
         let mut failed = execve(args.path, args.argv, args.envp);
         if failed == -(libc::ENOEXEC as isize) {
             failed = execve(c"/bin/sh".as_ptr(), args.sh_argv, args.envp);
         }
+        set_mask(!0);
         fail(args, failed)
     }
 }
@@ -146,16 +153,14 @@ unsafe fn execve(
     }
 }
 
-/// Every signal's default disposition, then an empty mask, as tmux gives its children: an
-/// exec keeps ignored signals and the mask, so without this a program would ignore SIGHUP
-/// whenever the server was started under `nohup`, and SIGPIPE always (Rust ignores it). The
-/// kernel's call, not glibc's: glibc refuses its own signals (32, 33), which an exec would
-/// also keep ignored.
+/// Every signal's default disposition, as tmux gives its children: an exec keeps ignored
+/// signals, so without this a program would ignore SIGHUP whenever the server was started
+/// under `nohup`, and SIGPIPE always (Rust ignores it). The kernel's call, not glibc's: glibc
+/// refuses its own signals (32, 33), which an exec would also keep ignored.
 unsafe fn default_signals() {
     // The kernel's `struct sigaction` with SIG_DFL (0), no flags and an empty mask: all zero
     // whatever its layout, and at most 32 bytes on every architecture.
     let default = [0usize; 4];
-    let set_size = std::mem::size_of::<u64>();
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
             // SAFETY: a valid sigaction buffer and the kernel's sigset size.
@@ -165,21 +170,75 @@ unsafe fn default_signals() {
                     sig as usize,
                     default.as_ptr() as usize,
                     0,
-                    set_size,
+                    SIGSET_SIZE,
                 );
             }
         }
     }
-    let empty = 0u64;
-    // SAFETY: as above.
+}
+
+/// The kernel's signal set: one bit per signal, 1 to 64.
+const SIGSET_SIZE: usize = std::mem::size_of::<u64>();
+
+fn bit(sig: c_int) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Sets the signal mask (the program starts with an empty one: an exec keeps it).
+fn set_mask(mask: u64) {
+    // SAFETY: a valid sigset of the kernel's size.
     unsafe {
         syscall(
             libc::SYS_rt_sigprocmask,
             libc::SIG_SETMASK as usize,
-            &empty as *const u64 as usize,
+            &mask as *const u64 as usize,
             0,
-            set_size,
+            SIGSET_SIZE,
         );
+    }
+}
+
+/// Takes the signals that arrived while the child was being set up and whose default would
+/// dump core or stop it, before the mask opens. One that would dump core ends the child as
+/// that signal's exit status says (128 + its number, as a shell reports it), without the core;
+/// stops are dropped (the program has not started). Others (SIGTERM, SIGINT, SIGHUP, SIGKILL)
+/// end the child the ordinary way once the mask opens.
+fn take_pending_signals() {
+    const DUMPS_CORE: [c_int; 10] = [
+        libc::SIGQUIT,
+        libc::SIGILL,
+        libc::SIGTRAP,
+        libc::SIGABRT,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGSEGV,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGSYS,
+    ];
+    const STOPS: [c_int; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+    let set = DUMPS_CORE
+        .iter()
+        .chain(&STOPS)
+        .fold(0u64, |set, &s| set | bit(s));
+    let now = [0usize; 2];
+    loop {
+        // SAFETY: a valid set and zero timeout; no siginfo wanted.
+        let sig = unsafe {
+            syscall(
+                libc::SYS_rt_sigtimedwait,
+                &set as *const u64 as usize,
+                0,
+                now.as_ptr() as usize,
+                SIGSET_SIZE,
+            )
+        };
+        if sig <= 0 {
+            return;
+        }
+        if DUMPS_CORE.contains(&(sig as c_int)) {
+            exit(128 + sig as c_int);
+        }
     }
 }
 

@@ -200,31 +200,31 @@ fn find_program(program: &str, env: &[(OsString, OsString)], cwd: &Path) -> io::
 }
 
 /// A script's `#!` interpreter must exist and run: the exec would fail on it after `new` had
-/// answered. Files that cannot be read here are left to the exec.
+/// answered. The line is read as the kernel reads it (its first 256 bytes; the interpreter
+/// ends at a space, tab, newline or NUL). Files that cannot be read here are left to the exec.
 fn check_interpreter(script: &Path) -> io::Result<()> {
     use std::io::Read;
-    let mut head = [0u8; 256];
-    let Ok(read) = std::fs::File::open(script).and_then(|mut f| f.read(&mut head)) else {
+    let mut head = Vec::with_capacity(256);
+    let Ok(_) = std::fs::File::open(script).and_then(|f| f.take(256).read_to_end(&mut head)) else {
         return Ok(());
     };
-    let Some(line) = head[..read].strip_prefix(b"#!") else {
+    let Some(line) = head.strip_prefix(b"#!") else {
         return Ok(());
     };
-    // A first line longer than what was read is left to the exec, which has its own limit.
-    let Some(line) = line
-        .split(|&b| b == b'\n')
-        .next()
-        .filter(|l| l.len() < line.len() || read < head.len())
-    else {
+    let start = line
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let line = &line[start..];
+    let end = line
+        .iter()
+        .position(|&b| matches!(b, b' ' | b'\t' | b'\n' | 0))
+        .unwrap_or(line.len());
+    // One that fills the bytes read may be cut short: the exec's to judge.
+    if end == 0 || end == line.len() {
         return Ok(());
-    };
-    let Some(interpreter) = line
-        .split(|b| b.is_ascii_whitespace())
-        .find(|word| !word.is_empty())
-    else {
-        return Ok(());
-    };
-    let interpreter = Path::new(OsStr::from_bytes(interpreter));
+    }
+    let interpreter = Path::new(OsStr::from_bytes(&line[..end]));
     // A relative one is the program's to resolve, from its own directory.
     if !interpreter.is_absolute()
         || rustix::fs::access(interpreter, rustix::fs::Access::EXEC_OK).is_ok()
@@ -232,8 +232,8 @@ fn check_interpreter(script: &Path) -> io::Result<()> {
         return Ok(());
     }
     Err(io::Error::other(format!(
-        "its #! interpreter {} is missing or cannot run",
-        interpreter.display()
+        "its #! interpreter {:?} is missing or cannot run",
+        interpreter
     )))
 }
 

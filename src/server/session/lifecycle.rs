@@ -101,9 +101,15 @@ impl Session {
 
     pub(super) fn signal_group(&self, sig: i32) {
         if self.pid > 0 {
-            // SAFETY: plain kill(2) on the child's process group (it is a session leader).
+            // SAFETY: plain kill(2) on the child's process group (it is a session leader), or
+            // on the child itself when that group does not exist yet: `new` answers before the
+            // child's `setsid`, and a signal sent then waits, blocked, until its exec.
             unsafe {
-                libc::kill(-(self.pid as i32), sig);
+                if libc::kill(-(self.pid as i32), sig) != 0
+                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+                {
+                    libc::kill(self.pid as i32, sig);
+                }
             }
         }
     }
