@@ -20,6 +20,7 @@ pub mod revive;
 pub mod screen_state;
 pub mod session;
 pub mod settings;
+mod starting;
 pub mod tasks;
 pub mod transcript;
 
@@ -87,62 +88,6 @@ impl Registry {
     }
 }
 
-/// Waits (bounded) until the keeper's socket has the new program's terminal, so a server that
-/// crashes once `new` or `revive` has answered leaves that program to be adopted. Sent in order
-/// behind any `release`, so an ended program of the same name is gone from the keeper by then.
-async fn held_by_keeper(name: &str, held: tokio::sync::oneshot::Receiver<()>) {
-    if tokio::time::timeout(KEEPER_ACK, held).await.is_err() {
-        log::warn(&format!(
-            "session {name}: the keeper did not take its terminal within {}s; \
-             it may not survive a crash of this server",
-            KEEPER_ACK.as_secs()
-        ));
-    }
-}
-
-/// What starting a session's program gave: its spec back, and the program with the receipt
-/// of its terminal's hand-over to the keeper, or the error in the user's terms.
-type Started = (
-    crate::protocol::SessionSpec,
-    Result<
-        (
-            crate::spawn::Spawned,
-            Option<tokio::sync::oneshot::Receiver<()>>,
-        ),
-        String,
-    >,
-);
-
-/// Starts `spec`'s program on a blocking thread, and answers as soon as it is cloned: its exec
-/// (a millisecond or more, and the new program's own start-up beside it) is not waited for,
-/// so `linger new` answers sooner. The thread then waits for the exec to free what the child
-/// read.
-fn start_program(
-    spec: crate::protocol::SessionSpec,
-    runtime_dir: PathBuf,
-    keeper: Option<crate::keeper::link::Link>,
-) -> tokio::sync::oneshot::Receiver<Started> {
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
-        // The error is worded here: it may look at the disk.
-        let (started, launch) = match session::spawn_program(&spec, &runtime_dir) {
-            Ok((spawned, launch)) => {
-                // Handed to the keeper from here, so its sending overlaps the actor's building.
-                let held = keeper
-                    .as_ref()
-                    .map(|k| k.hold(spawned.child.id(), &spec.name, &spawned.master));
-                (Ok((spawned, held)), Some(launch))
-            }
-            Err(e) => (Err(session::spawn_error(&spec, &e)), None),
-        };
-        let _ = answer.send((spec, started));
-        if let Some(launch) = launch {
-            launch.finish();
-        }
-    });
-    answered
-}
-
 pub struct Server {
     pub registry: Registry,
     pub dir: PathBuf,
@@ -158,8 +103,6 @@ pub struct Server {
 
 /// Bound on the commands queued to one session; senders wait, so this is backpressure, not loss.
 const SESSION_COMMANDS: usize = 1024;
-/// How long `new` waits for the keeper to take a program's terminal before answering anyway.
-const KEEPER_ACK: Duration = Duration::from_secs(1);
 
 impl Server {
     /// Starts a session; `profile` is the creating client's terminal, which the program hears
@@ -186,7 +129,7 @@ impl Server {
         // and outside the registry's lock, so every other session and client goes on.
         // Commands for the new session queue in its channel until it runs.
         self.reserve(&name, &tx)?;
-        let spawning = start_program(spec, self.dir.clone(), self.keeper.clone()).await;
+        let spawning = starting::start_program(spec, self.dir.clone(), self.keeper.clone()).await;
         let (started, held) = match spawning {
             Ok((spec, Ok((spawned, held)))) => (
                 session::Session::spawned(spec, spawned, self.wiring(rx), earlier)
@@ -214,7 +157,7 @@ impl Server {
         }
         tokio::spawn(session.run());
         if let Some(held) = held {
-            held_by_keeper(&name, held).await;
+            starting::held_by_keeper(&name, held).await;
         }
         Ok(tx)
     }
