@@ -440,13 +440,11 @@ fn creators_racing_for_a_name_and_a_failed_start() {
 /// cannot be executed, or whose `#!` interpreter is missing, refused by `new` with the reason.
 #[test]
 fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_under_sh() {
-    use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let bin = env.home.join("bin");
     std::fs::create_dir_all(&bin).expect("bin dir");
     let script = bin.join("greet");
-    std::fs::write(&script, "echo greeting-$1-$((20+1))\n").expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    write_executable(&script, "echo greeting-$1-$((20+1))\n");
     let path = format!("{}:/usr/bin:/bin", bin.display());
     let out = env
         .cmd()
@@ -468,8 +466,7 @@ fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_und
         "{err}"
     );
     let orphan = bin.join("orphan");
-    std::fs::write(&orphan, "#!/no/such/interpreter -x\necho never\n").expect("file");
-    std::fs::set_permissions(&orphan, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    write_executable(&orphan, "#!/no/such/interpreter -x\necho never\n");
     let out = env.run(&["new", "-d", "o", "--", orphan.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -477,6 +474,13 @@ fn programs_are_found_in_the_sessions_path_and_scripts_without_a_shebang_run_und
         err.contains("its #! interpreter \"/no/such/interpreter\" is missing"),
         "{err}"
     );
+}
+
+/// Writes `text` to `path` as a file anyone may execute.
+fn write_executable(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write the program");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 /// `new` answers before the program's exec (it does not wait for it). An exec that fails all

@@ -106,7 +106,7 @@ fn spawn_keeper(dir: &Path, exe: &Path, log_path: &Path) -> Result<std::process:
         cmd.pre_exec(|| {
             rustix::process::setsid()?;
             // The keeper is a daemon: it must not hold the caller's pipes open.
-            crate::pty::close_inherited_fds();
+            crate::spawn::close_inherited_fds();
             Ok(())
         });
     }

@@ -380,8 +380,8 @@ impl Keeper {
         unsafe {
             cmd.pre_exec(|| {
                 // The server must see SIGCHLD (blocked here for the signalfd) and SIGHUP.
-                crate::pty::reset_signals();
-                crate::pty::close_inherited_fds();
+                crate::spawn::reset_signals();
+                crate::spawn::close_inherited_fds();
                 Ok(())
             });
         }

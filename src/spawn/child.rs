@@ -114,15 +114,7 @@ pub extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if entered < 0 {
             fail(args, entered);
         }
-        // Every descriptor above stderr closes at the exec: the program inherits only its
-        // terminal. Failure (kernels before 5.11) leaves them to their own close-on-exec flags.
-        syscall(
-            libc::SYS_close_range,
-            3,
-            u32::MAX as usize,
-            CLOSE_RANGE_CLOEXEC,
-            0,
-        );
+        close_inherited_fds();
         take_pending_signals();
         set_mask(0);
         let mut failed = execve(args.path, args.argv, args.envp);
@@ -134,7 +126,31 @@ pub extern "C" fn child_main(arg: *mut c_void) -> c_int {
     }
 }
 
-const CLOSE_RANGE_CLOEXEC: usize = 1 << 2;
+/// Marks every descriptor above stderr close-on-exec, so a program started by linger inherits
+/// only its terminal (or the descriptors its starter set up): not the server's sockets, nor
+/// whatever the process that started the server had open. One system call, so safe in any
+/// child before its exec; failure (kernels before 5.11) leaves descriptors to their own flags.
+pub fn close_inherited_fds() {
+    const CLOSE_RANGE_CLOEXEC: usize = 1 << 2;
+    // SAFETY: close_range(2) only changes descriptor flags of this process.
+    unsafe {
+        syscall(
+            libc::SYS_close_range,
+            3,
+            u32::MAX as usize,
+            CLOSE_RANGE_CLOEXEC,
+            0,
+        );
+    }
+}
+
+/// Every signal's default disposition and an empty mask, for a forked child before its exec
+/// (`Command::pre_exec`): what a session's program gets, see [`default_signals`].
+pub fn reset_signals() {
+    // SAFETY: system calls on this (forked, single-threaded) process only.
+    unsafe { default_signals() };
+    set_mask(0);
+}
 
 unsafe fn execve(
     path: *const c_char,

@@ -28,6 +28,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use child::ChildArgs;
+pub use child::{close_inherited_fds, reset_signals};
 
 /// What to start, where, with which environment, on a pty of which size.
 pub struct SpawnOptions<'a> {
@@ -178,12 +179,15 @@ fn find_program(program: &str, env: &[(OsString, OsString)], cwd: &Path) -> io::
     };
     if program.contains('/') {
         let candidate = cwd.join(program);
-        return match candidate.metadata() {
-            Err(e) => Err(e),
-            Ok(meta) if meta.is_dir() => Err(io::Error::from_raw_os_error(libc::EISDIR)),
-            Ok(_) if !runnable(&candidate) => Err(io::Error::from_raw_os_error(libc::EACCES)),
-            Ok(_) => check_interpreter(&candidate).map(|()| PathBuf::from(program)),
-        };
+        let meta = candidate.metadata()?;
+        let executable = rustix::fs::access(&candidate, rustix::fs::Access::EXEC_OK).is_ok();
+        if meta.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        if !meta.is_file() || !executable {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        return check_interpreter(&candidate).map(|()| PathBuf::from(program));
     }
     let search = env
         .iter()
