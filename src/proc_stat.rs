@@ -52,6 +52,11 @@ impl ProcStat {
         matches!(self.state, b'T' | b't')
     }
 
+    /// Exited (a zombie not yet reaped, or dead).
+    pub fn exited(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x')
+    }
+
     /// In the foreground of its controlling terminal.
     pub fn in_foreground(&self) -> bool {
         self.pgrp == self.tpgid

@@ -238,6 +238,29 @@ fn attaching_from_the_terminal_a_server_was_started_in_keeps_the_keys_in_the_cli
     env.ok(&["kill-server"]);
 }
 
+/// ssh drops (the terminal hangs up) while the server reads the client's keyboard: the server
+/// lets go of the terminal and keeps serving, and the session runs on. It used to spin on the
+/// hung-up terminal (tokio cannot clear a hang-up's readiness), and no command got an answer.
+#[test]
+fn a_terminal_that_hangs_up_under_an_attachment_leaves_the_server_serving() {
+    let env = Env::new();
+    let mut client = attached_to_cat(&env);
+    let pts = terminal_of(&client);
+    let server = env.server_pid().expect("server pid");
+    client.hang_up();
+    client.wait_exit();
+    eventually("the server to let go of the hung-up terminal", || {
+        (descriptors_on(server, &pts) == 0).then_some(())
+    });
+    let s = listed(&env, "s").expect("s is listed");
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["clients"], 0);
+    env.ok(&["send", "s", "--enter", "still-here"]);
+    env.wait_capture("s", "the session to echo what was sent", |s| {
+        s.matches("still-here").count() >= 2
+    });
+}
+
 /// A server that stops reading (here: stopped outright) must not trap the user: the client
 /// notices keys left unread, takes its keyboard back, and the detach chord works.
 #[test]

@@ -85,15 +85,23 @@ impl Keyboard {
         };
         tokio::select! {
             ready = self.terminal.readable() => match ready {
-                Ok(mut guard) if !in_front(&self.client, &mut self.client_seen) => {
+                // A terminal that hung up (ssh dropped, the window closed) stays readable:
+                // tokio cannot clear a hang-up, so not reading it would spin. Nobody types
+                // there any more, whoever is in front.
+                Ok(guard) if guard.ready().is_read_closed() => vec![Key::Gone],
+                Ok(mut guard) => match look_at(&self.client, &mut self.client_seen) {
+                    Client::InFront => match crate::keyboard::read_ready(guard, &mut self.buf) {
+                        Some(0) => Vec::new(),
+                        Some(n) => self.split(n),
+                        None => vec![Key::Gone],
+                    },
                     // Not ours to read: wait for the next key, and look again then.
-                    guard.clear_ready();
-                    Vec::new()
-                }
-                Ok(guard) => match crate::keyboard::read_ready(guard, &mut self.buf) {
-                    Some(0) => Vec::new(),
-                    Some(n) => self.split(n),
-                    None => vec![Key::Gone],
+                    Client::Behind => {
+                        guard.clear_ready();
+                        Vec::new()
+                    }
+                    // The client died without a word (SIGKILL): its keys are nobody's.
+                    Client::Gone => vec![Key::Gone],
                 },
                 Err(_) => vec![Key::Gone],
             },
@@ -127,18 +135,34 @@ impl Keyboard {
     }
 }
 
-/// Whether the client runs in its terminal's foreground (looked at again once the last look is
+/// Where the client stands in its terminal.
+enum Client {
+    /// Running in the foreground: the keys are its.
+    InFront,
+    /// Stopped, or in the background (its shell took the terminal back).
+    Behind,
+    /// Exited or killed.
+    Gone,
+}
+
+/// Where the client stands (looked at again once the last look that found it in front is
 /// [`TYPIST_FRESH`] old).
-fn in_front(client: &Watched, seen: &mut Option<Instant>) -> bool {
+fn look_at(client: &Watched, seen: &mut Option<Instant>) -> Client {
     let now = Instant::now();
     if seen.is_some_and(|at| now < at + TYPIST_FRESH) {
-        return true;
+        return Client::InFront;
     }
-    let in_front = client
-        .now()
-        .is_some_and(|stat| !stat.stopped() && stat.in_foreground());
+    let Some(stat) = client.now().filter(|stat| !stat.exited()) else {
+        *seen = None;
+        return Client::Gone;
+    };
+    let in_front = !stat.stopped() && stat.in_foreground();
     *seen = in_front.then_some(now);
-    in_front
+    if in_front {
+        Client::InFront
+    } else {
+        Client::Behind
+    }
 }
 
 fn keys(actions: Vec<Action>) -> Vec<Key> {
@@ -149,4 +173,106 @@ fn keys(actions: Vec<Action>) -> Vec<Key> {
             Action::Detach => Key::Detach,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyboard::chord::DetachKey;
+
+    /// A process to stand for the client: `sleep`, stopped or ended as a test needs.
+    struct Stand(std::process::Child);
+
+    impl Stand {
+        fn start() -> Stand {
+            let child = std::process::Command::new("sleep")
+                .arg("100")
+                .spawn()
+                .expect("start sleep");
+            Stand(child)
+        }
+
+        fn pid(&self) -> i32 {
+            self.0.id() as i32
+        }
+
+        fn stop(&self) {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(self.pid(), libc::SIGSTOP) };
+            let start = Instant::now();
+            while !ProcStat::of(self.pid()).is_some_and(|stat| stat.stopped()) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "sleep did not stop"
+                );
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    impl Drop for Stand {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A keyboard on a fresh pty's terminal, watching `client`; the pty's master with it.
+    fn keyboard_on_pty(client: i32) -> (Keyboard, OwnedFd) {
+        let (master, terminal) = crate::pty::open_pair(24, 80).expect("pty");
+        let keyboard = Keyboard::new(terminal, DetachKey::default(), client).expect("keyboard");
+        (keyboard, master)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// The keys of the first turn that brings any, within a few turns (none: a keyboard
+    /// that keeps coming back empty, or waits for good).
+    fn next_keys(runtime: &tokio::runtime::Runtime, keyboard: &mut Keyboard) -> Vec<Key> {
+        let turns = async {
+            for _ in 0..5 {
+                let keys = keyboard.next().await;
+                if !keys.is_empty() {
+                    return keys;
+                }
+            }
+            Vec::new()
+        };
+        runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), turns).await })
+            .unwrap_or_default()
+    }
+
+    /// ssh drops while the client is stopped (its shell had the terminal): the terminal stays
+    /// readable for good, and the keyboard must say it is gone instead of looking again and
+    /// again (it spun the server's one thread at 100%).
+    #[test]
+    fn a_terminal_that_hung_up_is_gone_even_while_the_client_is_stopped() {
+        let runtime = runtime();
+        let _in_runtime = runtime.enter();
+        let client = Stand::start();
+        let (mut keyboard, master) = keyboard_on_pty(client.pid());
+        client.stop();
+        drop(master);
+        assert_eq!(next_keys(&runtime, &mut keyboard), vec![Key::Gone]);
+    }
+
+    /// A client killed outright (SIGKILL) says nothing; the keys typed after it are nobody's.
+    #[test]
+    fn keys_after_the_client_died_end_the_keyboard() {
+        let runtime = runtime();
+        let _in_runtime = runtime.enter();
+        let mut client = Stand::start();
+        let (mut keyboard, master) = keyboard_on_pty(client.pid());
+        client.0.kill().expect("kill the client");
+        client.0.wait().expect("reap it");
+        // A line: the fresh terminal is in canonical mode.
+        rustix::io::write(&master, b"typed\r").expect("type");
+        assert_eq!(next_keys(&runtime, &mut keyboard), vec![Key::Gone]);
+    }
 }

@@ -17,8 +17,11 @@ struct Shared {
     paused: std::sync::atomic::AtomicBool,
     /// Answers the terminal has written so far.
     answered: std::sync::atomic::AtomicUsize,
-    /// The reader saw the end of the output (every process let go of the terminal).
+    /// The reader saw the end of the output (every process let go of the terminal), or
+    /// stopped for a hang-up.
     ended: std::sync::atomic::AtomicBool,
+    /// [`Term::hang_up`] asked the reader to let go of the terminal.
+    hanging_up: std::sync::atomic::AtomicBool,
 }
 
 /// Everything the terminal received, and its screen model kept up to date as it arrives.
@@ -69,6 +72,7 @@ impl Term {
             paused: Default::default(),
             answered: Default::default(),
             ended: Default::default(),
+            hanging_up: Default::default(),
         });
         let (reader_fd, reader_shared) = (master.clone(), shared.clone());
         std::thread::spawn(move || read_terminal(&reader_fd, &reader_shared, delay));
@@ -250,6 +254,31 @@ impl Term {
     pub fn master_fd(&self) -> i32 {
         self.master.as_raw_fd()
     }
+
+    /// Closes the terminal, as when ssh drops or the window is closed: the reader lets go of
+    /// it, then the last descriptor of the pty's master is closed, so the kernel hangs up the
+    /// terminal and sends SIGHUP to the process on it.
+    pub fn hang_up(&self) {
+        self.shared.hanging_up.store(true, Ordering::SeqCst);
+        let mut out = self.shared.output.lock().unwrap_or_else(|p| p.into_inner());
+        let start = Instant::now();
+        while !self.shared.ended.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < DEADLINE, "the reader did not let go");
+            out = self
+                .shared
+                .changed
+                .wait_timeout(out, Duration::from_millis(20))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(out);
+        // dup2 over the master closes it and leaves the number to /dev/null, which the
+        // OwnedFd then closes as usual.
+        let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+        // SAFETY: dup2(2) onto a descriptor this Term owns.
+        let rc = unsafe { libc::dup2(null.as_raw_fd(), self.master.as_raw_fd()) };
+        assert!(rc >= 0, "dup2 over the pty's master");
+    }
 }
 
 impl Drop for Term {
@@ -271,6 +300,9 @@ fn read_terminal(master: &Arc<OwnedFd>, shared: &Arc<Shared>, delay: Duration) {
                 .changed
                 .wait_timeout(guard, Duration::from_millis(20));
         }
+        if !wait_readable(&file, &shared.hanging_up) {
+            break;
+        }
         let n = match file.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -282,8 +314,29 @@ fn read_terminal(master: &Arc<OwnedFd>, shared: &Arc<Shared>, delay: Duration) {
         answer_probe(&buf[..n], &file, master, shared, delay);
         shared.changed.notify_all();
     }
+    drop(file);
     shared.ended.store(true, Ordering::SeqCst);
     shared.changed.notify_all();
+}
+
+/// Waits until the terminal has something to read (or hung up); false once a hang-up was
+/// asked for, looked at every 20 ms.
+fn wait_readable(file: &std::fs::File, hanging_up: &std::sync::atomic::AtomicBool) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    };
+    loop {
+        if hanging_up.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut fds = [PollFd::new(file, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            _ => return true,
+        }
+    }
 }
 
 /// Like a real terminal, answers the attach probe's background colour query and its DA1
