@@ -247,6 +247,10 @@ fn a_terminal_that_hangs_up_under_an_attachment_leaves_the_server_serving() {
     let mut client = attached_to_cat(&env);
     let pts = terminal_of(&client);
     let server = env.server_pid().expect("server pid");
+    // The user sits idle for a moment before the line drops: longer than the server trusts
+    // its last look at the client (100 ms), so it looks again when the hang-up wakes it. By
+    // then the kernel has taken the terminal from the client, which no longer shows in front.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     client.hang_up();
     client.wait_exit();
     eventually("the server to let go of the hung-up terminal", || {
