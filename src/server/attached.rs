@@ -130,6 +130,13 @@ async fn read_from_client(
                 _ => break,
             },
             keys = next_keys(&mut keyboard), if keyboard.is_some() => {
+                if keys.is_empty() {
+                    // A wake-up with no keys (the client was behind, a read was interrupted).
+                    // Should a terminal ever stay ready like that, every other task of the
+                    // server's one thread still gets its turn.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 if pass_keys(keys, &mut keyboard, tx, id).await.is_err() {
                     break;
                 }
