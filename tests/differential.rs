@@ -178,6 +178,37 @@ fn linger_state(term: &Term) -> (usize, usize, bool, [bool; 13]) {
     (c.row, c.col, c.pending_wrap && m.autowrap, modes)
 }
 
+/// SGR parameter lists, alone or combined by `fragment`.
+fn sgr_params() -> impl Strategy<Value = &'static str> + Clone {
+    prop_oneof![
+        Just("0"),
+        Just("1"),
+        Just("2"),
+        Just("3"),
+        Just("4"),
+        Just("4:3"),
+        Just("7"),
+        Just("9"),
+        Just("22"),
+        Just("23"),
+        Just("24"),
+        Just("27"),
+        Just("29"),
+        Just("31"),
+        Just("42"),
+        Just("93"),
+        Just("104"),
+        Just("39"),
+        Just("49"),
+        Just("38;5;200"),
+        Just("48;5;3"),
+        Just("38;2;1;2;3"),
+        Just("38:2::4:5:6"),
+        Just("48:2:7:8:9"),
+        Just("1;4;31;44"),
+    ]
+}
+
 /// Escape-sequence-rich fragments. With `margins`, scroll regions and origin mode but no
 /// relative vertical moves; without, the reverse (see the module comment).
 ///
@@ -212,33 +243,7 @@ fn fragment(rows: u16, cols: u16, margins: bool, wide: bool) -> BoxedStrategy<Ve
         Just(b"\x1b[r".to_vec()).boxed()
     };
     let origin = if margins { "\x1b[?6h" } else { "\x1b[r" };
-    let sgr = prop_oneof![
-        Just("0"),
-        Just("1"),
-        Just("2"),
-        Just("3"),
-        Just("4"),
-        Just("4:3"),
-        Just("7"),
-        Just("9"),
-        Just("22"),
-        Just("23"),
-        Just("24"),
-        Just("27"),
-        Just("29"),
-        Just("31"),
-        Just("42"),
-        Just("93"),
-        Just("104"),
-        Just("39"),
-        Just("49"),
-        Just("38;5;200"),
-        Just("48;5;3"),
-        Just("38;2;1;2;3"),
-        Just("38:2::4:5:6"),
-        Just("48:2:7:8:9"),
-        Just("1;4;31;44"),
-    ];
+    let sgr = sgr_params();
     prop_oneof![
         4 => "[a-z ]{1,20}".prop_map(String::into_bytes),
         2 => Just(wide_text.as_bytes().to_vec()),

@@ -31,12 +31,33 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
     let work = env.home.join("project");
     std::fs::create_dir(&work).unwrap();
     let work_s = work.to_str().unwrap();
+    start_one_two_and_done(&env, work_s);
+    kill9_server(&env);
+    check_lost_and_exited(&env);
+    revive_one_in_its_old_place(&env, work_s);
+
+    // Forgetting lost sessions removes their state; the exited one stays until killed.
+    let forgot = env.ok(&["kill", "--lost"]);
+    assert!(forgot.contains("forgot 1 lost session"), "{forgot}");
+    assert!(!env.state.join("sessions/two").exists());
+    env.ok(&["kill", "done"]);
+    assert!(!env.state.join("sessions/done").exists());
+    let names: Vec<_> = json_ls(&env)
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["one"]);
+}
+
+/// Sessions `one` (in `work`, with MARK=m1 and a note, 200 lines of output on disk), `two`
+/// (running) and `done` (exited with 3).
+fn start_one_two_and_done(env: &Env, work: &str) {
     env.ok(&[
         "new",
         "-d",
         "one",
         "-C",
-        work_s,
+        work,
         "-e",
         "MARK=m1",
         "--",
@@ -54,8 +75,8 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
         "echo TWO-READY; exec sleep 1000",
     ]);
     env.ok(&["new", "-d", "done", "--", "sh", "-c", "echo bye; exit 3"]);
-    wait_text(&env, "one", "ONE-READY");
-    wait_text(&env, "two", "TWO-READY");
+    wait_text(env, "one", "ONE-READY");
+    wait_text(env, "two", "TWO-READY");
     assert_eq!(
         env.run(&["wait", "done", "--exit", "--timeout", "20s"])
             .status
@@ -74,9 +95,12 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
             std::fs::read_to_string(env.state.join("sessions/one/screen.txt")).unwrap_or_default();
         screen.contains("ONE-READY").then_some(())
     });
-    kill9_server(&env);
+}
 
-    let list = json_ls(&env);
+/// After the server died: the running sessions are lost with their output, notes and last
+/// sighting, the exited one keeps its code, and a lost one takes no input.
+fn check_lost_and_exited(env: &Env) {
+    let list = json_ls(env);
     assert_eq!(session(&list, "one")["state"], "lost");
     assert_eq!(session(&list, "two")["state"], "lost");
     assert!(session(&list, "one")["last_seen_at"].is_string());
@@ -86,7 +110,6 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
         session(&list, "one")["notes"],
         "task: count to 200; next: revive me"
     );
-
     let all = env.ok(&["capture", "one", "--all"]);
     assert!(
         all.lines().any(|l| l == "1")
@@ -98,7 +121,11 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
     let out = env.run(&["send", "one", "x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("revive"));
+}
 
+/// `revive one` runs a new program in the old directory and environment, after the old
+/// history and a separator line, and keeps the note.
+fn revive_one_in_its_old_place(env: &Env, work: &str) {
     env.ok(&[
         "revive",
         "one",
@@ -107,7 +134,7 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
         "-c",
         "echo \"cwd=$(pwd) mark=$MARK\"; exec sleep 1000",
     ]);
-    wait_text(&env, "one", "^cwd=");
+    wait_text(env, "one", "^cwd=");
     let after = env.ok(&["capture", "one", "--all"]);
     let separator = after
         .lines()
@@ -122,25 +149,13 @@ fn sessions_survive_a_killed_server_as_lost_and_revive() {
         .position(|l| l.starts_with("cwd="))
         .expect("new output");
     assert!(old < separator && separator < new, "{after}");
-    assert!(after.contains(&format!("cwd={work_s} mark=m1")), "{after}");
-    let list = json_ls(&env);
+    assert!(after.contains(&format!("cwd={work} mark=m1")), "{after}");
+    let list = json_ls(env);
     assert_eq!(session(&list, "one")["state"], "running");
     assert_eq!(
         env.ok(&["note", "one"]).trim(),
         "task: count to 200; next: revive me"
     );
-
-    // Forgetting lost sessions removes their state; the exited one stays until killed.
-    let forgot = env.ok(&["kill", "--lost"]);
-    assert!(forgot.contains("forgot 1 lost session"), "{forgot}");
-    assert!(!env.state.join("sessions/two").exists());
-    env.ok(&["kill", "done"]);
-    assert!(!env.state.join("sessions/done").exists());
-    let names: Vec<_> = json_ls(&env)
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(names, vec!["one"]);
 }
 
 #[test]

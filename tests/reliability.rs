@@ -136,27 +136,7 @@ fn attach_kill9_churn_leaks_nothing() {
     let fd_start = fd_count(pid);
     let rss_start = rss_kib(pid);
     let start = Instant::now();
-    let mut trend = Vec::new();
-    let mut fd_peak = fd_start;
-    for i in 0..cycles {
-        let term = env.term(&["attach", "churn"], 24, 80);
-        match i % 3 {
-            0 => {}
-            1 => term.wait_output("first output", |o| !o.is_empty()),
-            _ => term.wait_screen("live screen", |s| s.contents().contains("tick")),
-        }
-        term.signal(libc::SIGKILL);
-        drop(term);
-        fd_peak = fd_peak.max(fd_count(pid));
-        if (i + 1) % (cycles / 4).max(1) == 0 {
-            trend.push(format!(
-                "{}: {} fds {} KiB",
-                i + 1,
-                fd_count(pid),
-                rss_kib(pid)
-            ));
-        }
-    }
+    let (fd_peak, trend) = churn(&env, pid, cycles, fd_start);
     let churn_time = start.elapsed();
     let settle = Instant::now();
     let fd_end = within(Duration::from_secs(30), "fds back to start", || {
@@ -192,6 +172,33 @@ fn attach_kill9_churn_leaks_nothing() {
         rss_end < rss_start + 16 * 1024,
         "server RSS grew from {rss_start} KiB to {rss_end} KiB over {cycles} cycles"
     );
+}
+
+/// `cycles` attaches to `churn`, each SIGKILLed at once, after its first output or once the
+/// live screen shows; returns the server's peak fd count and a few samples of fds and memory.
+fn churn(env: &Env, pid: i32, cycles: u64, fd_start: usize) -> (usize, Vec<String>) {
+    let mut trend = Vec::new();
+    let mut fd_peak = fd_start;
+    for i in 0..cycles {
+        let term = env.term(&["attach", "churn"], 24, 80);
+        match i % 3 {
+            0 => {}
+            1 => term.wait_output("first output", |o| !o.is_empty()),
+            _ => term.wait_screen("live screen", |s| s.contents().contains("tick")),
+        }
+        term.signal(libc::SIGKILL);
+        drop(term);
+        fd_peak = fd_peak.max(fd_count(pid));
+        if (i + 1) % (cycles / 4).max(1) == 0 {
+            trend.push(format!(
+                "{}: {} fds {} KiB",
+                i + 1,
+                fd_count(pid),
+                rss_kib(pid)
+            ));
+        }
+    }
+    (fd_peak, trend)
 }
 
 /// Several sessions flood at once, each with two clients: every flood completes and every

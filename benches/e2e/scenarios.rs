@@ -189,17 +189,28 @@ pub fn echo(peers: &Peers, rows: &mut Vec<Row>) {
     }
     drop(raw_term);
     drop(terms);
-    let switches: Vec<f64> = switches
-        .iter()
-        .map(|&n| n as f64 / (per_round * ECHO_ROUNDS) as f64)
-        .collect();
+    let keys_typed = (per_round * ECHO_ROUNDS) as f64;
+    report_echo(peers, rows, &mut lats, &mut raw_lat, &switches, keys_typed);
+}
+
+/// The echo rows: latency percentiles per tool (the raw pty's beside them) and context
+/// switches per key.
+fn report_echo(
+    peers: &Peers,
+    rows: &mut Vec<Row>,
+    lats: &mut [Vec<f64>],
+    raw_lat: &mut [f64],
+    switches: &[u64],
+    keys_typed: f64,
+) {
+    let switches: Vec<f64> = switches.iter().map(|&n| n as f64 / keys_typed).collect();
     for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
         let at: Vec<f64> = lats.iter_mut().map(|v| percentile(v, p)).collect();
         let [_, d, x] = peers.by_baseline(&at);
         rows.push(row(
             &format!("echo latency {label} (ms)"),
             at[0],
-            [Some(percentile(&mut raw_lat, p)), d, x],
+            [Some(percentile(raw_lat, p)), d, x],
             3,
         ));
     }
