@@ -107,6 +107,37 @@ fn raw_chord_detaches() {
     detach_with(&[b"\x1c"]);
 }
 
+/// An app that turned autowrap off, insert mode on and a line-drawing charset in (a TUI does,
+/// and one killed or detached from mid-draw leaves them so): after a detach the user's shell
+/// must wrap long lines, overwrite as it types and print letters, not box pieces.
+#[test]
+fn detaching_puts_back_autowrap_replace_mode_and_the_ascii_charset() {
+    use alacritty_terminal::term::TermMode;
+    let env = Env::new();
+    session(
+        &env,
+        "m",
+        "printf 'tui\\033[?7l\\033[4h\\033(0'; exec sleep 1000",
+    );
+    wait_text(&env, "m", "tui");
+    let mut term = env.term(&["attach", "m"], 24, 80);
+    term.wait_screen("the app's modes", |s| {
+        !s.mode_has(TermMode::LINE_WRAP) && s.mode_has(TermMode::INSERT)
+    });
+    term.write(b"\x1c");
+    term.wait_text("[detached from m]");
+    assert!(term.wait_exit().success());
+    let screen = term.screen();
+    assert!(screen.mode_has(TermMode::LINE_WRAP), "autowrap left off");
+    assert!(!screen.mode_has(TermMode::INSERT), "insert mode left on");
+    let text = term.text();
+    let tail = &text[text.rfind("[detached").unwrap_or(0).saturating_sub(200)..];
+    assert!(
+        tail.contains("\x1b(B"),
+        "the ASCII charset was not put back"
+    );
+}
+
 #[test]
 fn kitty_chord_detaches() {
     detach_with(&[b"\x1b[92;5u"]);

@@ -8,10 +8,13 @@ use std::time::Duration;
 const RESET_WRITE_WAIT: Duration = Duration::from_millis(300);
 
 /// Turns off what apps leave on: alternate screen, mouse modes, bracketed paste, focus events,
-/// kitty keyboard flags, scroll region, hidden cursor, key modes, attributes.
+/// kitty keyboard flags, scroll region, hidden cursor, key modes, autowrap off, insert mode, a
+/// line-drawing charset, an unfinished synchronized update, modifyOtherKeys, attributes. (The
+/// last SGR also undoes a terminal that took `CSI > 4 m` for plain SGR 4.)
 pub const TERMINAL_RESET: &[u8] =
     b"\x1b[?1049l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\
-\x1b[?2004l\x1b[?1004l\x1b[<99u\x1b7\x1b[r\x1b8\x1b[?1l\x1b>\x1b[?25h\x1b[0 q\x1b[m";
+\x1b[?2004l\x1b[?1004l\x1b[<99u\x1b7\x1b[r\x1b8\x1b[?1l\x1b>\x1b[?25h\x1b[0 q\
+\x1b[?7h\x1b[4l\x1b(B\x0f\x1b[?2026l\x1b[>4m\x1b[m";
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
