@@ -2,6 +2,7 @@
 //! terminal and that terminal's foreground group.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// The fields linger uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,6 +85,54 @@ impl Watched {
         let mut buf = [0u8; STAT_LINE_MAX];
         let n = rustix::io::pread(self.0.as_fd(), &mut buf, 0).ok()?;
         ProcStat::parse(&buf[..n])
+    }
+}
+
+/// Where a watched client stands in its terminal.
+#[derive(Debug, PartialEq)]
+pub enum Standing {
+    /// Running in the foreground: the terminal is its.
+    InFront,
+    /// Stopped, or in the background (its shell took the terminal back).
+    Behind,
+    /// Exited or killed.
+    Gone,
+}
+
+/// A client process looked at before its terminal is used: a look that found it in front is
+/// trusted for `fresh`, so a burst of use costs one `pread`.
+pub struct Looked {
+    watched: Watched,
+    fresh: Duration,
+    seen: Option<Instant>,
+}
+
+impl Looked {
+    pub fn new(watched: Watched, fresh: Duration) -> Looked {
+        Looked {
+            watched,
+            fresh,
+            seen: None,
+        }
+    }
+
+    /// Where the client stands now (or within `fresh` of now).
+    pub fn look(&mut self) -> Standing {
+        let now = Instant::now();
+        if self.seen.is_some_and(|at| now < at + self.fresh) {
+            return Standing::InFront;
+        }
+        let Some(stat) = self.watched.now().filter(|stat| !stat.exited()) else {
+            self.seen = None;
+            return Standing::Gone;
+        };
+        let in_front = !stat.stopped() && stat.in_foreground();
+        self.seen = in_front.then_some(now);
+        if in_front {
+            Standing::InFront
+        } else {
+            Standing::Behind
+        }
     }
 }
 

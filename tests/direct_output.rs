@@ -107,3 +107,44 @@ fn detaching_while_output_streams_leaves_nothing_after_the_notice() {
     }
     assert_eq!(listed(&env, "stream").expect("stream")["state"], "running");
 }
+
+/// While the client is stopped (its shell has the terminal back), nothing of the session may
+/// land on the terminal: small output is relayed, for when the client runs again. It used to
+/// be written straight to the terminal, over the shell's prompt and whatever ran there.
+#[test]
+fn a_stopped_client_s_terminal_gets_no_output_until_it_runs_again() {
+    let env = Env::new();
+    let work = env.home.join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let script = "printf 'READY\\n'; while [ ! -e go0 ]; do sleep 0.01; done; echo WARM; \
+                  while [ ! -e go1 ]; do sleep 0.01; done; echo SMALL-1; \
+                  while [ ! -e go2 ]; do sleep 0.01; done; echo SMALL-2; exec sleep 1000";
+    let dir = work.to_str().expect("utf-8");
+    env.ok(&["new", "-d", "st", "-C", dir, "--", "sh", "-c", script]);
+    let client = env.term(&["attach", "st"], 24, 80);
+    client.wait_text("READY");
+    // Small output while the client runs: the server takes the direct path for such output
+    // once the client has passed its terminal and written everything relayed.
+    std::fs::write(work.join("go0"), "").expect("go0");
+    client.wait_text("WARM");
+    client.signal(libc::SIGSTOP);
+    eventually("the client to stop", || {
+        linger::proc_stat::ProcStat::of(client.pid()).filter(|stat| stat.stopped())
+    });
+    // The user's shell takes the terminal back and prints its prompt; output comes later.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::fs::write(work.join("go1"), "").expect("go1");
+    env.wait_capture("st", "the first line", |s| s.contains("SMALL-1"));
+    std::fs::write(work.join("go2"), "").expect("go2");
+    env.wait_capture("st", "the second line", |s| s.contains("SMALL-2"));
+    let shown = String::from_utf8_lossy(&client.output()).into_owned();
+    assert!(
+        !shown.contains("SMALL-"),
+        "output reached the stopped client's terminal: {shown:?}"
+    );
+    client.signal(libc::SIGCONT);
+    client.wait_text("SMALL-2");
+    let shown = String::from_utf8_lossy(&client.output()).into_owned();
+    let first = shown.find("SMALL-1").expect("the first line after SIGCONT");
+    assert!(first < shown.find("SMALL-2").expect("the second"), "{shown:?}");
+}

@@ -103,8 +103,9 @@ async fn read_from_client(
                 Ok(Request::Profile(profile)) => SessionCmd::Profile { client: id, profile },
                 Ok(Request::Focus(focused)) => SessionCmd::Focus { client: id, focused },
                 Ok(Request::Terminal) => {
-                    if let Some(terminal) = rd.get_mut().take_passed() {
-                        direct.offer(terminal);
+                    let client = rd.get_ref().peer_pid();
+                    if let (Some(terminal), Ok(client)) = (rd.get_mut().take_passed(), client) {
+                        direct.offer(terminal, client);
                     }
                     continue;
                 }

@@ -8,26 +8,40 @@
 //! before, and the client's queue absorbs a slow terminal or a flood. Bound: no buffer here;
 //! a write that does not fit goes to the client's outbox, which has its own bounds.
 //!
+//! Only while the client runs in its terminal's foreground: a client that was stopped (or put
+//! in the background) has given the terminal back to its shell, and output written there would
+//! land over the shell's prompt. Its output is relayed instead, for when it runs again.
+//!
 //! [`Request::Drained`]: crate::protocol::Request::Drained
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use crate::proc_stat::{Looked, Standing, Watched};
 use crate::protocol::DIRECT_OUTPUT_MAX;
+
+/// How long a look that found the client in front is trusted. Output a stopped client's
+/// terminal may still get: at most this long after the stop, before its shell (which must
+/// first notice the stop) prints anything there.
+const CLIENT_FRESH: Duration = Duration::from_millis(10);
 
 /// What the connection's reader hands the writer: the terminal and the client's reports.
 #[derive(Default)]
 pub struct Shared {
-    terminal: Mutex<Option<OwnedFd>>,
+    terminal: Mutex<Option<(OwnedFd, Watched)>>,
     /// Frames the client said it wrote to its terminal.
     drained: AtomicU64,
 }
 
 impl Shared {
-    /// The client passed its terminal.
-    pub fn offer(&self, terminal: OwnedFd) {
-        *self.terminal.lock().unwrap_or_else(|p| p.into_inner()) = Some(terminal);
+    /// The client (process `client`) passed its terminal; unused when the client cannot be
+    /// watched.
+    pub fn offer(&self, terminal: OwnedFd, client: i32) {
+        if let Some(client) = Watched::open(client) {
+            *self.terminal.lock().unwrap_or_else(|p| p.into_inner()) = Some((terminal, client));
+        }
     }
 
     /// The client wrote `frames` relayed frames to its terminal.
@@ -39,7 +53,7 @@ impl Shared {
 /// The writer's side: the terminal once passed, and how many frames it relayed.
 pub struct Direct {
     shared: Arc<Shared>,
-    terminal: Option<OwnedFd>,
+    terminal: Option<(OwnedFd, Looked)>,
     relayed: u64,
 }
 
@@ -60,16 +74,21 @@ impl Direct {
             return data;
         }
         if self.terminal.is_none() {
-            self.terminal = self
+            let offered = self
                 .shared
                 .terminal
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
+            self.terminal =
+                offered.map(|(terminal, client)| (terminal, Looked::new(client, CLIENT_FRESH)));
         }
-        let Some(terminal) = &self.terminal else {
+        let Some((terminal, client)) = &mut self.terminal else {
             return data;
         };
+        if client.look() != Standing::InFront {
+            return data;
+        }
         match rustix::io::write(terminal, data) {
             Ok(n) => &data[n..],
             // Full: relay. Interrupted: relay rather than retry here.

@@ -13,7 +13,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::keyboard::chord::{Action, ChordMatcher, DetachKey};
 use crate::keyboard::focus::{FocusFilter, Piece};
-use crate::proc_stat::{ProcStat, Watched};
+use crate::proc_stat::{Looked, ProcStat, Standing, Watched};
 
 /// Bytes taken from the terminal per read.
 const READ_SIZE: usize = 16 * 1024;
@@ -37,9 +37,7 @@ pub struct Keyboard {
     terminal: AsyncFd<OwnedFd>,
     /// The client, looked at before reading: while it is stopped or in the background (its
     /// shell took the terminal back), the keys are the shell's.
-    client: Watched,
-    /// When the client was last seen running in the foreground.
-    client_seen: Option<Instant>,
+    client: Looked,
     matcher: ChordMatcher,
     focus: FocusFilter,
     buf: Vec<u8>,
@@ -65,8 +63,7 @@ impl Keyboard {
             unsafe { AsyncFd::register_with_interest(terminal, tokio::io::Interest::READABLE) }?;
         Ok(Keyboard {
             terminal,
-            client,
-            client_seen: None,
+            client: Looked::new(client, TYPIST_FRESH),
             matcher: ChordMatcher::new(key),
             focus: FocusFilter::default(),
             buf: vec![0; READ_SIZE],
@@ -89,19 +86,19 @@ impl Keyboard {
                 // tokio cannot clear a hang-up, so not reading it would spin. Nobody types
                 // there any more, whoever is in front.
                 Ok(guard) if guard.ready().is_read_closed() => vec![Key::Gone],
-                Ok(mut guard) => match look_at(&self.client, &mut self.client_seen) {
-                    Client::InFront => match crate::keyboard::read_ready(guard, &mut self.buf) {
+                Ok(mut guard) => match self.client.look() {
+                    Standing::InFront => match crate::keyboard::read_ready(guard, &mut self.buf) {
                         Some(0) => Vec::new(),
                         Some(n) => self.split(n),
                         None => vec![Key::Gone],
                     },
                     // Not ours to read: wait for the next key, and look again then.
-                    Client::Behind => {
+                    Standing::Behind => {
                         guard.clear_ready();
                         Vec::new()
                     }
                     // The client died without a word (SIGKILL): its keys are nobody's.
-                    Client::Gone => vec![Key::Gone],
+                    Standing::Gone => vec![Key::Gone],
                 },
                 Err(_) => vec![Key::Gone],
             },
@@ -132,36 +129,6 @@ impl Keyboard {
             }
         }
         out
-    }
-}
-
-/// Where the client stands in its terminal.
-enum Client {
-    /// Running in the foreground: the keys are its.
-    InFront,
-    /// Stopped, or in the background (its shell took the terminal back).
-    Behind,
-    /// Exited or killed.
-    Gone,
-}
-
-/// Where the client stands (looked at again once the last look that found it in front is
-/// [`TYPIST_FRESH`] old).
-fn look_at(client: &Watched, seen: &mut Option<Instant>) -> Client {
-    let now = Instant::now();
-    if seen.is_some_and(|at| now < at + TYPIST_FRESH) {
-        return Client::InFront;
-    }
-    let Some(stat) = client.now().filter(|stat| !stat.exited()) else {
-        *seen = None;
-        return Client::Gone;
-    };
-    let in_front = !stat.stopped() && stat.in_foreground();
-    *seen = in_front.then_some(now);
-    if in_front {
-        Client::InFront
-    } else {
-        Client::Behind
     }
 }
 
