@@ -449,3 +449,41 @@ impl ChildRunning for Term {
         !String::from_utf8_lossy(&self.output()).contains("[detached from")
     }
 }
+
+/// A client stopped and continued (`kill -TSTP` and `fg` in a shell): meanwhile the shell ran
+/// the terminal in its own cooked mode, and the client must put raw mode back, or keys wait
+/// for Enter, echo twice, and Ctrl-C kills the client instead of reaching the program.
+#[test]
+fn a_continued_client_puts_raw_mode_back() {
+    use rustix::termios::LocalModes;
+    let env = Env::new();
+    session(&env, "c", "echo READY; exec cat");
+    let term = env.term(&["attach", "c"], 24, 80);
+    term.wait_text("READY");
+    let pts = std::fs::read_link(format!("/proc/{}/fd/0", term.pid())).expect("the pts");
+    let terminal = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&pts)
+        .expect("open the pts");
+    let cooked = LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG;
+    let raw = |terminal: &std::fs::File| {
+        let mode = rustix::termios::tcgetattr(terminal).expect("tcgetattr");
+        !mode.local_modes.intersects(cooked)
+    };
+    assert!(raw(&terminal), "the client runs in raw mode");
+    term.signal(libc::SIGSTOP);
+    common::eventually("the client to stop", || {
+        linger::proc_stat::ProcStat::of(term.pid()).filter(|stat| stat.stopped())
+    });
+    // What the user's shell does while it has the terminal: its own, cooked mode.
+    let mut mode = rustix::termios::tcgetattr(&terminal).expect("tcgetattr");
+    mode.local_modes |= cooked;
+    rustix::termios::tcsetattr(&terminal, rustix::termios::OptionalActions::Now, &mode)
+        .expect("tcsetattr");
+    term.signal(libc::SIGCONT);
+    common::eventually("raw mode back", || raw(&terminal).then_some(()));
+    // Keys reach the program as typed, with no Enter to end a cooked line.
+    term.write(b"typed");
+    wait_text(&env, "c", "typed");
+}

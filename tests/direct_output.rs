@@ -146,5 +146,8 @@ fn a_stopped_client_s_terminal_gets_no_output_until_it_runs_again() {
     client.wait_text("SMALL-2");
     let shown = String::from_utf8_lossy(&client.output()).into_owned();
     let first = shown.find("SMALL-1").expect("the first line after SIGCONT");
-    assert!(first < shown.find("SMALL-2").expect("the second"), "{shown:?}");
+    assert!(
+        first < shown.find("SMALL-2").expect("the second"),
+        "{shown:?}"
+    );
 }

@@ -252,6 +252,24 @@ enum Keys {
     Server,
 }
 
+/// Tells the server the terminal's size (a viewer's size does not count).
+async fn send_size(wr: &mut WriteHalf, read_only: bool) {
+    if !read_only {
+        let (rows, cols) = terminal_size();
+        // Failed writes end nothing: the read side says how the attachment ends.
+        let _ = protocol::write_frame(wr, &Request::Resize { rows, cols }).await;
+    }
+}
+
+/// The signals that change an attachment without ending it.
+struct Signals {
+    /// The window changed size.
+    winch: tokio::signal::unix::Signal,
+    /// The client was continued after a stop (`fg`): the shell had the terminal in its own
+    /// mode meanwhile (raw mode goes back on), and the window may have changed size.
+    cont: tokio::signal::unix::Signal,
+}
+
 async fn run(
     (frames, mut wr): (FrameReader<ReadHalf>, WriteHalf),
     keyboard: &mut Keyboard<'_>,
@@ -260,10 +278,11 @@ async fn run(
 ) -> Ending {
     let screen = terminal_io::spawn_screen_writer();
     let mut matcher = ChordMatcher::new(key);
-    let (Ok(winch), Ok(mut hup), Ok(mut term)) = (
+    let (Ok(winch), Ok(mut hup), Ok(mut term), Ok(cont)) = (
         signal(SignalKind::window_change()),
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::from_raw(libc::SIGCONT)),
     ) else {
         return Ending::ConnectionLost;
     };
@@ -290,7 +309,11 @@ async fn run(
         },
         keys_watch: None,
     };
-    let ending = match attachment.relay(keyboard, winch, &mut hup, &mut term).await {
+    let signals = Signals { winch, cont };
+    let ending = match attachment
+        .relay(keyboard, signals, &mut hup, &mut term)
+        .await
+    {
         Stop::ByServer(ending) => ending,
         Stop::ByUs(ending) => {
             if attachment.relayed.passed() {
@@ -317,7 +340,7 @@ impl Attachment {
     async fn relay(
         &mut self,
         keyboard: &mut Keyboard<'_>,
-        mut winch: tokio::signal::unix::Signal,
+        mut signals: Signals,
         hup: &mut tokio::signal::unix::Signal,
         term: &mut tokio::signal::unix::Signal,
     ) -> Stop {
@@ -373,12 +396,13 @@ impl Attachment {
                     Vec::new()
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => self.matcher.tick(Instant::now()),
-                _ = winch.recv() => {
-                    if !self.read_only {
-                        let (rows, cols) = terminal_size();
-                        // Failed writes end nothing: the read side says how the attachment ends.
-                        let _ = protocol::write_frame(&mut self.wr, &Request::Resize { rows, cols }).await;
-                    }
+                _ = signals.winch.recv() => {
+                    send_size(&mut self.wr, self.read_only).await;
+                    continue;
+                }
+                _ = signals.cont.recv() => {
+                    super::rawmode::reapply();
+                    send_size(&mut self.wr, self.read_only).await;
                     continue;
                 }
                 // The terminal is going away: do not wait for output it may never take.

@@ -44,6 +44,19 @@ pub fn write_all_stdout(mut data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts raw mode back after the client was stopped and continued (`fg`): the shell ran the
+/// terminal in its own mode meanwhile. Only while raw mode is on: never after a restore.
+pub fn reapply() {
+    if !ACTIVE.load(Ordering::SeqCst) {
+        return;
+    }
+    let stdin = rustix::stdio::stdin();
+    if let Ok(mut mode) = rustix::termios::tcgetattr(stdin) {
+        mode.make_raw();
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &mode);
+    }
+}
+
 /// Puts the terminal back; safe to call more than once. The mode reset is written from a
 /// thread of its own and waited for briefly, so a blocked terminal cannot keep the client
 /// from exiting; cooked mode comes back either way.
