@@ -226,7 +226,12 @@ impl Term {
     /// Waits (at most a second: a program the client started may hold the terminal too) until
     /// the reader has seen the end of the output.
     fn wait_output_end(&self) {
-        let until = Instant::now() + Duration::from_secs(1);
+        self.wait_reader_done(Duration::from_secs(1));
+    }
+
+    /// Waits at most `within` until the reader has stopped; whether it has.
+    fn wait_reader_done(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
         let mut out = self.shared.output.lock().unwrap_or_else(|p| p.into_inner());
         while !self.shared.ended.load(Ordering::SeqCst) && Instant::now() < until {
             out = self
@@ -236,6 +241,7 @@ impl Term {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        self.shared.ended.load(Ordering::SeqCst)
     }
 
     /// Whether the terminal's output ended: every process that had the terminal open (the
@@ -260,18 +266,7 @@ impl Term {
     /// terminal and sends SIGHUP to the process on it.
     pub fn hang_up(&self) {
         self.shared.hanging_up.store(true, Ordering::SeqCst);
-        let mut out = self.shared.output.lock().unwrap_or_else(|p| p.into_inner());
-        let start = Instant::now();
-        while !self.shared.ended.load(Ordering::SeqCst) {
-            assert!(start.elapsed() < DEADLINE, "the reader did not let go");
-            out = self
-                .shared
-                .changed
-                .wait_timeout(out, Duration::from_millis(20))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        drop(out);
+        assert!(self.wait_reader_done(DEADLINE), "the reader did not let go");
         // dup2 over the master closes it and leaves the number to /dev/null, which the
         // OwnedFd then closes as usual.
         let null = std::fs::File::open("/dev/null").expect("open /dev/null");
