@@ -30,7 +30,7 @@ const CLIENT_FRESH: Duration = Duration::from_millis(10);
 /// What the connection's reader hands the writer: the terminal and the client's reports.
 #[derive(Default)]
 pub struct Shared {
-    terminal: Mutex<Option<(OwnedFd, Watched)>>,
+    terminal: Mutex<Option<(OwnedFd, Looked)>>,
     /// Frames the client said it wrote to its terminal.
     drained: AtomicU64,
 }
@@ -40,6 +40,7 @@ impl Shared {
     /// watched.
     pub fn offer(&self, terminal: OwnedFd, client: i32) {
         if let Some(client) = Watched::open(client) {
+            let client = Looked::new(client, CLIENT_FRESH);
             *self.terminal.lock().unwrap_or_else(|p| p.into_inner()) = Some((terminal, client));
         }
     }
@@ -74,14 +75,12 @@ impl Direct {
             return data;
         }
         if self.terminal.is_none() {
-            let offered = self
+            self.terminal = self
                 .shared
                 .terminal
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
-            self.terminal =
-                offered.map(|(terminal, client)| (terminal, Looked::new(client, CLIENT_FRESH)));
         }
         let Some((terminal, client)) = &mut self.terminal else {
             return data;
