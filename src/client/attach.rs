@@ -8,12 +8,13 @@ use crate::protocol::stream::{ReadHalf, WriteHalf};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
+use super::attach_keys::{Keyboard, send_keys};
+use super::catch_up::{CatchUp, Chunk};
 use super::direct::{self, Relayed};
 use super::rawmode::RawMode;
 use super::terminal_io::{self, KeyboardReader};
 use super::{Client, Error, Result};
 use crate::keyboard::chord::{Action, ChordMatcher, DetachKey};
-use crate::keyboard::focus::Piece;
 use crate::protocol::{self, FrameCodec, FrameReader, Request, Response, SessionSpec};
 
 #[derive(Clone)]
@@ -141,74 +142,17 @@ async fn start(
     }
 }
 
-/// The keyboard, with the probe's answers picked out of it.
-struct Keyboard<'a> {
-    rx: &'a mut KeyboardReader,
-    prober: &'a mut super::probe::Prober,
-    /// Keys typed before the attach started, to be sent once it has.
-    typed: Vec<u8>,
-    focus: crate::keyboard::focus::FocusFilter,
-}
-
-impl Keyboard<'_> {
-    /// Takes the probe's answers and focus reports out of `bytes`, tells the server what they
-    /// said (unless read-only) and sends the keys on, all in the order they came; `Some` when
-    /// the keys detached.
-    async fn deliver(
-        &mut self,
-        bytes: &[u8],
-        wr: &mut WriteHalf,
-        matcher: &mut ChordMatcher,
-        read_only: bool,
-    ) -> Option<Ending> {
-        let typed = self.prober.feed(bytes);
-        if let Some(profile) = self.prober.take_profile().filter(|_| !read_only) {
-            // A server that stopped listening has its last word (the exit notice) waiting in
-            // the socket: the read side says how this ends.
-            let _ = protocol::write_frame(wr, &Request::Profile(profile)).await;
-        }
-        for piece in self.focus.feed(&typed) {
-            match piece {
-                Piece::Keys(keys) => {
-                    let actions = matcher.feed(&keys, Instant::now());
-                    if let Some(ending) = send_keys(wr, actions, read_only).await {
-                        return Some(ending);
-                    }
-                }
-                Piece::Focus(focused) if !read_only => {
-                    let _ = protocol::write_frame(wr, &Request::Focus(focused)).await;
-                }
-                Piece::Focus(_) => {}
-            }
-        }
-        None
-    }
-
-    /// The terminal's profile, once it answered the probe's sentinel (before `deadline`).
-    async fn await_profile(&mut self, deadline: Instant) -> Option<crate::term::Profile> {
-        while !self.prober.finished() {
-            match tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
-                Ok(Some(Some(bytes))) => {
-                    let typed = self.prober.feed(&bytes);
-                    self.typed.extend_from_slice(&typed);
-                }
-                _ => break,
-            }
-        }
-        self.prober.take_profile()
-    }
-
-    /// Drops input until the terminal answered the probe's sentinel, or `deadline`.
-    async fn settle(&mut self, deadline: Instant) {
-        while !self.prober.finished() {
-            match tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
-                Ok(Some(Some(bytes))) => {
-                    self.prober.feed(&bytes);
-                }
-                _ => return,
-            }
-        }
-    }
+/// What woke the relay, for what it does next.
+enum Wake {
+    Frame(std::result::Result<Response, protocol::FrameError>),
+    /// The terminal fell behind (see catch_up.rs).
+    Behind,
+    /// The client was continued after a stop.
+    Continued,
+    /// The server left keys unread: read them here again.
+    KeysBack,
+    /// What the chord matcher lets through once its wait ran out.
+    Keys(Vec<Action>),
 }
 
 /// How an attachment's loop stopped.
@@ -227,13 +171,14 @@ enum Stop {
 struct Attachment {
     frames: FrameReader<ReadHalf>,
     wr: WriteHalf,
-    screen: mpsc::Sender<Vec<u8>>,
+    screen: mpsc::Sender<Chunk>,
+    catch_up: CatchUp,
     /// How many output frames the screen writer has written.
     written: tokio::sync::watch::Receiver<u64>,
     relayed: Relayed,
     matcher: ChordMatcher,
     /// Output waiting for room in the screen writer's queue.
-    unwritten: Option<Vec<u8>>,
+    unwritten: Option<Chunk>,
     read_only: bool,
     /// Whether the server reads our keyboard (then this loop does not).
     keys: Keys,
@@ -297,6 +242,7 @@ async fn run(
         frames,
         wr,
         screen: screen.tx,
+        catch_up: screen.catch_up,
         written: screen.written,
         relayed,
         matcher,
@@ -326,6 +272,10 @@ async fn run(
     // The server has let go of the keyboard (it does before it ends an attachment or closes a
     // connection we shut down). It stays unread here: keys typed from now on are the shell's
     // (an attach after an upgrade reads it again, see `take_keyboard`).
+    if matches!(ending, Ending::Detached) {
+        // The user is leaving: what the terminal has not shown yet would only delay that.
+        attachment.drop_unshown();
+    }
     let Attachment {
         screen: tx,
         unwritten,
@@ -353,18 +303,9 @@ impl Attachment {
             // own buffer, output waiting for the terminal stays in `unwritten`, channel
             // receives, watch changes and reservations lose nothing, and frames to the server
             // are written only in the bodies.
-            let mut keys_back = false;
-            let actions = tokio::select! {
-                received = protocol::next_message::<_, Response>(&mut self.frames), if self.unwritten.is_none() => {
-                    match received {
-                        Ok(Response::Output(data)) => {
-                            self.relayed.received(&data);
-                            self.unwritten = Some(data);
-                            continue;
-                        }
-                        other => return Stop::ByServer(ending_of(other)),
-                    }
-                }
+            let wake = tokio::select! {
+                received = protocol::next_message::<_, Response>(&mut self.frames), if self.unwritten.is_none() => Wake::Frame(received),
+                () = self.catch_up.fell_behind() => Wake::Behind,
                 Ok(()) = self.written.changed(), if self.relayed.passed() => {
                     let frames = *self.written.borrow_and_update();
                     if let Some(report) = self.relayed.report(frames) {
@@ -374,7 +315,7 @@ impl Attachment {
                 }
                 permit = self.screen.reserve(), if self.unwritten.is_some() => {
                     match (permit, self.unwritten.take()) {
-                        (Ok(permit), Some(data)) => permit.send(data),
+                        (Ok(permit), Some(chunk)) => permit.send(chunk),
                         // The screen writer failed: the terminal is gone or broken.
                         _ => return Stop::ByUs(Ending::TerminalGone),
                     }
@@ -391,31 +332,99 @@ impl Attachment {
                     }
                     _ => return Stop::TerminalGone,
                 },
-                _ = keys_left_unread(&mut self.keys_watch) => {
-                    keys_back = true;
-                    Vec::new()
-                }
-                _ = sleep_until_opt(deadline), if deadline.is_some() => self.matcher.tick(Instant::now()),
+                _ = keys_left_unread(&mut self.keys_watch) => Wake::KeysBack,
+                _ = sleep_until_opt(deadline), if deadline.is_some() => Wake::Keys(self.matcher.tick(Instant::now())),
                 _ = signals.winch.recv() => {
                     send_size(&mut self.wr, self.read_only).await;
                     continue;
                 }
-                _ = signals.cont.recv() => {
-                    super::rawmode::reapply();
-                    send_size(&mut self.wr, self.read_only).await;
-                    continue;
-                }
+                _ = signals.cont.recv() => Wake::Continued,
                 // The terminal is going away: do not wait for output it may never take.
                 _ = hup.recv() => return Stop::TerminalGone,
                 _ = term.recv() => return Stop::TerminalGone,
             };
-            if keys_back {
-                self.take_keys_back(keyboard).await;
-            }
-            if let Some(ending) = send_keys(&mut self.wr, actions, self.read_only).await {
-                return Stop::ByUs(ending);
+            if let Some(stop) = self.on_wake(wake, keyboard).await {
+                return stop;
             }
         }
+    }
+
+    /// What the relay does for a wake-up that needs more than one part of the attachment.
+    async fn on_wake(&mut self, wake: Wake, keyboard: &mut Keyboard<'_>) -> Option<Stop> {
+        match wake {
+            Wake::Frame(received) => return self.on_frame(received).await,
+            Wake::Behind => {
+                if self.catch_up.behind(self.unwritten.is_some()) {
+                    self.catch_up_now().await;
+                }
+            }
+            Wake::Continued => {
+                super::rawmode::reapply();
+                send_size(&mut self.wr, self.read_only).await;
+                // Whatever waited here is stale, and the shell wrote over the screen.
+                self.catch_up_now().await;
+            }
+            Wake::KeysBack => self.take_keys_back(keyboard).await,
+            Wake::Keys(actions) => {
+                let ending = send_keys(&mut self.wr, actions, self.read_only).await;
+                return ending.map(Stop::ByUs);
+            }
+        }
+        None
+    }
+
+    /// A frame from the server: output for the screen (dropped while a fresh screen is on its
+    /// way), that screen's announcement, or the attachment's end.
+    async fn on_frame(
+        &mut self,
+        received: std::result::Result<Response, protocol::FrameError>,
+    ) -> Option<Stop> {
+        match received {
+            Ok(Response::Output(data)) => {
+                self.relayed.received(&data);
+                if self.catch_up.awaiting_fresh() {
+                    self.relayed.dropped();
+                } else {
+                    self.unwritten = Some(self.catch_up.chunk(data));
+                    if self.catch_up.behind(true) {
+                        self.catch_up_now().await;
+                    }
+                }
+                None
+            }
+            Ok(Response::Fresh) => {
+                self.catch_up.fresh_arrived();
+                None
+            }
+            Ok(Response::Exited { message, screen })
+                if self.catch_up.awaiting_fresh() && !screen.is_empty() =>
+            {
+                // The fresh screen will not come: the program's final one takes its place,
+                // after a CAN for whatever escape sequence the terminal was left in.
+                let mut last = vec![0x18];
+                last.extend_from_slice(&screen);
+                self.unwritten = Some(self.catch_up.chunk(last));
+                Some(Stop::ByServer(Ending::Exited(message)))
+            }
+            other => Some(Stop::ByServer(ending_of(other))),
+        }
+    }
+
+    /// Drops the output not shown yet and asks the server for the screen as it is now.
+    async fn catch_up_now(&mut self) {
+        self.drop_unshown();
+        if self.catch_up.start() {
+            // A failed write ends nothing: the read side says how the attachment ends.
+            let _ = protocol::write_frame(&mut self.wr, &Request::Refresh).await;
+        }
+    }
+
+    /// Drops the output received and not yet on the terminal.
+    fn drop_unshown(&mut self) {
+        if self.unwritten.take().is_some() {
+            self.relayed.dropped();
+        }
+        self.catch_up.drop_handed();
     }
 
     /// Whether the server could take over the keyboard now without changing what any key
@@ -480,28 +489,12 @@ impl Attachment {
     }
 }
 
-/// Sends what the chord matcher let through; `Some` when the attachment should end.
-async fn send_keys(wr: &mut WriteHalf, actions: Vec<Action>, read_only: bool) -> Option<Ending> {
-    for action in actions {
-        match action {
-            Action::Detach => return Some(Ending::Detached),
-            Action::Forward(_) if read_only => {}
-            Action::Forward(bytes) => {
-                // A server that stopped reading (the program ended) still has its exit notice
-                // in the socket: keep reading rather than end on the failed write.
-                let _ = protocol::write_frame(wr, &Request::Input(bytes)).await;
-            }
-        }
-    }
-    None
-}
-
 /// Lets the terminal show the last output (the final screen of an exited program) before the
 /// notice, unless the terminal is going away.
 async fn finish_screen(
-    screen: mpsc::Sender<Vec<u8>>,
+    screen: mpsc::Sender<Chunk>,
     done: oneshot::Receiver<bool>,
-    unwritten: Option<Vec<u8>>,
+    unwritten: Option<Chunk>,
     hup: &mut tokio::signal::unix::Signal,
     term: &mut tokio::signal::unix::Signal,
 ) {
@@ -522,7 +515,7 @@ async fn finish_screen(
 /// How the server's last word on the attach stream ends it.
 fn ending_of(received: std::result::Result<Response, protocol::FrameError>) -> Ending {
     match received {
-        Ok(Response::Exited(message)) => Ending::Exited(message),
+        Ok(Response::Exited { message, .. }) => Ending::Exited(message),
         Ok(Response::Detached) => Ending::Detached,
         Ok(Response::Upgrading) => Ending::Upgrading,
         _ => Ending::ConnectionLost,

@@ -18,6 +18,9 @@ pub struct Relayed {
     /// The server has our terminal.
     passed: bool,
     received: u64,
+    /// Frames dropped before they reached the screen writer (see catch_up.rs): never written,
+    /// done with all the same.
+    dropped: u64,
     reported: u64,
     /// The last frame was small enough that, had we been drained, it would have gone direct:
     /// only then is a report worth its message (a flood's big frames never go direct).
@@ -45,13 +48,19 @@ impl Relayed {
         self.last_small = data.len() <= DIRECT_OUTPUT_MAX;
     }
 
-    /// Now that `written` frames are on the terminal, the report due to the server, if any.
+    /// A frame that arrived was dropped before it reached the screen writer.
+    pub fn dropped(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// Now that the screen writer is done with `written` frames (written or dropped), the
+    /// report due to the server, if any.
     pub fn report(&mut self, written: u64) -> Option<Request> {
-        let due =
-            self.passed && written == self.received && written != self.reported && self.last_small;
+        let done = written + self.dropped;
+        let due = self.passed && done == self.received && done != self.reported && self.last_small;
         due.then(|| {
-            self.reported = written;
-            Request::Drained(written)
+            self.reported = done;
+            Request::Drained(done)
         })
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod agents;
 pub mod attach;
+mod attach_keys;
+mod catch_up;
 mod direct;
 mod keys_watch;
 pub mod probe;
@@ -16,10 +18,8 @@ use start::{server_binary, start_server};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::protocol::Stream;
-
 use crate::protocol::{
-    self, Capture, Hello, Request, Response, SessionInfo, SessionSpec, WaitCondition,
+    self, Capture, Hello, Request, Response, SessionInfo, SessionSpec, Stream, WaitCondition,
 };
 
 /// A failed request, with the message shown to the user.

@@ -13,6 +13,8 @@ use rustix::fs::{Mode, OFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::catch_up::{CUT_END, CatchUp, Chunk, Dropping};
+
 /// Output chunks on their way to the terminal; while the terminal does not take them (flow
 /// control, a stalled ssh), the client stops reading from the server and the server drops
 /// this client's backlog.
@@ -200,11 +202,13 @@ fn read_on_thread(tx: mpsc::Sender<Option<Vec<u8>>>) {
 }
 
 /// The screen writer's handles: output goes in through `tx`; `done` fires once all of it was
-/// written (`false` when the terminal failed).
+/// written or dropped (`false` when the terminal failed).
 pub struct Screen {
-    pub tx: mpsc::Sender<Vec<u8>>,
+    pub tx: mpsc::Sender<Chunk>,
+    /// Numbers the chunks, and drops them when the terminal falls behind.
+    pub catch_up: CatchUp,
     pub done: oneshot::Receiver<bool>,
-    /// How many chunks were written to the terminal so far.
+    /// How many chunks were written to the terminal (or dropped) so far.
     pub written: watch::Receiver<u64>,
     /// A non-blocking open of the terminal of our own, for the server to write small output to
     /// (see server/direct.rs); `None` when the screen is not a terminal we can open again.
@@ -214,7 +218,8 @@ pub struct Screen {
 /// Writes output to the terminal without ever blocking the attach loop, so a terminal that
 /// does not take output never stops it from seeing signals, keys or the end.
 pub fn spawn_screen_writer() -> Screen {
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(SCREEN_QUEUE);
+    let (tx, rx) = mpsc::channel::<Chunk>(SCREEN_QUEUE);
+    let (catch_up, dropping) = super::catch_up::pair();
     let (done_tx, done) = oneshot::channel();
     let (written_tx, written) = watch::channel(0);
     let stdout = std::io::stdout();
@@ -223,51 +228,69 @@ pub fn spawn_screen_writer() -> Screen {
             // The same non-blocking open of the terminal: the server writes only while we
             // have nothing to write.
             let for_server = fd.try_clone().ok();
-            tokio::spawn(write_polled(fd, rx, done_tx, written_tx));
+            tokio::spawn(write_polled(fd, rx, done_tx, (written_tx, dropping)));
             for_server
         }
         None => {
-            write_on_thread(rx, done_tx, written_tx);
+            write_on_thread(rx, done_tx, (written_tx, dropping));
             None
         }
     };
     Screen {
         tx,
+        catch_up,
         done,
         written,
         for_server,
     }
 }
 
-/// Writes straight to the terminal, and waits for it to drain only when it is full.
+/// Writes straight to the terminal, and waits for it to drain only when it is full. Skips
+/// chunks dropped to catch up, and cuts short the one being written (see catch_up.rs).
 async fn write_polled(
     fd: OwnedFd,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Chunk>,
     done: oneshot::Sender<bool>,
-    written: watch::Sender<u64>,
+    (written, mut dropping): (watch::Sender<u64>, Dropping),
 ) {
     let mut room = crate::write_room::WriteRoom::default();
     let mut ok = true;
-    while let Some(data) = rx.recv().await {
+    let mut cut = false;
+    while let Some(chunk) = rx.recv().await {
         // After a failure keep draining, so the loop notices through its reads.
-        if ok && room.write_all(fd.as_fd(), &data).await.is_err() {
-            ok = false;
+        if ok && !dropping.is_dropped(&chunk) {
+            let after_cut = std::mem::take(&mut cut);
+            match dropping
+                .write(&mut room, fd.as_fd(), &chunk, after_cut)
+                .await
+            {
+                Some(Ok(())) => {}
+                Some(Err(_)) => ok = false,
+                None => cut = true,
+            }
         }
         written.send_modify(|n| *n += 1);
+    }
+    if cut && ok {
+        ok = room.write_all(fd.as_fd(), CUT_END).await.is_ok();
     }
     let _ = done.send(ok);
 }
 
-/// Not a terminal (a pipe, a file): a plain thread with blocking writes.
+/// Not a terminal (a pipe, a file): a plain thread with blocking writes, which only skip
+/// chunks dropped before their turn.
 fn write_on_thread(
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Chunk>,
     done: oneshot::Sender<bool>,
-    written: watch::Sender<u64>,
+    (written, dropping): (watch::Sender<u64>, Dropping),
 ) {
     std::thread::spawn(move || {
         let mut ok = true;
-        while let Some(data) = rx.blocking_recv() {
-            if ok && super::rawmode::write_all_stdout(&data).is_err() {
+        while let Some(chunk) = rx.blocking_recv() {
+            if ok
+                && !dropping.is_dropped(&chunk)
+                && super::rawmode::write_all_stdout(&chunk.data).is_err()
+            {
                 ok = false;
             }
             written.send_modify(|n| *n += 1);

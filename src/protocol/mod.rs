@@ -12,7 +12,7 @@ pub use frame::*;
 pub use stream::Stream;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 12;
+pub const PROTOCOL_VERSION: u32 = 13;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -226,6 +226,10 @@ pub enum Request {
     /// While attached, after `Keyboard`: the client reads its keyboard again (the server left
     /// keys unread for a second); the server stops reading it and lets go of it.
     KeyboardBack,
+    /// While attached: the client dropped the output it had not shown yet (its terminal fell
+    /// behind, or the client was stopped and continued). The server drops what it has queued
+    /// for the client too and sends [`Response::Fresh`], then the screen as it is now.
+    Refresh,
 }
 
 /// Output up to this size may go straight to an attached client's terminal; larger output
@@ -421,8 +425,14 @@ pub enum Response {
     Sessions(Vec<SessionInfo>),
     /// Terminal output for an attached client.
     Output(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// The session's program ended; the client prints this and exits.
-    Exited(String),
+    /// The session's program ended; the client prints `message` and exits. `screen` is the
+    /// final screen, for a client that dropped output while a fresh screen was on its way (see
+    /// [`Request::Refresh`]); empty where no client can be missing it.
+    Exited {
+        message: String,
+        #[serde(with = "serde_bytes")]
+        screen: Vec<u8>,
+    },
     /// Someone ran `linger detach`.
     Detached,
     Capture(Capture),
@@ -444,6 +454,9 @@ pub enum Response {
     /// The server hands its sessions to a new one (`linger upgrade`): an attached client
     /// reconnects and attaches again.
     Upgrading,
+    /// The answer to [`Request::Refresh`]: the output after it starts with a fresh screen, and
+    /// output before it was sent before the refresh was asked for.
+    Fresh,
 }
 
 /// Explains a version mismatch in one line.

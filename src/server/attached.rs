@@ -102,6 +102,7 @@ async fn read_from_client(
                 Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
                 Ok(Request::Profile(profile)) => SessionCmd::Profile { client: id, profile },
                 Ok(Request::Focus(focused)) => SessionCmd::Focus { client: id, focused },
+                Ok(Request::Refresh) => SessionCmd::Refresh { client: id },
                 Ok(Request::Terminal) => {
                     let client = rd.get_ref().peer_pid();
                     if let (Some(terminal), Ok(client)) = (rd.get_mut().take_passed(), client) {
@@ -233,6 +234,14 @@ async fn write_to_client(
                     Err(_) => return,
                 }
             }
+            Outgoing::Fresh => {
+                if protocol::write_frame(&mut wr, &Response::Fresh)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
             Outgoing::Resync => {
                 if session
                     .send(SessionCmd::Resync { client: link.id })
@@ -244,7 +253,10 @@ async fn write_to_client(
             }
             Outgoing::End(control) => {
                 let response = match control {
-                    Control::Exited(message) => Response::Exited(message),
+                    Control::Exited { message, screen } => Response::Exited {
+                        message,
+                        screen: screen.to_vec(),
+                    },
                     Control::Detached => Response::Detached,
                     Control::Upgrading => Response::Upgrading,
                 };

@@ -59,6 +59,11 @@ pub enum SessionCmd {
     Resync {
         client: ClientId,
     },
+    /// An attached client dropped the output it had not shown: drop its queue too and send it
+    /// the screen as it is now, after a [`crate::protocol::Response::Fresh`].
+    Refresh {
+        client: ClientId,
+    },
     /// An attached client's terminal gained or lost focus.
     Focus {
         client: ClientId,

@@ -230,6 +230,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
         | Request::Terminal
         | Request::Keyboard(_)
         | Request::KeyboardBack
+        | Request::Refresh
         | Request::Drained(_) => {
             Response::Error("input and resize are only valid while attached".into())
         }

@@ -167,6 +167,7 @@ impl Dormant {
             | SessionCmd::Resize { .. }
             | SessionCmd::Leave { .. }
             | SessionCmd::Resync { .. }
+            | SessionCmd::Refresh { .. }
             | SessionCmd::Profile { .. }
             | SessionCmd::Focus { .. }
             | SessionCmd::Detach { .. }
@@ -341,7 +342,11 @@ impl Dormant {
         }
         let outbox = Outbox::default();
         outbox.push_screen(Bytes::from(out));
-        outbox.end(Control::Exited(self.not_running()));
+        // The screen is what was just queued: nothing of it can have been dropped.
+        outbox.end(Control::Exited {
+            message: self.not_running(),
+            screen: Bytes::new(),
+        });
         let _ = reply.send(ClientLink {
             outbox: std::sync::Arc::new(outbox),
             id: 0,

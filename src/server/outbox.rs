@@ -24,7 +24,13 @@ static TOTAL_QUEUED: AtomicUsize = AtomicUsize::new(0);
 /// What the session tells a client besides output; it is sent once, after queued output.
 #[derive(Debug, Clone)]
 pub enum Control {
-    Exited(String),
+    /// The program ended: the notice, and its final screen (see [`Response::Exited`]).
+    ///
+    /// [`Response::Exited`]: crate::protocol::Response::Exited
+    Exited {
+        message: String,
+        screen: Bytes,
+    },
     Detached,
     /// The server is handing over to a new one (`linger upgrade`).
     Upgrading,
@@ -38,6 +44,8 @@ pub enum Outgoing {
     End(Control),
     /// The client fell behind and its backlog was dropped: ask the session for a fresh screen.
     Resync,
+    /// The client asked for a fresh screen: tell it that the output after this is one.
+    Fresh,
 }
 
 #[derive(Default)]
@@ -48,6 +56,8 @@ struct Queue {
     lagging: bool,
     /// The writer asked for that fresh screen already.
     resync_asked: bool,
+    /// The client asked for a fresh screen, which is what is queued now: it is told so first.
+    fresh: bool,
     end: Option<Control>,
 }
 
@@ -96,6 +106,20 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Replaces everything queued with a full screen the client asked for, announced
+    /// ([`Outgoing::Fresh`]) so that the client knows where the output it dropped ends. Ahead
+    /// of an end already queued: a program that exited leaves its final screen.
+    pub fn push_fresh(&self, screen: Bytes) {
+        let mut q = self.lock();
+        clear(&mut q);
+        q.lagging = false;
+        q.resync_asked = false;
+        q.fresh = true;
+        add(&mut q, screen);
+        drop(q);
+        self.ready.notify_one();
+    }
+
     /// Bytes of output queued for the client's writer.
     pub fn queued(&self) -> usize {
         self.lock().bytes
@@ -106,10 +130,20 @@ impl Outbox {
         self.lock().lagging
     }
 
-    /// Ends the attachment once what is queued is written.
+    /// Ends the attachment once what is queued is written: all of it when the program ended
+    /// (its final screen matters), none of it otherwise. After a detach or for an upgrade
+    /// (which attaches again, with a replay) it is stale, and a slow terminal would show
+    /// seconds of it before the detach.
     pub fn end(&self, control: Control) {
         let mut q = self.lock();
-        q.end.get_or_insert(control);
+        if q.end.is_some() {
+            return;
+        }
+        if !matches!(control, Control::Exited { .. }) {
+            clear(&mut q);
+            q.fresh = false;
+        }
+        q.end = Some(control);
         drop(q);
         self.ready.notify_one();
     }
@@ -119,6 +153,9 @@ impl Outbox {
         loop {
             {
                 let mut q = self.lock();
+                if std::mem::take(&mut q.fresh) {
+                    return Outgoing::Fresh;
+                }
                 if let Some(data) = q.items.pop_front() {
                     q.bytes -= data.len();
                     TOTAL_QUEUED.fetch_sub(data.len(), Ordering::Relaxed);
@@ -183,7 +220,7 @@ mod tests {
                 match outbox.next().await {
                     Outgoing::Output(_) => outputs += 1,
                     Outgoing::Resync => break outputs,
-                    Outgoing::End(_) => panic!("no end was queued"),
+                    Outgoing::End(_) | Outgoing::Fresh => panic!("only output was queued"),
                 }
             }
         });
@@ -196,13 +233,62 @@ mod tests {
         );
         outbox.push_screen(Bytes::from_static(b"screen"));
         outbox.push_output(&chunk);
-        outbox.end(Control::Detached);
         block_on(async {
             assert!(matches!(outbox.next().await, Outgoing::Output(d) if d == "screen"));
             assert!(matches!(outbox.next().await, Outgoing::Output(d) if d.len() == chunk.len()));
+        });
+    }
+
+    /// A detach or an upgrade ends the attachment at once: what was queued is stale. The end
+    /// of the program waits for what was queued: the final screen matters.
+    #[test]
+    fn only_the_program_s_end_waits_for_the_queue() {
+        let chunk = Bytes::from_static(b"output");
+        let exited = || Control::Exited {
+            message: "bye".into(),
+            screen: Bytes::new(),
+        };
+        for (control, kept) in [
+            (Control::Detached, false),
+            (Control::Upgrading, false),
+            (exited(), true),
+        ] {
+            let outbox = Outbox::default();
+            outbox.push_output(&chunk);
+            outbox.end(control);
+            block_on(async {
+                if kept {
+                    assert!(matches!(outbox.next().await, Outgoing::Output(_)));
+                }
+                assert!(matches!(outbox.next().await, Outgoing::End(_)));
+            });
+        }
+    }
+
+    /// A refresh replaces the queue, lagging or not, with the announced screen; output after
+    /// it follows, and an end queued before it stays last.
+    #[test]
+    fn a_refresh_replaces_the_queue_with_an_announced_screen() {
+        let outbox = Outbox::default();
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..100 {
+            outbox.push_output(&chunk);
+        }
+        assert!(outbox.is_lagging(), "past its bound, the client lags");
+        outbox.end(Control::Exited {
+            message: "bye".into(),
+            screen: Bytes::new(),
+        });
+        outbox.push_fresh(Bytes::from_static(b"screen"));
+        assert!(!outbox.is_lagging());
+        assert_eq!(outbox.queued(), 6, "only the screen is left");
+        outbox.push_output(&Bytes::from_static(b"after"));
+        block_on(async {
+            assert!(matches!(outbox.next().await, Outgoing::Fresh));
+            assert!(matches!(outbox.next().await, Outgoing::Output(d) if d == "screen"));
             assert!(matches!(
                 outbox.next().await,
-                Outgoing::End(Control::Detached)
+                Outgoing::End(Control::Exited { .. })
             ));
         });
     }

@@ -212,6 +212,15 @@ impl Clients {
         }
     }
 
+    /// A client dropped what it had not shown: it gets the screen as it is now instead of its
+    /// queue, which is as stale.
+    pub fn refresh(&mut self, id: ClientId, screen: impl FnOnce() -> Bytes) {
+        if let Some(c) = self.attached.get_mut(&id) {
+            c.redraw = false;
+            c.outbox.push_fresh(screen());
+        }
+    }
+
     /// Detaches everyone; returns whether a writer was among them.
     pub fn detach_all(&mut self) -> bool {
         let mut writer = false;
@@ -232,11 +241,18 @@ impl Clients {
     }
 
     pub fn end_all(&mut self, message: &str, final_screen: impl Fn() -> Bytes) {
+        if self.attached.is_empty() {
+            return;
+        }
+        let screen = final_screen();
         for (_, client) in self.attached.drain() {
             if client.outbox.is_lagging() {
-                client.outbox.push_screen(final_screen());
+                client.outbox.push_screen(screen.clone());
             }
-            client.outbox.end(Control::Exited(message.to_string()));
+            client.outbox.end(Control::Exited {
+                message: message.to_string(),
+                screen: screen.clone(),
+            });
         }
     }
 }

@@ -41,7 +41,10 @@ pub(super) struct FrameWait {
 impl Session {
     /// Whether `cmd` must wait for the current frame to end; if so it is kept until then.
     pub(super) fn wait_for_frame(&mut self, cmd: SessionCmd) -> Option<SessionCmd> {
-        let held = matches!(cmd, SessionCmd::Attach { .. } | SessionCmd::Resync { .. });
+        let held = matches!(
+            cmd,
+            SessionCmd::Attach { .. } | SessionCmd::Resync { .. } | SessionCmd::Refresh { .. }
+        );
         if !held || self.frames.releasing || !self.output_open || !self.model.synchronized() {
             return Some(cmd);
         }

@@ -49,6 +49,11 @@ impl Session {
                 self.clients
                     .resync(client, || Bytes::from(model.replay(false)));
             }
+            SessionCmd::Refresh { client } => {
+                let model = &self.model;
+                self.clients
+                    .refresh(client, || Bytes::from(model.replay(false)));
+            }
             SessionCmd::Detach { client } => self.client_detached(client),
             SessionCmd::DetachAll => {
                 if self.clients.detach_all() {
@@ -190,7 +195,11 @@ impl Session {
             .clients
             .add(read_only, (rows, cols), Bytes::from(replay), profile);
         if self.state != SessionState::Running {
-            link.outbox.end(Control::Exited(self.exit_message()));
+            // The screen is the replay just queued: nothing of it can have been dropped.
+            link.outbox.end(Control::Exited {
+                message: self.exit_message(),
+                screen: Bytes::new(),
+            });
             self.clients.remove(link.id);
         } else if !read_only {
             self.set_focus(true);
