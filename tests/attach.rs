@@ -4,11 +4,6 @@ mod common;
 
 use common::{Env, Term};
 
-/// Starts a detached session running `script` under sh.
-fn session(env: &Env, name: &str, script: &str) {
-    env.ok(&["new", "-d", name, "--", "sh", "-c", script]);
-}
-
 fn bash_session(env: &Env, name: &str, script: &str) {
     env.ok(&["new", "-d", name, "--", "bash", "--norc", "-c", script]);
 }
@@ -28,7 +23,7 @@ fn wait_text(env: &Env, name: &str, regex: &str) {
 #[test]
 fn attach_replays_history_then_live_output() {
     let env = Env::new();
-    session(&env, "s", "seq 1 300; echo READY; exec sh");
+    env.new_sh("s", "seq 1 300; echo READY; exec sh");
     wait_text(&env, "s", "READY");
     let term = env.term(&["attach", "s"], 24, 80);
     term.wait_text("READY");
@@ -51,9 +46,7 @@ fn attach_replays_history_then_live_output() {
 #[test]
 fn alternate_screen_app_replays_exactly() {
     let env = Env::new();
-    session(
-        &env,
-        "alt",
+    env.new_sh("alt",
         r"printf 'main-screen-text\n'; printf '\033[?1049h\033[2J\033[5;10Hhello alt\033[1;1H\033[1;31mred\033[m\033[?2004h'; printf '\033]2;my title\007'; exec sleep 1000",
     );
     wait_text(&env, "alt", "hello alt");
@@ -81,7 +74,7 @@ fn alternate_screen_app_replays_exactly() {
 
 fn detach_with(keys: &[&[u8]]) {
     let env = Env::new();
-    session(&env, "d", "exec sleep 1000");
+    env.new_sh("d", "exec sleep 1000");
     let mut term = env.term(&["attach", "d"], 24, 80);
     // The replay resets origin mode and margins once the history is out, before the screen.
     term.wait_output("replay", |o| common::contains(o, b"\x1b[?6l\x1b[r"));
@@ -114,11 +107,7 @@ fn raw_chord_detaches() {
 fn detaching_puts_back_autowrap_replace_mode_and_the_ascii_charset() {
     use alacritty_terminal::term::TermMode;
     let env = Env::new();
-    session(
-        &env,
-        "m",
-        "printf 'tui\\033[?7l\\033[4h\\033(0'; exec sleep 1000",
-    );
+    env.new_sh("m", "printf 'tui\\033[?7l\\033[4h\\033(0'; exec sleep 1000");
     wait_text(&env, "m", "tui");
     let mut term = env.term(&["attach", "m"], 24, 80);
     term.wait_screen("the app's modes", |s| {
@@ -166,7 +155,7 @@ fn split_modify_other_keys_chord_detaches() {
 #[test]
 fn configured_detach_key_detaches() {
     let env = Env::new();
-    session(&env, "k", "exec sleep 1000");
+    env.new_sh("k", "exec sleep 1000");
     let mut term = env.term(&["attach", "k", "--detach-key", "C-a"], 24, 80);
     // The replay resets origin mode and margins once the history is out, before the screen.
     term.wait_output("replay", |o| common::contains(o, b"\x1b[?6l\x1b[r"));
@@ -178,8 +167,7 @@ fn configured_detach_key_detaches() {
 #[test]
 fn double_chord_passes_one_byte_through() {
     let env = Env::new();
-    session(
-        &env,
+    env.new_sh(
         "c",
         "stty raw -echo opost; echo RAW; exec od -An -tx1 -w1 -v",
     );
@@ -201,8 +189,7 @@ fn double_chord_passes_one_byte_through() {
 #[test]
 fn chord_inside_bracketed_paste_is_typed() {
     let env = Env::new();
-    session(
-        &env,
+    env.new_sh(
         "p",
         "printf '\\033[?2004h'; stty raw -echo opost; echo RAW; exec od -An -tx1 -w1 -v",
     );
@@ -218,7 +205,7 @@ fn chord_inside_bracketed_paste_is_typed() {
 #[test]
 fn two_clients_see_the_same_output() {
     let env = Env::new();
-    session(&env, "two", "exec sh");
+    env.new_sh("two", "exec sh");
     let a = env.term(&["attach", "two"], 24, 80);
     let b = env.term(&["attach", "two"], 24, 80);
     a.wait_output("replay", |o| !o.is_empty());
@@ -242,8 +229,7 @@ fn eventually_clients(env: &Env, name: &str, n: u64) {
 #[test]
 fn read_only_client_cannot_type_or_resize() {
     let env = Env::new();
-    session(
-        &env,
+    env.new_sh(
         "ro",
         "stty raw -echo opost; echo RAW; exec od -An -tx1 -w1 -v",
     );
@@ -270,7 +256,7 @@ fn read_only_client_cannot_type_or_resize() {
 #[test]
 fn resize_reaches_the_app() {
     let env = Env::new();
-    session(&env, "rs", "exec sh");
+    env.new_sh("rs", "exec sh");
     let mut term = env.term(&["attach", "rs"], 24, 80);
     term.wait_output("replay", |o| !o.is_empty());
     term.write(b"stty size\r");
@@ -288,7 +274,7 @@ fn resize_reaches_the_app() {
 #[test]
 fn exit_status_is_shown_and_the_client_exits() {
     let env = Env::new();
-    session(&env, "ex", "echo WAITING; read x; echo bye-now; exit 7");
+    env.new_sh("ex", "echo WAITING; read x; echo bye-now; exit 7");
     wait_text(&env, "ex", "WAITING");
     let mut term = env.term(&["attach", "ex"], 24, 80);
     term.wait_text("WAITING");
@@ -307,7 +293,7 @@ fn exit_status_is_shown_and_the_client_exits() {
 #[test]
 fn killed_session_reports_its_signal() {
     let env = Env::new();
-    session(&env, "sig", "echo UP; exec sleep 1000");
+    env.new_sh("sig", "echo UP; exec sleep 1000");
     wait_text(&env, "sig", "UP");
     let pid: i32 = {
         let json: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "--json"])).unwrap();
@@ -325,8 +311,7 @@ fn killed_session_reports_its_signal() {
 #[test]
 fn stopped_client_does_not_stall_a_flooding_session() {
     let env = Env::new();
-    session(
-        &env,
+    env.new_sh(
         "flood",
         "read x; seq 1 400000; echo FLOOD-DONE; exec sleep 1000",
     );
@@ -348,7 +333,7 @@ fn stopped_client_does_not_stall_a_flooding_session() {
 #[test]
 fn client_killed_with_sigkill_leaves_the_session_intact() {
     let env = Env::new();
-    session(&env, "k9", "exec sh");
+    env.new_sh("k9", "exec sh");
     let term = env.term(&["attach", "k9"], 24, 80);
     term.wait_output("replay", |o| !o.is_empty());
     term.signal(libc::SIGKILL);
@@ -361,7 +346,7 @@ fn client_killed_with_sigkill_leaves_the_session_intact() {
 #[test]
 fn attaching_to_the_session_you_are_in_is_refused() {
     let env = Env::new();
-    session(&env, "self", "exec sleep 1000");
+    env.new_sh("self", "exec sleep 1000");
     let out = env
         .cmd()
         .args(["attach", "self"])
@@ -457,7 +442,7 @@ impl ChildRunning for Term {
 fn a_continued_client_puts_raw_mode_back() {
     use rustix::termios::LocalModes;
     let env = Env::new();
-    session(&env, "c", "echo READY; exec cat");
+    env.new_sh("c", "echo READY; exec cat");
     let term = env.term(&["attach", "c"], 24, 80);
     term.wait_text("READY");
     let pts = std::fs::read_link(format!("/proc/{}/fd/0", term.pid())).expect("the pts");

@@ -26,11 +26,27 @@ fn flood_until(stop: &std::path::Path) -> String {
     )
 }
 
+/// Waits for `text` on the terminal, and checks that less than [`STALE_BOUND`] came before
+/// it since `before` bytes.
+fn assert_little_stale(client: &common::Term, before: usize, text: &str) {
+    client.wait_text(text);
+    let output = client.output();
+    let at = output[before..]
+        .windows(text.len())
+        .position(|w| w == text.as_bytes())
+        .expect("the text");
+    eprintln!("{at} bytes of stale output before {text:?}");
+    assert!(
+        at < STALE_BOUND,
+        "{at} bytes of stale output came before {text:?}"
+    );
+}
+
 #[test]
 fn a_stalled_terminal_gets_a_fresh_screen_instead_of_its_backlog() {
     let env = Env::new();
     let stop = env.home.join("stop");
-    env.ok(&["new", "-d", "fl", "--", "sh", "-c", &flood_until(&stop)]);
+    env.new_sh("fl", &flood_until(&stop));
     let mut client = env.term(&["attach", "fl"], 24, 80);
     client.wait_text("4999");
     // The link stalls under the flood, and the program stops while it does.
@@ -40,18 +56,7 @@ fn a_stalled_terminal_gets_a_fresh_screen_instead_of_its_backlog() {
     std::thread::sleep(STALL_AFTER);
     let before = client.output().len();
     client.pause_reading(false);
-    client.wait_text("FLOOD-OVER");
-    let output = client.output();
-    let marker = b"FLOOD-OVER";
-    let at = output[before..]
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("the marker");
-    eprintln!("{at} bytes of stale output before the program's end");
-    assert!(
-        at < STALE_BOUND,
-        "{at} bytes of stale output came before the program's end"
-    );
+    assert_little_stale(&client, before, "FLOOD-OVER");
     client.wait_screen("the end on screen", |s| s.contents().contains("FLOOD-OVER"));
     // The session is whole: only the stalled terminal skipped output.
     let history = env.ok(&["capture", "fl", "--history", "100"]);
@@ -63,15 +68,7 @@ fn a_stalled_terminal_gets_a_fresh_screen_instead_of_its_backlog() {
 #[test]
 fn a_client_continued_after_a_stop_redraws_the_screen_its_shell_wrote_on() {
     let env = Env::new();
-    env.ok(&[
-        "new",
-        "-d",
-        "c",
-        "--",
-        "sh",
-        "-c",
-        "echo SESSION-SCREEN; exec cat",
-    ]);
+    env.new_sh("c", "echo SESSION-SCREEN; exec cat");
     let client = env.term(&["attach", "c"], 24, 80);
     client.wait_screen("the session", |s| s.contents().contains("SESSION-SCREEN"));
     client.signal(libc::SIGSTOP);
@@ -96,15 +93,7 @@ fn a_client_continued_after_a_stop_redraws_the_screen_its_shell_wrote_on() {
 #[test]
 fn a_detach_from_a_stalled_terminal_skips_what_it_had_not_shown() {
     let env = Env::new();
-    env.ok(&[
-        "new",
-        "-d",
-        "fl",
-        "--",
-        "sh",
-        "-c",
-        "while :; do seq 1 5000; done",
-    ]);
+    env.new_sh("fl", "while :; do seq 1 5000; done");
     let client = env.term(&["attach", "fl"], 24, 80);
     client.wait_text("4999");
     client.pause_reading(true);
@@ -117,16 +106,5 @@ fn a_detach_from_a_stalled_terminal_skips_what_it_had_not_shown() {
     // The link stays stalled past the client's limit (the scenario, as above).
     std::thread::sleep(STALL_AFTER);
     client.pause_reading(false);
-    client.wait_text("[detached from fl]");
-    let output = client.output();
-    let notice = b"[detached from fl]";
-    let at = output[before..]
-        .windows(notice.len())
-        .position(|w| w == notice)
-        .expect("the notice");
-    eprintln!("{at} bytes of stale output before the detach notice");
-    assert!(
-        at < STALE_BOUND,
-        "{at} bytes of stale output came before the detach notice"
-    );
+    assert_little_stale(&client, before, "[detached from fl]");
 }

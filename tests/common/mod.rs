@@ -105,6 +105,11 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Starts a detached session running `script` under sh.
+    pub fn new_sh(&self, name: &str, script: &str) {
+        self.ok(&["new", "-d", name, "--", "sh", "-c", script]);
+    }
+
     pub fn server_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.dir.join("server.pid"))
             .ok()?
