@@ -272,8 +272,9 @@ async fn run(
     // The server has let go of the keyboard (it does before it ends an attachment or closes a
     // connection we shut down). It stays unread here: keys typed from now on are the shell's
     // (an attach after an upgrade reads it again, see `take_keyboard`).
-    if matches!(ending, Ending::Detached) {
-        // The user is leaving: what the terminal has not shown yet would only delay that.
+    if matches!(ending, Ending::Detached | Ending::Upgrading) {
+        // The user is leaving, or the attachment after the upgrade starts with a replay: what
+        // the terminal has not shown yet would only delay that.
         attachment.drop_unshown();
     }
     let Attachment {
@@ -385,25 +386,24 @@ impl Attachment {
                 if self.catch_up.awaiting_fresh() {
                     self.relayed.dropped();
                 } else {
-                    self.unwritten = Some(self.catch_up.chunk(data));
+                    self.unwritten = Some(self.catch_up.chunk(data, false));
                     if self.catch_up.behind(true) {
                         self.catch_up_now().await;
                     }
                 }
                 None
             }
-            Ok(Response::Fresh) => {
+            Ok(Response::Fresh(screen)) => {
+                self.relayed.received(&screen);
                 self.catch_up.fresh_arrived();
+                self.unwritten = Some(self.catch_up.chunk(screen, true));
                 None
             }
             Ok(Response::Exited { message, screen })
                 if self.catch_up.awaiting_fresh() && !screen.is_empty() =>
             {
-                // The fresh screen will not come: the program's final one takes its place,
-                // after a CAN for whatever escape sequence the terminal was left in.
-                let mut last = vec![0x18];
-                last.extend_from_slice(&screen);
-                self.unwritten = Some(self.catch_up.chunk(last));
+                // The fresh screen will not come: the program's final one takes its place.
+                self.unwritten = Some(self.catch_up.chunk(screen, true));
                 Some(Stop::ByServer(Ending::Exited(message)))
             }
             other => Some(Stop::ByServer(ending_of(other))),

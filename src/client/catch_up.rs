@@ -8,16 +8,18 @@
 //! for a client that is behind and redraws its screen once it can.
 //!
 //! How: the attach loop numbers the chunks it hands to the screen writer. A chunk still not
-//! written [`LAG_LIMIT`] after it arrived makes the writer say so; the loop then drops every
-//! chunk handed so far (the writer cuts short the one it is writing), drops the output frames
-//! that still arrive, and asks the server for a fresh screen ([`Request::Refresh`]), which
-//! comes after [`Response::Fresh`]. A client continued after a stop does the same: what it
-//! held is stale, and its shell wrote over the screen meanwhile.
+//! written [`LAG_LIMIT`] after it arrived makes the writer say so (and take it back once the
+//! chunk is written). If newer output waits behind it, the loop drops every chunk handed so
+//! far (the writer cuts short the one it is writing, then writes [`CANCEL`]), drops the output
+//! frames that still arrive, and asks the server for a fresh screen ([`Request::Refresh`]),
+//! which comes as [`Response::Fresh`]. A full screen is never reported late: cut short for a
+//! newer one over a slow link, it would be cut again and again, and the terminal would never
+//! show a whole screen. A client continued after a stop catches up too: what it held is
+//! stale, and its shell wrote over the screen meanwhile.
 //!
 //! [`Request::Refresh`]: crate::protocol::Request::Refresh
 //! [`Response::Fresh`]: crate::protocol::Response::Fresh
 
-use std::borrow::Cow;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -32,14 +34,17 @@ use crate::write_room::WriteRoom;
 /// terminal: a few milliseconds), well below the seconds a slow link would lag.
 pub const LAG_LIMIT: Duration = Duration::from_secs(1);
 
-/// Ends any escape sequence a chunk cut short left the terminal in.
-const CANCEL: u8 = 0x18;
+/// CAN: ends any escape sequence or string a chunk cut short left the terminal in (the fresh
+/// screen then sets every mode anew).
+pub const CANCEL: &[u8] = &[0x18];
 
 /// Output for the screen writer: its bytes, when they arrived, and its number.
 pub struct Chunk {
     pub data: Vec<u8>,
     arrived: Instant,
     seq: u64,
+    /// A full screen: never reported late.
+    screen: bool,
 }
 
 /// The attach loop's side: numbers chunks, hears when the writer fell behind, drops.
@@ -48,9 +53,9 @@ pub struct CatchUp {
     next_seq: u64,
     /// Chunks numbered below this are dropped.
     drop_before: watch::Sender<u64>,
-    /// One past the number of a chunk the writer found late.
+    /// One past the number of a chunk the writer found late; 0 once it was written after all.
     late: watch::Receiver<u64>,
-    /// The number of the late chunk the writer last reported.
+    /// The number of the chunk the writer found late and has not written yet.
     late_seq: Option<u64>,
     /// A fresh screen was asked for and has not come: output frames are dropped until then.
     awaiting_fresh: bool,
@@ -60,6 +65,8 @@ pub struct CatchUp {
 pub struct Dropping {
     drop_before: watch::Receiver<u64>,
     late: watch::Sender<u64>,
+    /// The chunk last reported late, until the writer is done with it.
+    reported: Option<u64>,
 }
 
 pub fn pair() -> (CatchUp, Dropping) {
@@ -75,19 +82,22 @@ pub fn pair() -> (CatchUp, Dropping) {
     let dropping = Dropping {
         drop_before: drop_rx,
         late: late_tx,
+        reported: None,
     };
     (catch_up, dropping)
 }
 
 impl CatchUp {
-    /// `data`, which has just arrived, as the next chunk for the writer.
-    pub fn chunk(&mut self, data: Vec<u8>) -> Chunk {
+    /// `data`, which has just arrived, as the next chunk for the writer; `screen` when it is a
+    /// full screen.
+    pub fn chunk(&mut self, data: Vec<u8>, screen: bool) -> Chunk {
         let seq = self.next_seq;
         self.next_seq += 1;
         Chunk {
             data,
             arrived: Instant::now(),
             seq,
+            screen,
         }
     }
 
@@ -105,7 +115,10 @@ impl CatchUp {
                 return std::future::pending().await;
             }
             let late = *self.late.borrow_and_update();
-            if late > *self.drop_before.borrow() {
+            if late == 0 {
+                // Written after all.
+                self.late_seq = None;
+            } else if late > *self.drop_before.borrow() {
                 self.late_seq = Some(late - 1);
                 return;
             }
@@ -114,8 +127,8 @@ impl CatchUp {
 
     /// Whether to catch up: the writer is late with a chunk, and newer output waits behind it
     /// (handed, or `waiting` for room). A late chunk with nothing behind it is the newest
-    /// there is (a fresh screen the terminal is slow to take): dropping it would only ask
-    /// for the same screen again, every second for as long as the terminal stalls.
+    /// there is: dropping it would only ask for the same screen again, every second for as
+    /// long as the terminal stalls.
     pub fn behind(&self, waiting: bool) -> bool {
         self.late_seq.is_some_and(|seq| {
             seq >= *self.drop_before.borrow() && (seq + 1 < self.next_seq || waiting)
@@ -135,7 +148,7 @@ impl CatchUp {
         !std::mem::replace(&mut self.awaiting_fresh, true)
     }
 
-    /// The fresh screen follows: output is shown again.
+    /// A fresh screen came: output is shown again.
     pub fn fresh_arrived(&mut self) {
         self.awaiting_fresh = false;
     }
@@ -152,38 +165,34 @@ impl Dropping {
         chunk.seq < *self.drop_before.borrow()
     }
 
-    /// Writes `chunk` to the terminal `fd` (after a CAN when the chunk before was cut short:
-    /// the terminal may be inside an escape sequence, which CAN ends), and reports it late if
-    /// that takes past [`LAG_LIMIT`] after it arrived. `None`: it was dropped while being
-    /// written, and was cut short.
+    /// Writes `chunk` to the terminal `fd`, and reports it late if that takes past
+    /// [`LAG_LIMIT`] after it arrived (unless it is a full screen). `None`: it was dropped
+    /// while being written, and was cut short (write [`CANCEL`] next).
     pub async fn write(
         &mut self,
         room: &mut WriteRoom,
         fd: BorrowedFd<'_>,
         chunk: &Chunk,
-        after_cut: bool,
     ) -> Option<io::Result<()>> {
-        let data = if after_cut {
-            let mut prefixed = Vec::with_capacity(chunk.data.len() + 1);
-            prefixed.push(CANCEL);
-            prefixed.extend_from_slice(&chunk.data);
-            Cow::Owned(prefixed)
-        } else {
-            Cow::Borrowed(&chunk.data[..])
-        };
+        let deadline = (!chunk.screen).then(|| chunk.arrived + LAG_LIMIT);
         // Cancelling the write is safe: what it wrote is on the terminal, the rest is dropped,
         // and the wait for room keeps its registration for the next write.
-        tokio::select! {
+        let written = tokio::select! {
             biased;
-            written = room.write_all(fd, &data) => Some(written),
-            () = self.until_dropped(chunk.seq, chunk.arrived + LAG_LIMIT) => None,
+            written = room.write_all(fd, &chunk.data) => Some(written),
+            () = self.until_dropped(chunk.seq, deadline) => None,
+        };
+        if self.reported.take().is_some() && written.is_some() {
+            // Written after all: newer output is no sign of lagging any more.
+            self.late.send_replace(0);
         }
+        written
     }
 
-    /// Resolves once chunk `seq` is dropped; says it is late at `deadline`.
-    async fn until_dropped(&mut self, seq: u64, deadline: Instant) {
-        let mut reported = false;
+    /// Resolves once chunk `seq` is dropped; says it is late at `deadline`, if any.
+    async fn until_dropped(&mut self, seq: u64, deadline: Option<Instant>) {
         while !self.dropped(seq) {
+            let report = deadline.filter(|_| self.reported.is_none());
             tokio::select! {
                 changed = self.drop_before.changed() => {
                     if changed.is_err() {
@@ -191,8 +200,8 @@ impl Dropping {
                         return std::future::pending().await;
                     }
                 }
-                () = tokio::time::sleep_until(deadline), if !reported => {
-                    reported = true;
+                () = sleep_until_opt(report) => {
+                    self.reported = Some(seq);
                     self.late.send_replace(seq + 1);
                 }
             }
@@ -200,76 +209,13 @@ impl Dropping {
     }
 }
 
-/// What a writer that cut a chunk short writes before it ends (see [`Dropping::write`]).
-pub const CUT_END: &[u8] = &[CANCEL];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A chunk the terminal does not take is reported late once, after the limit; dropping
-    /// it ends its write; chunks handed before the drop are dropped, later ones are not.
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn a_late_chunk_is_reported_then_cut_short_when_dropped() {
-        let (mut catch_up, mut dropping) = pair();
-        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-        ours.set_nonblocking(true).expect("nonblocking");
-        use std::os::fd::AsFd;
-        let big = vec![b'x'; 8 << 20];
-        let first = catch_up.chunk(big);
-        let second = catch_up.chunk(b"next".to_vec());
-        let writer = async {
-            let mut room = WriteRoom::default();
-            let cut = dropping.write(&mut room, ours.as_fd(), &first, false).await;
-            (cut.is_none(), dropping.is_dropped(&second))
-        };
-        let looker = async {
-            let start = Instant::now();
-            catch_up.fell_behind().await;
-            let waited = start.elapsed();
-            assert!(
-                catch_up.behind(false),
-                "a newer chunk waits behind the late one"
-            );
-            assert!(catch_up.start(), "the first catch-up asks for a screen");
-            assert!(!catch_up.start(), "one screen is asked for at a time");
-            waited
-        };
-        let ((cut, second_dropped), waited) = tokio::join!(writer, looker);
-        assert!(cut, "the write ends when its chunk is dropped");
-        assert!(second_dropped, "everything handed before the drop goes");
-        assert!(waited >= LAG_LIMIT, "reported late after {waited:?}");
-        let third = catch_up.chunk(Vec::new());
-        assert!(
-            !dropping.is_dropped(&third),
-            "output after the drop is kept"
-        );
-        assert!(!catch_up.behind(true), "what was late is gone");
-        assert!(
-            catch_up.awaiting_fresh(),
-            "output is dropped until the screen"
-        );
-        catch_up.fresh_arrived();
-        assert!(!catch_up.awaiting_fresh());
-    }
-
-    /// A late chunk with nothing newer behind it is left to finish: dropping the newest
-    /// output there is would only fetch the same screen again.
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn a_late_chunk_with_nothing_behind_it_is_left_to_finish() {
-        let (mut catch_up, mut dropping) = pair();
-        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-        ours.set_nonblocking(true).expect("nonblocking");
-        use std::os::fd::AsFd;
-        let only = catch_up.chunk(vec![b'x'; 8 << 20]);
-        let mut room = WriteRoom::default();
-        let write = dropping.write(&mut room, ours.as_fd(), &only, false);
-        tokio::pin!(write);
-        tokio::select! {
-            _ = &mut write => panic!("nobody reads: the write cannot finish"),
-            () = catch_up.fell_behind() => {}
-        }
-        assert!(!catch_up.behind(false), "nothing newer: no catch-up");
-        assert!(catch_up.behind(true), "output arriving now is newer");
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "catch_up_tests.rs"]
+mod tests;

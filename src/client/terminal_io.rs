@@ -13,7 +13,7 @@ use rustix::fs::{Mode, OFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::catch_up::{CUT_END, CatchUp, Chunk, Dropping};
+use super::catch_up::{CANCEL, CatchUp, Chunk, Dropping};
 
 /// Output chunks on their way to the terminal; while the terminal does not take them (flow
 /// control, a stalled ssh), the client stops reading from the server and the server drops
@@ -255,24 +255,17 @@ async fn write_polled(
 ) {
     let mut room = crate::write_room::WriteRoom::default();
     let mut ok = true;
-    let mut cut = false;
     while let Some(chunk) = rx.recv().await {
         // After a failure keep draining, so the loop notices through its reads.
         if ok && !dropping.is_dropped(&chunk) {
-            let after_cut = std::mem::take(&mut cut);
-            match dropping
-                .write(&mut room, fd.as_fd(), &chunk, after_cut)
-                .await
-            {
-                Some(Ok(())) => {}
-                Some(Err(_)) => ok = false,
-                None => cut = true,
-            }
+            ok = match dropping.write(&mut room, fd.as_fd(), &chunk).await {
+                Some(written) => written.is_ok(),
+                // Before the chunk counts as written: once all are, the server may write to
+                // the terminal itself (server/direct.rs), which must not be inside a sequence.
+                None => room.write_all(fd.as_fd(), CANCEL).await.is_ok(),
+            };
         }
         written.send_modify(|n| *n += 1);
-    }
-    if cut && ok {
-        ok = room.write_all(fd.as_fd(), CUT_END).await.is_ok();
     }
     let _ = done.send(ok);
 }

@@ -215,8 +215,8 @@ pub enum Request {
     /// While attached: the client's terminal, passed with this frame (`SCM_RIGHTS`), for
     /// output the server may write there itself (see `server/direct.rs`).
     Terminal,
-    /// While attached: the client has written this many [`Response::Output`] frames to its
-    /// terminal, all it received so far.
+    /// While attached: the client has written this many [`Response::Output`] and
+    /// [`Response::Fresh`] frames to its terminal (or dropped them), all it received so far.
     Drained(u64),
     /// While attached: the client's keyboard (its terminal, opened for reading), passed with
     /// this frame (`SCM_RIGHTS`). The client has stopped reading it; the server reads the keys
@@ -228,7 +228,7 @@ pub enum Request {
     KeyboardBack,
     /// While attached: the client dropped the output it had not shown yet (its terminal fell
     /// behind, or the client was stopped and continued). The server drops what it has queued
-    /// for the client too and sends [`Response::Fresh`], then the screen as it is now.
+    /// for the client too and sends the screen as it is now in a [`Response::Fresh`].
     Refresh,
 }
 
@@ -454,9 +454,10 @@ pub enum Response {
     /// The server hands its sessions to a new one (`linger upgrade`): an attached client
     /// reconnects and attaches again.
     Upgrading,
-    /// The answer to [`Request::Refresh`]: the output after it starts with a fresh screen, and
+    /// A full screen (since version 13: an attach's replay, a fresh screen for a client that
+    /// fell behind, the answer to [`Request::Refresh`]). Output after it continues from it;
     /// output before it was sent before the refresh was asked for.
-    Fresh,
+    Fresh(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// Explains a version mismatch in one line.

@@ -234,13 +234,13 @@ async fn write_to_client(
                     Err(_) => return,
                 }
             }
-            Outgoing::Fresh => {
-                if protocol::write_frame(&mut wr, &Response::Fresh)
-                    .await
-                    .is_err()
-                {
+            Outgoing::Fresh(screen) => {
+                let fresh = Response::Fresh(screen.to_vec());
+                if protocol::write_frame(&mut wr, &fresh).await.is_err() {
                     return;
                 }
+                // Relayed output like any: the client reports it written like any.
+                direct.relayed(1);
             }
             Outgoing::Resync => {
                 if session

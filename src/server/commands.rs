@@ -60,7 +60,7 @@ pub enum SessionCmd {
         client: ClientId,
     },
     /// An attached client dropped the output it had not shown: drop its queue too and send it
-    /// the screen as it is now, after a [`crate::protocol::Response::Fresh`].
+    /// the screen as it is now, in a [`crate::protocol::Response::Fresh`].
     Refresh {
         client: ClientId,
     },

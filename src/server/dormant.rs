@@ -341,7 +341,7 @@ impl Dormant {
             out.push_str(&notes_block(&self.record.notes));
         }
         let outbox = Outbox::default();
-        outbox.push_screen(Bytes::from(out));
+        outbox.push_fresh(Bytes::from(out));
         // The screen is what was just queued: nothing of it can have been dropped.
         outbox.end(Control::Exited {
             message: self.not_running(),

@@ -44,8 +44,9 @@ pub enum Outgoing {
     End(Control),
     /// The client fell behind and its backlog was dropped: ask the session for a fresh screen.
     Resync,
-    /// The client asked for a fresh screen: tell it that the output after this is one.
-    Fresh,
+    /// A full screen (an attach's replay, or a fresh one after the client fell behind or
+    /// asked): output after it continues from it.
+    Fresh(Bytes),
 }
 
 #[derive(Default)]
@@ -56,8 +57,9 @@ struct Queue {
     lagging: bool,
     /// The writer asked for that fresh screen already.
     resync_asked: bool,
-    /// The client asked for a fresh screen, which is what is queued now: it is told so first.
-    fresh: bool,
+    /// A full screen, written before the items. Outside the bounds: one screen per client,
+    /// and never dropped but by a newer one (or the end of a detach).
+    fresh: Option<Bytes>,
     end: Option<Control>,
 }
 
@@ -91,31 +93,16 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Queues a full screen (an attach's replay or a resync), which is never dropped, and ends
-    /// any lagging: output after it continues from that screen.
-    pub fn push_screen(&self, screen: Bytes) {
-        let mut q = self.lock();
-        if q.end.is_some() {
-            return;
-        }
-        clear(&mut q);
-        q.lagging = false;
-        q.resync_asked = false;
-        add(&mut q, screen);
-        drop(q);
-        self.ready.notify_one();
-    }
-
-    /// Replaces everything queued with a full screen the client asked for, announced
-    /// ([`Outgoing::Fresh`]) so that the client knows where the output it dropped ends. Ahead
-    /// of an end already queued: a program that exited leaves its final screen.
+    /// Replaces everything queued with a full screen (an attach's replay, a resync, or one the
+    /// client asked for), sent as [`Outgoing::Fresh`] so that the client knows where output it
+    /// dropped ends, and ends any lagging. Ahead of an end already queued: a program that
+    /// exited leaves its final screen.
     pub fn push_fresh(&self, screen: Bytes) {
         let mut q = self.lock();
         clear(&mut q);
         q.lagging = false;
         q.resync_asked = false;
-        q.fresh = true;
-        add(&mut q, screen);
+        q.fresh = Some(screen);
         drop(q);
         self.ready.notify_one();
     }
@@ -141,7 +128,7 @@ impl Outbox {
         }
         if !matches!(control, Control::Exited { .. }) {
             clear(&mut q);
-            q.fresh = false;
+            q.fresh = None;
         }
         q.end = Some(control);
         drop(q);
@@ -153,8 +140,8 @@ impl Outbox {
         loop {
             {
                 let mut q = self.lock();
-                if std::mem::take(&mut q.fresh) {
-                    return Outgoing::Fresh;
+                if let Some(screen) = q.fresh.take() {
+                    return Outgoing::Fresh(screen);
                 }
                 if let Some(data) = q.items.pop_front() {
                     q.bytes -= data.len();
@@ -220,7 +207,7 @@ mod tests {
                 match outbox.next().await {
                     Outgoing::Output(_) => outputs += 1,
                     Outgoing::Resync => break outputs,
-                    Outgoing::End(_) | Outgoing::Fresh => panic!("only output was queued"),
+                    Outgoing::End(_) | Outgoing::Fresh(_) => panic!("only output was queued"),
                 }
             }
         });
@@ -231,10 +218,10 @@ mod tests {
             0,
             "output is dropped until the fresh screen"
         );
-        outbox.push_screen(Bytes::from_static(b"screen"));
+        outbox.push_fresh(Bytes::from_static(b"screen"));
         outbox.push_output(&chunk);
         block_on(async {
-            assert!(matches!(outbox.next().await, Outgoing::Output(d) if d == "screen"));
+            assert!(matches!(outbox.next().await, Outgoing::Fresh(d) if d == "screen"));
             assert!(matches!(outbox.next().await, Outgoing::Output(d) if d.len() == chunk.len()));
         });
     }
@@ -265,10 +252,10 @@ mod tests {
         }
     }
 
-    /// A refresh replaces the queue, lagging or not, with the announced screen; output after
-    /// it follows, and an end queued before it stays last.
+    /// A fresh screen replaces the queue, lagging or not; output after it follows, an end
+    /// queued before it stays last, and it is outside the queue's bound.
     #[test]
-    fn a_refresh_replaces_the_queue_with_an_announced_screen() {
+    fn a_fresh_screen_replaces_the_queue() {
         let outbox = Outbox::default();
         let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
         for _ in 0..100 {
@@ -281,11 +268,10 @@ mod tests {
         });
         outbox.push_fresh(Bytes::from_static(b"screen"));
         assert!(!outbox.is_lagging());
-        assert_eq!(outbox.queued(), 6, "only the screen is left");
+        assert_eq!(outbox.queued(), 0, "only the screen is left");
         outbox.push_output(&Bytes::from_static(b"after"));
         block_on(async {
-            assert!(matches!(outbox.next().await, Outgoing::Fresh));
-            assert!(matches!(outbox.next().await, Outgoing::Output(d) if d == "screen"));
+            assert!(matches!(outbox.next().await, Outgoing::Fresh(d) if d == "screen"));
             assert!(matches!(
                 outbox.next().await,
                 Outgoing::End(Control::Exited { .. })

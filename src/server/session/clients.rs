@@ -48,7 +48,7 @@ impl Clients {
         self.activity += 1;
         let id = self.next_id;
         let outbox = Arc::new(Outbox::default());
-        outbox.push_screen(screen);
+        outbox.push_fresh(screen);
         self.attached.insert(
             id,
             Client {
@@ -200,7 +200,7 @@ impl Clients {
         };
         let redraw = std::mem::take(&mut c.redraw);
         if c.outbox.is_lagging() {
-            c.outbox.push_screen(screen());
+            c.outbox.push_fresh(screen());
         } else if redraw {
             // After what is queued: that output is part of the screen, but bells, clipboard
             // writes and lines scrolling into the terminal's scrollback are not. One
@@ -247,7 +247,7 @@ impl Clients {
         let screen = final_screen();
         for (_, client) in self.attached.drain() {
             if client.outbox.is_lagging() {
-                client.outbox.push_screen(screen.clone());
+                client.outbox.push_fresh(screen.clone());
             }
             client.outbox.end(Control::Exited {
                 message: message.to_string(),
