@@ -191,6 +191,12 @@ impl Model {
         self.term.engine().row_wrapped(row as usize)
     }
 
+    /// How many columns of soft-wrapped row `row` its line fills (see
+    /// [`crate::term::Engine::row_wrap_width`]); `None` when it is not wrapped.
+    pub fn row_wrap_width(&self, row: u16) -> Option<usize> {
+        self.term.engine().row_wrap_width(row as usize)
+    }
+
     /// Bytes that rebuild this model on a terminal; see `term::replay`. With `history`, for a
     /// terminal that already shows the user's text; without, a redraw for a lagging client.
     pub fn replay(&self, history: bool) -> Vec<u8> {

@@ -213,6 +213,20 @@ fn capture_json_has_the_cursor_where_the_app_left_it() {
     assert_eq!(v["screen"][4], "      xy");
 }
 
+/// A wide char that no longer fits in the last column goes on to the next row and leaves
+/// that cell unprinted: the logical line has no space there (as tmux's `capture-pane -J`),
+/// so `wait --text` finds the line as printed.
+#[test]
+fn a_wide_char_wrapped_early_leaves_no_space_in_the_line() {
+    let env = Env::new();
+    let line = format!("E: {}", "漢".repeat(45));
+    env.new_sh("w", &format!("printf '%s\\n' '{line}'; exec sleep 1000"));
+    wait_text(&env, "w", "漢{45}");
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["capture", "w", "--json"])).expect("capture --json is JSON");
+    assert_eq!(v["lines"][0]["text"], line.as_str());
+}
+
 #[test]
 fn capture_ansi_keeps_colour() {
     let env = Env::new();

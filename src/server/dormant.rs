@@ -373,7 +373,7 @@ impl Dormant {
             .collect();
         // Saved rows carry no wrap flags: each is a line of its own.
         let (mut numbered, cursor_line) =
-            logical_lines(&screen, &[], 0, u16::MAX, first_screen_line, ansi);
+            logical_lines(&screen, &[], u16::MAX, first_screen_line, ansi);
         let next_line = numbered.last().map_or(first_screen_line, |l| l.line + 1);
         numbered.retain(|l| l.line >= from_line.unwrap_or(0));
         Capture {

@@ -52,18 +52,18 @@ pub fn without_trailing_blanks(mut rows: Vec<String>) -> Vec<String> {
 }
 
 /// Which screen rows continue on the next row (soft-wrapped), from the model.
-pub fn wrapped_rows(model: &crate::model::Model) -> Vec<bool> {
+pub fn wrapped_rows(model: &crate::model::Model) -> Vec<Option<usize>> {
     let (rows, _) = model.size();
-    (0..rows).map(|r| model.row_wrapped(r)).collect()
+    (0..rows).map(|r| model.row_wrap_width(r)).collect()
 }
 
 /// The screen's rows as logical lines: a soft-wrapped row and the rows it continues on are one
 /// line, so text split at the wrap reads (and matches) as printed. Lines are numbered from
 /// `first`; trailing blank lines are dropped. Also returns the number of the cursor's line.
+/// `wrapped` holds, for each soft-wrapped row, the columns its line fills.
 pub fn logical_lines(
     rows: &[String],
-    wrapped: &[bool],
-    cols: u16,
+    wrapped: &[Option<usize>],
     cursor_row: u16,
     first: u64,
     ansi: bool,
@@ -81,18 +81,18 @@ pub fn logical_lines(
         if i == cursor_row as usize {
             cursor_line = first + lines.len() as u64 - 1;
         }
-        let continues = wrapped.get(i).copied().unwrap_or(false);
+        let filled = wrapped.get(i).copied().flatten();
         if let Some(line) = lines.last_mut() {
             line.text.push_str(row);
-            if continues && !ansi {
-                // Rows come with trailing blanks trimmed; a wrapped row was full, so the
+            if let Some(filled) = filled.filter(|_| !ansi) {
+                // Rows come with trailing blanks trimmed; a wrapped row was filled, so the
                 // blanks were printed (a space before the wrap is part of the text).
                 let width = unicode_width::UnicodeWidthStr::width(row.as_str());
-                let pad = (cols as usize).saturating_sub(width);
+                let pad = filled.saturating_sub(width);
                 line.text.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        open = continues;
+        open = filled.is_some();
     }
     while lines
         .last()
@@ -113,8 +113,8 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let wrapped = [true, false, false, false, false, false];
-        let (lines, cursor) = logical_lines(&rows, &wrapped, 5, 3, 10, false);
+        let wrapped = [Some(5), None, None, None, None, None];
+        let (lines, cursor) = logical_lines(&rows, &wrapped, 3, 10, false);
         let got: Vec<_> = lines.iter().map(|l| (l.line, l.text.as_str())).collect();
         assert_eq!(got, vec![(10, "abc0 MARKER"), (11, ""), (12, "x")]);
         assert_eq!(cursor, 12);

@@ -22,6 +22,18 @@ impl Engine {
         self.grid().rows.get(row).is_some_and(|r| r.wrapped)
     }
 
+    /// How many columns of a soft-wrapped row its line fills: all of them, but the last when
+    /// a wide char that did not fit there went on to the next row (that cell was never
+    /// printed). `None` for a row that is not wrapped.
+    pub fn row_wrap_width(&self, row: usize) -> Option<usize> {
+        let r = self.grid().rows.get(row).filter(|r| r.wrapped)?;
+        let skipped = r
+            .cells
+            .last()
+            .is_some_and(|c| c.flags & grid::LEADING_SPACER != 0);
+        Some(self.cols - usize::from(skipped))
+    }
+
     /// Text of a visible row, trailing blanks trimmed; with `ansi`, self-contained SGR.
     pub fn row_text(&self, row: usize, ansi: bool) -> String {
         let mut out = String::new();

@@ -343,12 +343,10 @@ impl Session {
 
     /// The screen as numbered logical lines, and the number of the cursor's line.
     pub(super) fn numbered_screen(&self, ansi: bool) -> (Vec<CaptureLine>, u64) {
-        let (_, cols) = self.model.size();
         let (cursor_row, _) = self.model.cursor_position();
         logical_lines(
             &self.model.screen_lines(ansi),
             &wrapped_rows(&self.model),
-            cols,
             cursor_row,
             self.model.history().next_line(),
             ansi,
