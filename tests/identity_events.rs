@@ -229,7 +229,9 @@ fn a_slow_terminals_late_answers_never_reach_the_shell_after_a_failed_attach() {
         "'{}' attach nosuch; echo AFTER; read -r line; echo \"GOT:$line:\"",
         common::bin().display()
     ));
-    let term = Term::spawn_answering_after(cmd, 24, 80, std::time::Duration::from_millis(250));
+    // A terminal over a link with most of a second's round trip (a satellite, a congested
+    // mobile link).
+    let term = Term::spawn_answering_after(cmd, 24, 80, std::time::Duration::from_millis(800));
     term.wait_text("AFTER");
     common::eventually("the terminal's late answer", || {
         (term.answers_written() > 0).then_some(())

@@ -118,9 +118,10 @@ fn keep_keyboard(keyboard: KeyboardReader) {
 const PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How long after the probe went out its answers are awaited before the terminal is given
-/// back: a terminal answers in milliseconds; one that never answers costs this much, only when
-/// the attach ends sooner.
-const PROBE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+/// back: a local terminal answers in milliseconds, one over a slow link in up to a second or
+/// so (more, and its late answers are typed into the shell); one that never answers costs this
+/// much, only when the attach ends sooner.
+const PROBE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Sends the attach request and reads the server's yes or no.
 async fn start(
