@@ -154,6 +154,8 @@ enum Wake {
     KeysBack,
     /// What the chord matcher lets through once its wait ran out.
     Keys(Vec<Action>),
+    /// What the keyboard read.
+    Typed(Vec<u8>),
 }
 
 /// How an attachment's loop stopped.
@@ -233,8 +235,8 @@ async fn run(
         return Ending::ConnectionLost;
     };
     let early = std::mem::take(&mut keyboard.typed);
-    if let Some(ending) = send_keys(&mut wr, matcher.feed(&early, Instant::now()), read_only).await
-    {
+    let actions = matcher.feed(&early, Instant::now());
+    if let Some(ending) = send_keys(&mut wr, actions, read_only, &mut keyboard.typed).await {
         return ending;
     }
     let mut relayed = Relayed::default();
@@ -323,15 +325,9 @@ impl Attachment {
                     }
                     continue;
                 }
-                input = keyboard.rx.recv() => match input {
-                    // The terminal's answers to the probe are not keys: never pass them on.
-                    Some(Some(bytes)) => {
-                        let (wr, matcher) = (&mut self.wr, &mut self.matcher);
-                        match keyboard.deliver(&bytes, wr, matcher, self.read_only).await {
-                            Some(ending) => return Stop::ByUs(ending),
-                            None => continue,
-                        }
-                    }
+                // Not while keys wait for a server that went away: they stay in order.
+                input = keyboard.rx.recv(), if keyboard.typed.is_empty() => match input {
+                    Some(Some(bytes)) => Wake::Typed(bytes),
                     _ => return Stop::TerminalGone,
                 },
                 _ = keys_left_unread(&mut self.keys_watch) => Wake::KeysBack,
@@ -368,9 +364,25 @@ impl Attachment {
             }
             Wake::KeysBack => self.take_keys_back(keyboard).await,
             Wake::Keys(actions) => {
-                let ending = send_keys(&mut self.wr, actions, self.read_only).await;
-                return ending.map(Stop::ByUs);
+                let unsent = &mut keyboard.typed;
+                let ending = send_keys(&mut self.wr, actions, self.read_only, unsent).await;
+                if ending.is_some() {
+                    return ending.map(Stop::ByUs);
+                }
             }
+            Wake::Typed(bytes) => {
+                // The terminal's answers to the probe are not keys: never pass them on.
+                let (wr, matcher) = (&mut self.wr, &mut self.matcher);
+                if let Some(ending) = keyboard.deliver(&bytes, wr, matcher, self.read_only).await {
+                    return Some(Stop::ByUs(ending));
+                }
+            }
+        }
+        if !keyboard.typed.is_empty() && !self.catch_up.awaiting_fresh() {
+            // The server has gone: take its last word (the upgrade, the program's end with its
+            // final screen) at once, without showing the output before it first.
+            self.drop_unshown();
+            self.catch_up.start();
         }
         None
     }

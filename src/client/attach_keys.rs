@@ -14,7 +14,9 @@ use crate::protocol::{self, Request};
 pub(super) struct Keyboard<'a> {
     pub(super) rx: &'a mut KeyboardReader,
     pub(super) prober: &'a mut super::probe::Prober,
-    /// Keys typed before the attach started, to be sent once it has.
+    /// Keys for the server not sent yet: typed before the attach started, or while the
+    /// server went away (an upgrade hands the session to a new one), for the next attachment.
+    /// While any wait here, the keyboard is not read.
     pub(super) typed: Vec<u8>,
     pub(super) focus: crate::keyboard::focus::FocusFilter,
 }
@@ -40,7 +42,7 @@ impl Keyboard<'_> {
             match piece {
                 Piece::Keys(keys) => {
                     let actions = matcher.feed(&keys, Instant::now());
-                    if let Some(ending) = send_keys(wr, actions, read_only).await {
+                    if let Some(ending) = send_keys(wr, actions, read_only, &mut self.typed).await {
                         return Some(ending);
                     }
                 }
@@ -83,20 +85,29 @@ impl Keyboard<'_> {
     }
 }
 
-/// Sends what the chord matcher let through; `Some` when the attachment should end.
+/// Sends what the chord matcher let through; `Some` when the attachment should end. Keys the
+/// server cannot take (it has gone: the program ended, or an upgrade handed the session on)
+/// go to `unsent`, and so does every key after them, in order.
 pub(super) async fn send_keys(
     wr: &mut WriteHalf,
     actions: Vec<Action>,
     read_only: bool,
+    unsent: &mut Vec<u8>,
 ) -> Option<Ending> {
     for action in actions {
         match action {
             Action::Detach => return Some(Ending::Detached),
             Action::Forward(_) if read_only => {}
+            Action::Forward(bytes) if !unsent.is_empty() => unsent.extend_from_slice(&bytes),
             Action::Forward(bytes) => {
-                // A server that stopped reading (the program ended) still has its exit notice
-                // in the socket: keep reading rather than end on the failed write.
-                let _ = protocol::write_frame(wr, &Request::Input(bytes)).await;
+                let input = Request::Input(bytes);
+                // The server's last word (its exit notice, the upgrade) is still in the
+                // socket: the read side says how this ends.
+                if protocol::write_frame(wr, &input).await.is_err()
+                    && let Request::Input(bytes) = input
+                {
+                    unsent.extend_from_slice(&bytes);
+                }
             }
         }
     }

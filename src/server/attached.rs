@@ -121,7 +121,7 @@ async fn read_from_client(
                 Ok(Request::KeyboardBack) => {
                     let held = keyboard.take().map(Keyboard::release).unwrap_or_default();
                     if pass_keys(held, &mut keyboard, tx, id).await.is_err() {
-                        break;
+                        return last_word(writer, keyboard).await;
                     }
                     continue;
                 }
@@ -140,16 +140,29 @@ async fn read_from_client(
                     continue;
                 }
                 if pass_keys(keys, &mut keyboard, tx, id).await.is_err() {
-                    break;
+                    return last_word(writer, keyboard).await;
                 }
                 continue;
             }
         };
         if tx.send(cmd).await.is_err() {
-            break;
+            return last_word(writer, keyboard).await;
         }
     }
     // Let go of the keyboard before the socket closes: the client waits for that close.
+    drop(keyboard);
+    writer.abort();
+}
+
+/// How long the writer may take to send the end of an attachment whose session has gone.
+const LAST_WORD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The session has gone (an upgrade handed it on, the program ended), and it ended its
+/// clients first: the writer has that end to send, and the client waits for it (an upgrade's
+/// client attaches again, and keeps the keys typed meanwhile for then). No key is read here
+/// any more: what the user types stays in the terminal for the client.
+async fn last_word(mut writer: tokio::task::JoinHandle<()>, keyboard: Option<Keyboard>) {
+    let _ = tokio::time::timeout(LAST_WORD_WAIT, &mut writer).await;
     drop(keyboard);
     writer.abort();
 }

@@ -44,16 +44,8 @@ impl Session {
                     self.adopt_profile(&profile);
                 }
             }
-            SessionCmd::Resync { client } => {
-                let model = &self.model;
-                self.clients
-                    .resync(client, || Bytes::from(model.replay(false)));
-            }
-            SessionCmd::Refresh { client } => {
-                let model = &self.model;
-                self.clients
-                    .refresh(client, || Bytes::from(model.replay(false)));
-            }
+            SessionCmd::Resync { client } => self.draw_afresh(client, false),
+            SessionCmd::Refresh { client } => self.draw_afresh(client, true),
             SessionCmd::Detach { client } => self.client_detached(client),
             SessionCmd::DetachAll => {
                 if self.clients.detach_all() {
@@ -96,6 +88,18 @@ impl Session {
                 let _ = reply.send(self.running_or_error());
             }
             SessionCmd::Queue { op, reply } => self.on_queue(op, reply),
+        }
+    }
+
+    /// A client's screen drawn afresh: it caught up after falling behind, or it `asked`
+    /// (it dropped what it had not shown).
+    fn draw_afresh(&mut self, client: super::super::commands::ClientId, asked: bool) {
+        let model = &self.model;
+        let screen = || Bytes::from(model.replay(false));
+        if asked {
+            self.clients.refresh(client, screen);
+        } else {
+            self.clients.resync(client, screen);
         }
     }
 
