@@ -373,13 +373,16 @@ fn fifty_sigkills_during_floods_lose_no_program_and_the_keeper_stays_flat() {
     // in its journal except in the moment between the read and the journal write (or between
     // the log and the screen write), which floods on the same disk writer widen: measured.
     let (missing, repeated) = gaps_from(&numbered(&env, "count"), 1);
-    let (first, last) = (rss[0], rss[ROUNDS - 1]);
+    // The allocator settles in the first rounds (one CI run: +320 KiB by round 3, then not a
+    // byte more in 46 rounds); growth is measured from there.
+    const SETTLED: usize = 5;
+    let (first, last) = (rss[SETTLED], rss[ROUNDS - 1]);
     let max = rss.iter().copied().max().unwrap_or(0);
     eprintln!(
         "{ROUNDS} server kills during floods: counter lines missing {missing:?}, repeated \
-         {repeated:?}; keeper RSS first {first} KiB, last {last} KiB, max {max} KiB"
+         {repeated:?}; keeper RSS at round {SETTLED} {first} KiB, last {last} KiB, max {max} KiB"
     );
-    // Flat: no growth with the number of servers it outlived.
+    // Flat: no growth with the number of servers it outlived (a leak of 8 KiB a server shows).
     assert!(last <= first + 256, "keeper RSS grew: {rss:?}");
 }
 
