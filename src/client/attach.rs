@@ -67,7 +67,7 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     let mut input = Keyboard {
         rx: &mut keyboard,
         prober: &mut prober,
-        typed: Vec::new(),
+        typed: std::mem::take(&mut *UNSENT.lock().unwrap_or_else(|p| p.into_inner())),
         focus: Default::default(),
     };
     // A session this attach creates starts its program now: let the program's first
@@ -92,6 +92,9 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     // The terminal may still owe answers (an attach that failed or ended at once): they must
     // not reach the shell as typed text once the terminal is back in cooked mode.
     input.settle(asked + PROBE_SETTLE).await;
+    if matches!(ending, Ok(Ending::Upgrading)) {
+        *UNSENT.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut input.typed);
+    }
     keep_keyboard(keyboard);
     drop(raw);
     ending
@@ -101,6 +104,10 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
 /// attachment after an `upgrade` takes it over, so no key typed meanwhile goes to a reader
 /// nobody listens to.
 static KEYBOARD: std::sync::Mutex<Option<KeyboardReader>> = std::sync::Mutex::new(None);
+
+/// Keys the server of an attachment that ended in an upgrade did not take: the attachment
+/// after it sends them first. At most one keyboard read (the keyboard waits meanwhile).
+static UNSENT: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
 fn take_keyboard() -> KeyboardReader {
     let kept = KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()).take();
