@@ -186,11 +186,6 @@ impl Model {
             .collect()
     }
 
-    /// Whether screen row `row` is soft-wrapped (its line goes on in the next row).
-    pub fn row_wrapped(&self, row: u16) -> bool {
-        self.term.engine().row_wrapped(row as usize)
-    }
-
     /// How many columns of soft-wrapped row `row` its line fills (see
     /// [`crate::term::Engine::row_wrap_width`]); `None` when it is not wrapped.
     pub fn row_wrap_width(&self, row: u16) -> Option<usize> {

@@ -210,20 +210,12 @@ fn two_clients_see_the_same_output() {
     let b = env.term(&["attach", "two"], 24, 80);
     a.wait_output("replay", |o| !o.is_empty());
     b.wait_output("replay", |o| !o.is_empty());
-    eventually_clients(&env, "two", 2);
+    common::eventually_clients(&env, "two", 2);
     a.write(b"echo from-$((1+1))-a\r");
     a.wait_text("from-2-a");
     b.wait_text("from-2-a");
     b.write(b"echo from-$((1+2))-b\r");
     a.wait_text("from-3-b");
-}
-
-fn eventually_clients(env: &Env, name: &str, n: u64) {
-    common::eventually(&format!("{n} clients on {name}"), || {
-        let json: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "--json"])).ok()?;
-        let s = json.as_array()?.iter().find(|s| s["name"] == name)?.clone();
-        (s["clients"].as_u64()? == n).then_some(())
-    });
 }
 
 #[test]
@@ -319,7 +311,7 @@ fn stopped_client_does_not_stall_a_flooding_session() {
     stopped.wait_output("replay", |o| !o.is_empty());
     let live = env.term(&["attach", "flood"], 24, 80);
     live.wait_output("replay", |o| !o.is_empty());
-    eventually_clients(&env, "flood", 2);
+    common::eventually_clients(&env, "flood", 2);
     stopped.signal(libc::SIGSTOP);
     env.ok(&["send", "flood", "--enter", ""]);
     wait_text(&env, "flood", "FLOOD-DONE");
@@ -337,7 +329,7 @@ fn client_killed_with_sigkill_leaves_the_session_intact() {
     let term = env.term(&["attach", "k9"], 24, 80);
     term.wait_output("replay", |o| !o.is_empty());
     term.signal(libc::SIGKILL);
-    eventually_clients(&env, "k9", 0);
+    common::eventually_clients(&env, "k9", 0);
     env.ok(&["send", "k9", "--enter", "echo still-$((2*3))"]);
     wait_text(&env, "k9", "still-6");
     assert!(env.ok(&["ls"]).contains("running"));
@@ -397,7 +389,7 @@ fn queries_are_answered_once_with_two_clients_and_never_reach_them() {
     let b = env.term(&["attach", "q2"], 24, 80);
     a.wait_text("WAIT");
     b.wait_text("WAIT");
-    eventually_clients(&env, "q2", 2);
+    common::eventually_clients(&env, "q2", 2);
     env.ok(&["send", "q2", "G"]);
     wait_text(&env, "q2", "ASKED");
     env.ok(&["send", "q2", "Z"]);

@@ -99,10 +99,8 @@ fn a_detach_from_a_stalled_terminal_skips_what_it_had_not_shown() {
     client.pause_reading(true);
     let before = client.output().len();
     client.write(b"\x1c");
-    eventually("the session to see the detach", || {
-        let s = common::listed(&env, "fl")?;
-        (s["clients"].as_u64()? == 0).then_some(())
-    });
+    // The session saw the detach.
+    common::eventually_clients(&env, "fl", 0);
     // The link stays stalled past the client's limit (the scenario, as above).
     std::thread::sleep(STALL_AFTER);
     client.pause_reading(false);

@@ -62,12 +62,12 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     let raw = RawMode::enable()?;
     let asked = Instant::now();
     super::probe::ask();
-    let mut keyboard = take_keyboard();
+    let (mut keyboard, unsent) = take_keyboard();
     let mut prober = super::probe::Prober::default();
     let mut input = Keyboard {
         rx: &mut keyboard,
         prober: &mut prober,
-        typed: std::mem::take(&mut *UNSENT.lock().unwrap_or_else(|p| p.into_inner())),
+        typed: unsent,
         focus: Default::default(),
     };
     // A session this attach creates starts its program now: let the program's first
@@ -92,33 +92,33 @@ pub async fn attach(client: &Client, opts: AttachOptions) -> Result<Ending> {
     // The terminal may still owe answers (an attach that failed or ended at once): they must
     // not reach the shell as typed text once the terminal is back in cooked mode.
     input.settle(asked + PROBE_SETTLE).await;
-    if matches!(ending, Ok(Ending::Upgrading)) {
-        *UNSENT.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut input.typed);
-    }
-    keep_keyboard(keyboard);
+    // Keys the old server of an upgrade did not take go to the new one first; others are the
+    // program's that ended, or the user's who detached.
+    let unsent = match ending {
+        Ok(Ending::Upgrading) => std::mem::take(&mut input.typed),
+        _ => Vec::new(),
+    };
+    keep_keyboard(keyboard, unsent);
     drop(raw);
     ending
 }
 
 /// The keyboard reader outlives an attachment (it reads until it can send nothing): the
 /// attachment after an `upgrade` takes it over, so no key typed meanwhile goes to a reader
-/// nobody listens to.
-static KEYBOARD: std::sync::Mutex<Option<KeyboardReader>> = std::sync::Mutex::new(None);
+/// nobody listens to. With it, the keys the old server did not take, sent first by the next
+/// attachment: at most one keyboard read (the keyboard is not read while keys wait).
+static KEYBOARD: std::sync::Mutex<Option<(KeyboardReader, Vec<u8>)>> = std::sync::Mutex::new(None);
 
-/// Keys the server of an attachment that ended in an upgrade did not take: the attachment
-/// after it sends them first. At most one keyboard read (the keyboard waits meanwhile).
-static UNSENT: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
-
-fn take_keyboard() -> KeyboardReader {
+fn take_keyboard() -> (KeyboardReader, Vec<u8>) {
     let kept = KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let mut keyboard = kept.unwrap_or_else(KeyboardReader::spawn);
+    let (mut keyboard, unsent) = kept.unwrap_or_else(|| (KeyboardReader::spawn(), Vec::new()));
     // Handed to the server of the attachment before, which has let go of it since.
     keyboard.resume();
-    keyboard
+    (keyboard, unsent)
 }
 
-fn keep_keyboard(keyboard: KeyboardReader) {
-    *KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()) = Some(keyboard);
+fn keep_keyboard(keyboard: KeyboardReader, unsent: Vec<u8>) {
+    *KEYBOARD.lock().unwrap_or_else(|p| p.into_inner()) = Some((keyboard, unsent));
 }
 
 /// How long a creating attach waits for the terminal's profile before starting the session.
@@ -387,9 +387,9 @@ impl Attachment {
         }
         if !keyboard.typed.is_empty() && !self.catch_up.awaiting_fresh() {
             // The server has gone: take its last word (the upgrade, the program's end with its
-            // final screen) at once, without showing the output before it first.
-            self.drop_unshown();
-            self.catch_up.start();
+            // final screen) at once, without showing the output before it first. No screen
+            // is asked of a server that has gone.
+            self.start_catching_up();
         }
         None
     }
@@ -432,19 +432,30 @@ impl Attachment {
 
     /// Drops the output not shown yet and asks the server for the screen as it is now.
     async fn catch_up_now(&mut self) {
-        self.drop_unshown();
-        if self.catch_up.start() {
+        if self.start_catching_up() {
             // A failed write ends nothing: the read side says how the attachment ends.
             let _ = protocol::write_frame(&mut self.wr, &Request::Refresh).await;
         }
     }
 
+    /// Drops the output not shown yet and waits for a fresh screen; `true` when one must be
+    /// asked for.
+    fn start_catching_up(&mut self) -> bool {
+        self.drop_unwritten();
+        self.catch_up.start()
+    }
+
     /// Drops the output received and not yet on the terminal.
     fn drop_unshown(&mut self) {
+        self.drop_unwritten();
+        self.catch_up.drop_handed();
+    }
+
+    /// Drops the output waiting for room in the screen writer's queue.
+    fn drop_unwritten(&mut self) {
         if self.unwritten.take().is_some() {
             self.relayed.dropped();
         }
-        self.catch_up.drop_handed();
     }
 
     /// Whether the server could take over the keyboard now without changing what any key

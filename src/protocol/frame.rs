@@ -48,8 +48,10 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     out
 }
 
-/// Index of `Response::Output` in postcard's encoding (variants are numbered in order).
+/// Indexes of `Response::Output` and `Response::Fresh` in postcard's encoding (variants are
+/// numbered in order).
 const OUTPUT_VARIANT: u8 = 3;
+const FRESH_VARIANT: u8 = 15;
 
 /// Encodes `Response::Output(data)` as one frame with a single copy of `data`. A unit test
 /// pins it to postcard's own encoding.
@@ -63,6 +65,17 @@ pub fn encode_output(data: &[u8]) -> Vec<u8> {
 /// The bytes that precede `len` bytes of output in a `Response::Output` frame, so the hot path
 /// of every attached client writes the output itself without copying it.
 pub fn output_header(len: usize) -> Vec<u8> {
+    bytes_frame_header(OUTPUT_VARIANT, len)
+}
+
+/// The bytes that precede a screen of `len` bytes in a `Response::Fresh` frame (an attach's
+/// replay may be megabytes: written in place, not copied).
+pub fn fresh_header(len: usize) -> Vec<u8> {
+    bytes_frame_header(FRESH_VARIANT, len)
+}
+
+/// The frame header of a `Response` variant `variant` whose one field is `len` bytes.
+fn bytes_frame_header(variant: u8, len: usize) -> Vec<u8> {
     let mut len_varint = [0u8; 10];
     let mut n = len;
     let mut used = 0;
@@ -80,7 +93,7 @@ pub fn output_header(len: usize) -> Vec<u8> {
     let body_len = 1 + used + len;
     let mut out = Vec::with_capacity(4 + 1 + used);
     out.extend_from_slice(&(body_len as u32).to_be_bytes());
-    out.push(OUTPUT_VARIANT);
+    out.push(variant);
     out.extend_from_slice(&len_varint[..used]);
     out
 }
@@ -213,6 +226,16 @@ mod tests {
                 encode(&Response::Output(data.clone())),
                 "len {len}"
             );
+        }
+    }
+
+    #[test]
+    fn hand_encoded_fresh_header_matches_postcard() {
+        for len in [0usize, 1, 128, 70_000] {
+            let screen: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut frame = fresh_header(len);
+            frame.extend_from_slice(&screen);
+            assert_eq!(frame, encode(&Response::Fresh(screen)), "len {len}");
         }
     }
 

@@ -248,8 +248,8 @@ async fn write_to_client(
                 }
             }
             Outgoing::Fresh(screen) => {
-                let fresh = Response::Fresh(screen.to_vec());
-                if protocol::write_frame(&mut wr, &fresh).await.is_err() {
+                let header = protocol::fresh_header(screen.len());
+                if write_both(&mut wr, &header, &screen).await.is_err() {
                     return;
                 }
                 // Relayed output like any: the client reports it written like any.

@@ -17,11 +17,6 @@ impl Engine {
         })
     }
 
-    /// Whether a visible row was soft-wrapped: its line continues on the next row.
-    pub fn row_wrapped(&self, row: usize) -> bool {
-        self.grid().rows.get(row).is_some_and(|r| r.wrapped)
-    }
-
     /// How many columns of a soft-wrapped row its line fills: all of them, but the last when
     /// a wide char that did not fit there went on to the next row (that cell was never
     /// printed). `None` for a row that is not wrapped.

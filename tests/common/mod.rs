@@ -302,6 +302,14 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Waits until session `name` has `n` attached clients.
+pub fn eventually_clients(env: &Env, name: &str, n: u64) {
+    eventually(&format!("{n} clients on {name}"), || {
+        let s = listed(env, name)?;
+        (s["clients"].as_u64()? == n).then_some(())
+    });
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
