@@ -7,7 +7,10 @@
 //! `CSI Ps $ p`), XTVERSION (`CSI > q`), kitty's `CSI ? u`, XTWINOPS reports 14/16/18, OSC
 //! 10/11/12/4 and 52 queries (a `?` value), DECRQSS (`DCS $ q`) and XTGETTCAP (`DCS + q`).
 
+mod escapes;
+
 use bytes::Bytes;
+use escapes::Escapes;
 
 /// A CSI longer than this is not a query; it is passed on rather than held back.
 const MAX_QUERY_LEN: usize = 32;
@@ -166,29 +169,6 @@ fn verdict(query: bool, len: usize) -> Scan {
     }
 }
 
-/// The next escape at or after `from`. Coloured output has one every few bytes, where two
-/// word-sized looks cost less than setting up `memchr` (which takes the longer gaps).
-fn next_escape(data: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut at = from;
-    for _ in 0..2 {
-        let Some(word) = data.get(at..at + 8) else {
-            break;
-        };
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let x = u64::from_le_bytes(bytes) ^ (0x1b * ONES);
-        // A zero byte of `x` is an escape; the lowest flagged byte is always a true one.
-        let zero = x.wrapping_sub(ONES) & !x & HIGH;
-        if zero != 0 {
-            return Some(at + zero.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    memchr::memchr(0x1b, data.get(at..)?).map(|i| at + i)
-}
-
 fn is_osc_query(body: &[u8]) -> bool {
     let mut fields = body.split(|b| *b == b';');
     let command = fields.next().unwrap_or_default();
@@ -229,7 +209,16 @@ impl QueryFilter {
         let mut cuts: Vec<(usize, usize, bool)> = Vec::new();
         let mut end = data.len();
         let mut pos = 0;
-        while let Some(start) = next_escape(&data, pos) {
+        let mut escapes = Escapes::new(&data);
+        while let Some(start) = escapes.next() {
+            if start < pos {
+                // Inside a string or a query passed over.
+                continue;
+            }
+            if let Some(len) = escapes.pass_over(start) {
+                pos = start + len;
+                continue;
+            }
             match scan(&data[start..]) {
                 Scan::Query(len) => {
                     cuts.push((start, start + len, false));
