@@ -417,3 +417,31 @@ fn an_attach_replays_the_newest_history_up_to_its_bound() {
         "{bad:?}"
     );
 }
+
+#[test]
+fn a_replay_of_a_megabyte_arrives_whole_and_in_order() {
+    // 8000 lines of 150 columns: a replay of about 1.2 MB, several times the socket buffer.
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "big",
+        "--scrollback",
+        "9000",
+        "--",
+        "sh",
+        "-c",
+        "awk 'BEGIN { for (i = 1; i <= 8000; i++) printf \"L%d %0145d\\n\", i, i }'; \
+         echo READY; exec sleep 1000",
+    ]);
+    wait_text(&env, "big", "^READY$");
+    let term = env.term(&["attach", "big", "--history", "all"], 50, 200);
+    term.wait_text("READY");
+    let mut rows = term.scrollback();
+    rows.extend(term.screen().rows());
+    let lines: Vec<&String> = rows.iter().filter(|row| row.starts_with('L')).collect();
+    assert_eq!(lines.len(), 8000, "first {:?}", lines.first());
+    for (i, line) in (1..=8000).zip(lines) {
+        assert_eq!(*line, format!("L{i} {i:0145}"), "line {i}");
+    }
+}
