@@ -415,3 +415,70 @@ fn an_adopted_prompt_keeps_its_cursor_after_the_trailing_blank() {
     assert!(line.contains("got yes"), "{line}");
     assert!(env.ok(&["capture", "p"]).contains("ready> yes"));
 }
+
+/// Keys in the order typed, each one distinct: `k00000 k00001 ...`.
+fn numbered_keys(count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| format!("k{i:05} ").into_bytes())
+        .collect()
+}
+
+#[test]
+fn keys_typed_through_an_upgrade_on_a_stalled_terminal_all_reach_the_program() {
+    let env = Env::new();
+    let keys_file = env.home.join("keys.txt");
+    // Output keeps coming (so the old server's writer is stuck behind the stalled terminal
+    // when the upgrade ends the attachment) while `cat` records every key it reads.
+    let script = format!(
+        "stty raw -echo; (while :; do seq 1 3000; sleep 0.01; done) & exec cat > {}",
+        keys_file.display()
+    );
+    env.ok(&["new", "-d", "keys", "--", "sh", "-c", &script]);
+    let client = env.term(&["attach", "keys"], 24, 80);
+    client.wait_text("3000");
+    client.pause_reading(true);
+    let keys = numbered_keys(1500);
+    let v2 = second_binary(&env);
+    std::thread::scope(|scope| {
+        let typist = scope.spawn(|| {
+            // About 2 ms apart, a fast typist's pace times five: the upgrade lands among them.
+            for key in &keys {
+                client.write(key);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        // The upgrade starts while keys are coming (the clock here only spreads the keys
+        // around it; the check below does not depend on it).
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let out = run_from(&env, &v2, &["upgrade"]);
+        assert!(out.status.success(), "{out:?}");
+        typist.join().expect("typist");
+    });
+    client.pause_reading(false);
+    let want: Vec<u8> = keys.concat();
+    let last = keys.last().expect("keys");
+    eventually("the last key in the program's file", || {
+        let got = std::fs::read(&keys_file).ok()?;
+        got.windows(last.len())
+            .any(|w| w == last.as_slice())
+            .then_some(())
+    });
+    let got = std::fs::read(&keys_file).expect("keys file");
+    if got != want {
+        let text = String::from_utf8_lossy(&got);
+        let seen: Vec<&str> = text.split_whitespace().collect();
+        let missing: Vec<String> = (0..keys.len())
+            .map(|i| format!("k{i:05}"))
+            .filter(|k| !seen.contains(&k.as_str()))
+            .collect();
+        panic!(
+            "{} of {} keys missing ({:?}...), {} bytes instead of {}\n{}",
+            missing.len(),
+            keys.len(),
+            &missing[..missing.len().min(10)],
+            got.len(),
+            want.len(),
+            env.log()
+        );
+    }
+}

@@ -10,7 +10,7 @@ use super::commands::{ClientId, ClientLink, SessionCmd};
 use super::connection::no_session;
 use super::direct;
 use super::keyboard::{Key, Keyboard};
-use super::outbox::{Control, Outgoing};
+use super::outbox::{Control, Outbox, Outgoing};
 use crate::log;
 use crate::protocol::stream::{ReadHalf, WriteHalf};
 use crate::protocol::{self, AttachRequest, FrameReader, Request, Response};
@@ -73,21 +73,34 @@ pub(super) async fn attach(
         return;
     }
     let id = link.id;
+    let outbox = Arc::clone(&link.outbox);
     let direct = Arc::new(direct::Shared::default());
     let writer = tokio::spawn(write_to_client(wr, link, tx.clone(), Arc::clone(&direct)));
-    read_from_client(rd, &tx, id, &direct, writer).await;
+    let client = Client {
+        id,
+        outbox: &outbox,
+        direct: &direct,
+    };
+    read_from_client(rd, &tx, client, writer).await;
     let _ = tx.send(SessionCmd::Leave { client: id }).await;
 }
 
 /// Passes an attached client's keys and reports to its session until the client goes away or
 /// the writer ends the attachment; then stops the writer.
+/// The attached client, as its reader sees it.
+struct Client<'a> {
+    id: ClientId,
+    outbox: &'a Outbox,
+    direct: &'a direct::Shared,
+}
+
 async fn read_from_client(
     mut rd: FrameReader<ReadHalf>,
     tx: &mpsc::Sender<SessionCmd>,
-    id: ClientId,
-    direct: &direct::Shared,
+    client: Client<'_>,
     mut writer: tokio::task::JoinHandle<()>,
 ) {
+    let Client { id, outbox, direct } = client;
     let mut keyboard: Option<Keyboard> = None;
     loop {
         // Every branch is cancellation-safe: the frame reader keeps a partly read frame in its
@@ -97,6 +110,13 @@ async fn read_from_client(
         let cmd = tokio::select! {
             biased;
             _ = &mut writer => break,
+            _ = outbox.ended(), if keyboard.is_some() => {
+                // Ended, the writer perhaps stuck behind a slow terminal: see `stop_reading_keys`.
+                if !stop_reading_keys(&mut keyboard, tx, id).await {
+                    return last_word(writer, keyboard).await;
+                }
+                continue;
+            }
             request = protocol::next_message::<_, Request>(&mut rd) => match request {
                 Ok(Request::Input(data)) => SessionCmd::Input { client: id, data },
                 Ok(Request::Resize { rows, cols }) => SessionCmd::Resize { client: id, rows, cols },
@@ -119,8 +139,7 @@ async fn read_from_client(
                     None => SessionCmd::Detach { client: id },
                 },
                 Ok(Request::KeyboardBack) => {
-                    let held = keyboard.take().map(Keyboard::release).unwrap_or_default();
-                    if pass_keys(held, &mut keyboard, tx, id).await.is_err() {
+                    if !stop_reading_keys(&mut keyboard, tx, id).await {
                         return last_word(writer, keyboard).await;
                     }
                     continue;
@@ -152,6 +171,21 @@ async fn read_from_client(
     // Let go of the keyboard before the socket closes: the client waits for that close.
     drop(keyboard);
     writer.abort();
+}
+
+/// Stops reading the keyboard: the client asked for it back, or the session ended the
+/// attachment (an upgrade, a detach, the program's end) while the writer may still wait long
+/// to send that end behind a slow terminal. What the user types from here stays in the
+/// terminal, for the client (and, after an upgrade, the new server); the keys the keyboard
+/// held back (half a chord or an escape sequence) go to the session first. False when the
+/// session has gone.
+async fn stop_reading_keys(
+    keyboard: &mut Option<Keyboard>,
+    tx: &mpsc::Sender<SessionCmd>,
+    id: ClientId,
+) -> bool {
+    let held = keyboard.take().map(Keyboard::release).unwrap_or_default();
+    pass_keys(held, keyboard, tx, id).await.is_ok()
 }
 
 /// How long the writer may take to send the end of an attachment whose session has gone.

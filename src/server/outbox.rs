@@ -61,12 +61,16 @@ struct Queue {
     /// and never dropped but by a newer one (or the end of a detach).
     fresh: Option<Bytes>,
     end: Option<Control>,
+    /// An end was queued (it stays set once the writer took it).
+    end_queued: bool,
 }
 
 #[derive(Default)]
 pub struct Outbox {
     queue: Mutex<Queue>,
     ready: Notify,
+    /// Wakes [`Outbox::ended`] when the end is queued.
+    ending: Notify,
 }
 
 impl Outbox {
@@ -131,8 +135,25 @@ impl Outbox {
             q.fresh = None;
         }
         q.end = Some(control);
+        q.end_queued = true;
         drop(q);
         self.ready.notify_one();
+        self.ending.notify_waiters();
+    }
+
+    /// Returns once the session has queued the attachment's end (the writer may take long to
+    /// send it, behind a slow terminal). Cancellation-safe: it only watches.
+    pub async fn ended(&self) {
+        loop {
+            let notified = self.ending.notified();
+            tokio::pin!(notified);
+            // Registered before the look, so an end queued between the two is not missed.
+            notified.as_mut().enable();
+            if self.lock().end_queued {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The next thing to write, waiting for one.
@@ -276,6 +297,31 @@ mod tests {
                 outbox.next().await,
                 Outgoing::End(Control::Exited { .. })
             ));
+        });
+    }
+
+    #[test]
+    fn ended_returns_once_the_end_is_queued_even_after_the_writer_took_it() {
+        block_on(async {
+            let outbox = std::sync::Arc::new(Outbox::default());
+            let not_yet = tokio::select! {
+                biased;
+                _ = outbox.ended() => false,
+                _ = std::future::ready(()) => true,
+            };
+            assert!(not_yet, "ended before any end");
+            let waiting = tokio::spawn({
+                let outbox = std::sync::Arc::clone(&outbox);
+                async move { outbox.ended().await }
+            });
+            tokio::task::yield_now().await;
+            outbox.end(Control::Upgrading);
+            waiting.await.expect("the waiting task");
+            assert!(matches!(
+                outbox.next().await,
+                Outgoing::End(Control::Upgrading)
+            ));
+            outbox.ended().await;
         });
     }
 }

@@ -234,10 +234,16 @@ impl Clients {
     /// The program ended: every client ends on the final screen, then the message. A client
     /// that had fallen behind gets that screen fresh instead of its dropped backlog.
     /// The server hands over to a new one: every client reconnects and attaches again.
-    pub fn leave_all(&mut self) {
-        for (_, client) in self.attached.drain() {
+    /// Returns the clients that could type.
+    pub fn leave_all(&mut self) -> Vec<ClientId> {
+        let mut writers = Vec::new();
+        for (id, client) in self.attached.drain() {
+            if !client.read_only {
+                writers.push(id);
+            }
             client.outbox.end(Control::Upgrading);
         }
+        writers
     }
 
     pub fn end_all(&mut self, message: &str, final_screen: impl Fn() -> Bytes) {

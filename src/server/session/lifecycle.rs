@@ -246,6 +246,9 @@ impl Session {
 
     /// After the loop: save or delete what is on disk, leave the registry, answer `kill`.
     pub(super) async fn end(mut self) {
+        if self.leaving {
+            self.deliver_typed_before_leaving();
+        }
         let mut answer = Response::Ok;
         if self.handed_over {
             // The revived session owns the files now.
@@ -263,6 +266,26 @@ impl Session {
         // hand that to the system now rather than at some other session's next trim.
         drop(self);
         schedule_trim();
+    }
+}
+
+impl Session {
+    /// An upgrade hands the program on: keys its clients typed before their attachments ended
+    /// (queued here or still on their way in commands) go to the program now. The new server
+    /// knows nothing of them, and the clients sent them already. As much as the pty takes
+    /// without waiting: a program that does not read would not have had them either.
+    fn deliver_typed_before_leaving(&mut self) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let crate::server::commands::SessionCmd::Input { .. } = cmd {
+                self.on_command(cmd);
+            }
+        }
+        while let Some(len) = self.input.next_write().map(<[u8]>::len) {
+            self.write_input();
+            if self.input.next_write().map(<[u8]>::len) == Some(len) {
+                break;
+            }
+        }
     }
 }
 

@@ -85,6 +85,9 @@ pub struct Session {
     keeper: Option<crate::keeper::link::Link>,
     /// `upgrade`: saved and told the clients; end without ending the program.
     leaving: bool,
+    /// The clients that could type when the session started leaving: keys they typed before
+    /// their attachments ended still reach the program.
+    left_writers: Vec<crate::server::commands::ClientId>,
     model: Model,
     filter: QueryFilter,
     clients: Clients,

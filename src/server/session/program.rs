@@ -278,6 +278,7 @@ impl Session {
             pid,
             keeper: wiring.keeper,
             leaving: false,
+            left_writers: Vec::new(),
             filter: QueryFilter::default(),
             clients: Clients::default(),
             input: Input::default(),

@@ -56,7 +56,7 @@ impl Session {
             SessionCmd::Shutdown => self.shut_down(),
             SessionCmd::HandOver => {
                 self.leaving = true;
-                self.clients.leave_all();
+                self.left_writers = self.clients.leave_all();
             }
             SessionCmd::Info(reply) => {
                 let _ = reply.send(self.info());
@@ -226,6 +226,13 @@ impl Session {
     }
 
     fn on_typed(&mut self, client: super::super::commands::ClientId, data: &[u8]) {
+        if self.leaving {
+            // Typed before the client's attachment ended; the program is handed on.
+            if self.left_writers.contains(&client) {
+                self.push_typed(data);
+            }
+            return;
+        }
         // Typing makes this client's size the session's.
         let Some((rows, cols)) = self.clients.writer_size(client) else {
             return;
@@ -238,6 +245,10 @@ impl Session {
         }
         self.agent.user_typed();
         self.watch.typed();
+        self.push_typed(data);
+    }
+
+    fn push_typed(&mut self, data: &[u8]) {
         if self.state == SessionState::Running && !self.input.push_typed(data) {
             log::warn(&format!(
                 "session {}: program is not reading its input; dropped {} typed bytes",
