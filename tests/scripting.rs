@@ -353,3 +353,29 @@ fn library_client_drives_a_session() {
         assert!(client.kill("lib", None).await.is_err());
     });
 }
+
+/// Reads its input only 4 s after it said READY, then prints what it read, in hex.
+const LATE_READER: &str = r#"
+import os, time
+os.system("stty raw -echo")
+print("READY", end="\r\n", flush=True)
+time.sleep(4)
+while True:
+    data = os.read(0, 4096)
+    print("READ " + data.hex(), end="\r\n", flush=True)
+"#;
+
+#[test]
+fn a_send_whose_bytes_all_reached_the_program_succeeds_even_if_it_reads_them_later() {
+    // The bytes are in the program's input when the timeout comes: failing would make a
+    // script retry and type them twice.
+    let env = Env::new();
+    env.ok(&["new", "-d", "late", "--", "python3", "-c", LATE_READER]);
+    wait_text(&env, "late", "^READY$");
+    let out = env.run(&["send", "late", "--timeout", "1s", "hello"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_text(&env, "late", "^READ ");
+    let screen = env.ok(&["capture", "late"]);
+    let reads: Vec<&str> = screen.lines().filter(|l| l.starts_with("READ ")).collect();
+    assert_eq!(reads, ["READ 68656c6c6f"], "{screen}");
+}

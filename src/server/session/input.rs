@@ -185,14 +185,19 @@ impl Input {
                     if job.bracketed {
                         self.out.extend(PASTE_END);
                     }
+                    // Every byte of the text is with the pty now: from here the send waits
+                    // only for the program to read it, never past its timeout, and never
+                    // fails for that (the bytes cannot be taken back; a retry would type them
+                    // twice).
+                    let wait_until = (now + ENTER_WAIT).min(job.deadline);
                     job.stage = if job.text.enter {
                         Stage::AwaitingRead {
-                            enter_at: now + ENTER_WAIT,
+                            enter_at: wait_until,
                             look_from: None,
                         }
                     } else {
                         Stage::Finishing {
-                            settle_by: now + ENTER_WAIT,
+                            settle_by: wait_until,
                             look_from: None,
                         }
                     };
@@ -211,7 +216,7 @@ impl Input {
                     if now >= enter_at || (now >= look_from && unread() == Some(0)) {
                         self.out.push_back(b'\r');
                         job.stage = Stage::Finishing {
-                            settle_by: now + ENTER_WAIT,
+                            settle_by: (now + ENTER_WAIT).min(job.deadline),
                             look_from: None,
                         };
                     }
@@ -230,7 +235,13 @@ impl Input {
                 }
                 _ => {}
             }
-            if now >= job.deadline {
+            // Waiting for a read ends by the stage's own deadline (above).
+            let all_written = self.out.is_empty()
+                && matches!(
+                    job.stage,
+                    Stage::AwaitingRead { .. } | Stage::Finishing { .. }
+                );
+            if now >= job.deadline && !all_written {
                 self.time_out_front();
                 continue;
             }
@@ -242,14 +253,23 @@ impl Input {
         let Some(job) = self.jobs.pop_front() else {
             return;
         };
-        let delivered = job.received.saturating_sub(self.out.len() as u64);
+        let within = humantime::format_duration(job.text.timeout);
+        let message = if matches!(job.stage, Stage::Queued | Stage::Streaming) {
+            let delivered = job.received.saturating_sub(self.out.len() as u64);
+            format!(
+                "the program did not read its input: delivered {delivered} of {} bytes within \
+                 {within}; the rest was not sent (raise --timeout)",
+                job.text.len
+            )
+        } else {
+            format!(
+                "the program stopped reading its input: all {} bytes of text were delivered, \
+                 but not the Enter or the paste's end within {within}",
+                job.text.len
+            )
+        };
         self.out.clear();
-        let _ = job.text.reply.send(Response::Error(format!(
-            "the program did not read its input: delivered {delivered} of {} bytes within {}; \
-             the rest was not sent (raise --timeout)",
-            job.text.len,
-            humantime::format_duration(job.text.timeout)
-        )));
+        let _ = job.text.reply.send(Response::Error(message));
     }
 
     /// When [`Input::advance`] should run again without any other event.
