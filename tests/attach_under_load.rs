@@ -265,6 +265,12 @@ fn large_sends_arrive_complete_and_a_program_that_stops_reading_fails_the_send()
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    // The input stays full: named keys fail the same way, within their own --timeout (they
+    // always waited 30 s, then said the server might be stuck).
+    let out = env.run(&["send", "deaf", "--keys", "--timeout", "1s", "a"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("delivered 0 of 1 bytes within 1s"), "{err}");
 }
 
 #[test]

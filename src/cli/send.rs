@@ -30,7 +30,7 @@ pub(crate) async fn send(args: SendArgs) -> Result<i32, Failure> {
             return Err(usage("--keys needs at least one key name"));
         }
         if !keys.is_empty() {
-            client.send_keys(&args.name, &keys).await?;
+            client.send_keys_within(&args.name, &keys, timeout).await?;
         }
         if args.enter {
             client

@@ -521,12 +521,32 @@ impl Client {
         .await
     }
 
+    /// Types named keys, waiting up to 30 s for the program to take them.
     pub async fn send_keys(&self, name: &str, keys: &[String]) -> Result<()> {
-        self.expect_ok(&Request::SendKeys {
+        self.send_keys_within(name, keys, Duration::from_secs(30))
+            .await
+    }
+
+    /// Types named keys. Like a text send, the keys wait in line behind earlier sends, and
+    /// fail after `timeout` without progress once their turn came: the wait for the reply
+    /// is the server's, not bounded here.
+    pub async fn send_keys_within(
+        &self,
+        name: &str,
+        keys: &[String],
+        timeout: Duration,
+    ) -> Result<()> {
+        let request = Request::SendKeys {
             name: name.into(),
             keys: keys.to_vec(),
-        })
-        .await
+            timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        };
+        match self.request_unbounded(&request).await {
+            Ok(Response::Ok) => Ok(()),
+            Ok(Response::Error(e)) => Err(Error(e)),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn capture(

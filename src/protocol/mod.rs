@@ -12,7 +12,7 @@ pub use frame::*;
 pub use stream::Stream;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 13;
+pub const PROTOCOL_VERSION: u32 = 14;
 
 /// Largest frame the server accepts from a client; anything bigger is a protocol error, never
 /// an allocation.
@@ -143,6 +143,8 @@ pub enum Request {
     SendKeys {
         name: String,
         keys: Vec<String>,
+        /// As `Send`'s (since version 14; it was always 30 s).
+        timeout_ms: u64,
     },
     Capture {
         name: String,

@@ -83,6 +83,7 @@ pub enum SessionCmd {
     Send(SendText),
     SendKeys {
         keys: Vec<String>,
+        timeout: std::time::Duration,
         reply: oneshot::Sender<Response>,
     },
     Capture {

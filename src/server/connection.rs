@@ -191,8 +191,18 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             server.shutdown.notify_one();
             Response::Ok
         }
-        Request::SendKeys { name, keys } => {
-            ask(server, &name, |reply| SessionCmd::SendKeys { keys, reply }).await
+        Request::SendKeys {
+            name,
+            keys,
+            timeout_ms,
+        } => {
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            ask(server, &name, |reply| SessionCmd::SendKeys {
+                keys,
+                timeout,
+                reply,
+            })
+            .await
         }
         Request::Capture {
             name,

@@ -254,8 +254,17 @@ impl Input {
             return;
         };
         let within = humantime::format_duration(job.text.timeout);
-        let message = if matches!(job.stage, Stage::Queued | Stage::Streaming) {
-            let delivered = job.received.saturating_sub(self.out.len() as u64);
+        // What is queued ends with the paste's end and the Enter, once they were added.
+        let trailer = match job.stage {
+            Stage::Queued | Stage::Streaming => 0,
+            Stage::AwaitingRead { .. } => usize::from(job.bracketed) * PASTE_END.len(),
+            Stage::Finishing { .. } => {
+                usize::from(job.bracketed) * PASTE_END.len() + usize::from(job.text.enter)
+            }
+        };
+        let unsent_text = self.out.len().saturating_sub(trailer);
+        let delivered = job.received.saturating_sub(unsent_text as u64);
+        let message = if delivered < job.text.len || trailer == 0 {
             format!(
                 "the program did not read its input: delivered {delivered} of {} bytes within \
                  {within}; the rest was not sent (raise --timeout)",

@@ -62,7 +62,11 @@ impl Session {
                 let _ = reply.send(self.info());
             }
             SessionCmd::Send(text) => self.send_text(text),
-            SessionCmd::SendKeys { keys, reply } => self.send_keys(&keys, reply),
+            SessionCmd::SendKeys {
+                keys,
+                timeout,
+                reply,
+            } => self.send_keys(&keys, timeout, reply),
             SessionCmd::Capture {
                 history,
                 from_line,
@@ -292,7 +296,7 @@ impl Session {
     }
 
     /// Named keys go in line with sends, so a script's keys and texts arrive in its order.
-    fn send_keys(&mut self, keys: &[String], reply: oneshot::Sender<Response>) {
+    fn send_keys(&mut self, keys: &[String], timeout: Duration, reply: oneshot::Sender<Response>) {
         if self.state != SessionState::Running {
             let _ = reply.send(self.running_or_error());
             return;
@@ -314,7 +318,7 @@ impl Session {
             len,
             paste: false,
             enter: false,
-            timeout: Duration::from_secs(30),
+            timeout,
             reply,
         });
     }
