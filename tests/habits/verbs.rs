@@ -191,6 +191,45 @@ fn log_follow_ends_when_the_session_is_killed() {
 }
 
 #[test]
+fn log_follow_says_which_lines_it_could_not_print_in_a_flood() {
+    // 100 lines of history and 200,000 lines at full speed: most leave the history between
+    // two looks, and the follower says so instead of skipping them silently.
+    let env = Env::new();
+    env.ok(&[
+        "new",
+        "-d",
+        "fl",
+        "--scrollback",
+        "100",
+        "--",
+        "sh",
+        "-c",
+        "echo READY; read go; seq 1 200000; echo FLOOD-END; exec sleep 300",
+    ]);
+    wait_text(&env, "fl", "READY");
+    let mut follow = env
+        .cmd()
+        .args(["log", "fl", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("log -f");
+    let lines = line_reader(follow.stdout.take().expect("stdout"));
+    // Once log -f printed READY, the follow has begun: the flood starts only then.
+    let first = lines.recv_timeout(common::DEADLINE).expect("first line");
+    assert_eq!(first, "READY");
+    env.ok(&["send", "fl", "--enter", "go"]);
+    while lines.recv_timeout(common::DEADLINE).expect("a line") != "FLOOD-END" {}
+    env.ok(&["kill", "fl"]);
+    let out = follow.wait_with_output().expect("log -f");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("left the history before they could be printed"),
+        "{err}"
+    );
+}
+
+#[test]
 fn stop_ends_the_program_but_keeps_the_session() {
     let env = Env::new();
     env.ok(&[
