@@ -78,24 +78,30 @@ pub fn check_private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Text as written (`ü`, not `\u{fc}`) but for control characters, escaped (`\n`): for
+/// showing user-given names and commands on one line.
+pub fn escape_controls(text: impl Iterator<Item = char>) -> String {
+    text.flat_map(|c| {
+        let shown: Vec<char> = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            vec![c]
+        };
+        shown
+    })
+    .collect()
+}
+
 /// Session names: `[A-Za-z0-9._-]{1,64}`, not starting with `.` or `-`.
 pub fn validate_session_name(name: &str) -> Result<(), String> {
-    let shown: String = name
-        .chars()
-        .take(40)
-        // Shown as written (`ü`, not `\u{fc}`); only control characters are escaped.
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect();
+    let mut shown = escape_controls(name.chars().take(40));
+    if name.chars().nth(40).is_some() {
+        shown.push('…');
+    }
     if name.is_empty() || name.len() > 64 {
         return Err(format!(
-            "invalid session name '{shown}': must be 1 to 64 characters"
+            "invalid session name '{shown}' ({} bytes): must be 1 to 64 characters",
+            name.len()
         ));
     }
     if name.starts_with('.') || name.starts_with('-') {
@@ -129,5 +135,10 @@ mod tests {
         assert!(v("..").is_err());
         assert!(v(&"x".repeat(65)).is_err());
         assert!(v("tab\there").is_err());
+        let long = v(&"x".repeat(65)).expect_err("too long");
+        assert!(
+            long.contains(&format!("'{}…' (65 bytes)", "x".repeat(40))),
+            "{long}"
+        );
     }
 }

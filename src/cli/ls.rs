@@ -44,10 +44,12 @@ fn state_word(state: &SessionState) -> &'static str {
 /// than the session's own (a shell running vim shows vim). The session's own process keeps
 /// its command as given: `/proc` would show `node .../claude` for `claude`.
 fn command_cell(s: &SessionInfo) -> String {
-    match &s.foreground {
+    let command = match &s.foreground {
         Some(fg) if !fg.command.is_empty() && fg.pid != s.pid => fg.command.join(" "),
         _ => s.command.join(" "),
-    }
+    };
+    // One row per session: a newline or tab in a script shows escaped (`--json` has it as is).
+    crate::paths::escape_controls(command.chars())
 }
 
 fn session_json(s: &SessionInfo) -> serde_json::Value {

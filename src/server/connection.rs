@@ -283,6 +283,13 @@ async fn manage(server: &Server, request: Request) -> Response {
                 other => other,
             }
         }
+        Request::Rename { name, new_name } if new_name == name => {
+            // Already so named: nothing to do, as tmux does.
+            match server.registry.get(&name) {
+                Some(_) => Response::Ok,
+                None => no_session(&name),
+            }
+        }
         Request::Rename { name, new_name } => {
             ask(server, &name, |reply| SessionCmd::Rename {
                 new_name,
