@@ -310,7 +310,15 @@ fn kill_exited_forgets_only_ended_sessions() {
 #[test]
 fn rename_to_its_own_name_does_nothing_and_ls_keeps_one_row_per_session() {
     let env = Env::new();
-    env.ok(&["new", "-d", "nl", "--", "sh", "-c", "echo a\nexec sleep 300"]);
+    env.ok(&[
+        "new",
+        "-d",
+        "nl",
+        "--",
+        "sh",
+        "-c",
+        "echo a\nexec sleep 300",
+    ]);
     env.ok(&["rename", "nl", "nl"]);
     let missing = env.run(&["rename", "zz", "zz"]);
     assert_eq!(missing.status.code(), Some(1), "{missing:?}");
