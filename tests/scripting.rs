@@ -374,8 +374,14 @@ fn a_send_whose_bytes_all_reached_the_program_succeeds_even_if_it_reads_them_lat
     wait_text(&env, "late", "^READY$");
     let out = env.run(&["send", "late", "--timeout", "1s", "hello"]);
     assert!(out.status.success(), "{out:?}");
-    wait_text(&env, "late", "^READ ");
+    // With --enter: the Enter goes at the timeout, unread text or not, and is written.
+    let out = env.run(&["send", "late", "--enter", "--timeout", "1s", "bye"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_text(&env, "late", "^READ .*0d$");
     let screen = env.ok(&["capture", "late"]);
-    let reads: Vec<&str> = screen.lines().filter(|l| l.starts_with("READ ")).collect();
-    assert_eq!(reads, ["READ 68656c6c6f"], "{screen}");
+    let read: String = screen
+        .lines()
+        .filter_map(|l| l.strip_prefix("READ "))
+        .collect();
+    assert_eq!(read, "68656c6c6f".to_owned() + "6279650d", "{screen}");
 }

@@ -85,8 +85,6 @@ pub(super) async fn attach(
     let _ = tx.send(SessionCmd::Leave { client: id }).await;
 }
 
-/// Passes an attached client's keys and reports to its session until the client goes away or
-/// the writer ends the attachment; then stops the writer.
 /// The attached client, as its reader sees it.
 struct Client<'a> {
     id: ClientId,
@@ -94,6 +92,8 @@ struct Client<'a> {
     direct: &'a direct::Shared,
 }
 
+/// Passes an attached client's keys and reports to its session until the client goes away or
+/// the writer ends the attachment; then stops the writer.
 async fn read_from_client(
     mut rd: FrameReader<ReadHalf>,
     tx: &mpsc::Sender<SessionCmd>,

@@ -231,8 +231,6 @@ impl Clients {
         writer
     }
 
-    /// The program ended: every client ends on the final screen, then the message. A client
-    /// that had fallen behind gets that screen fresh instead of its dropped backlog.
     /// The server hands over to a new one: every client reconnects and attaches again.
     /// Returns the clients that could type.
     pub fn leave_all(&mut self) -> Vec<ClientId> {
@@ -246,6 +244,8 @@ impl Clients {
         writers
     }
 
+    /// The program ended: every client ends on the final screen, then the message. A client
+    /// that had fallen behind gets that screen fresh instead of its dropped backlog.
     pub fn end_all(&mut self, message: &str, final_screen: impl Fn() -> Bytes) {
         if self.attached.is_empty() {
             return;

@@ -215,6 +215,9 @@ impl Input {
                     let look_from = *look_from.get_or_insert(now + gap);
                     if now >= enter_at || (now >= look_from && unread() == Some(0)) {
                         self.out.push_back(b'\r');
+                        // The Enter gets its own timeout to be written (it may be pushed at
+                        // the deadline, when the program still had not read the text).
+                        job.deadline = now + job.text.timeout;
                         job.stage = Stage::Finishing {
                             settle_by: (now + ENTER_WAIT).min(job.deadline),
                             look_from: None,
