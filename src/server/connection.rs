@@ -129,6 +129,16 @@ pub(super) fn no_session(name: &str) -> Response {
     Response::Error(format!("no session named '{name}' (see `linger ls`)"))
 }
 
+async fn send_keys(server: &Server, name: &str, keys: Vec<String>, timeout_ms: u64) -> Response {
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    ask(server, name, |reply| SessionCmd::SendKeys {
+        keys,
+        timeout,
+        reply,
+    })
+    .await
+}
+
 /// Sends a command that answers through a oneshot, mapping a vanished session to an error.
 async fn ask(
     server: &Server,
@@ -195,15 +205,7 @@ async fn dispatch(server: &Server, request: Request) -> Response {
             name,
             keys,
             timeout_ms,
-        } => {
-            let timeout = std::time::Duration::from_millis(timeout_ms);
-            ask(server, &name, |reply| SessionCmd::SendKeys {
-                keys,
-                timeout,
-                reply,
-            })
-            .await
-        }
+        } => send_keys(server, &name, keys, timeout_ms).await,
         Request::Capture {
             name,
             history,

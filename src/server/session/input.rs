@@ -58,6 +58,34 @@ struct Job {
     stage: Stage,
 }
 
+impl Job {
+    /// The connection gave the whole text. Once it is with the pty, the send waits only for
+    /// the program to read it, never past its timeout, and never fails for that (the bytes
+    /// cannot be taken back; a retry would type them twice).
+    fn all_text_taken(&mut self, now: Instant) {
+        let wait_until = (now + ENTER_WAIT).min(self.deadline);
+        self.stage = if self.text.enter {
+            Stage::AwaitingRead {
+                enter_at: wait_until,
+                look_from: None,
+            }
+        } else {
+            Stage::Finishing {
+                settle_by: wait_until,
+                look_from: None,
+            }
+        };
+    }
+
+    /// Every byte of the text was taken from the connection.
+    fn past_text(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::AwaitingRead { .. } | Stage::Finishing { .. }
+        )
+    }
+}
+
 #[derive(Default)]
 pub struct Input {
     typed: VecDeque<u8>,
@@ -185,22 +213,7 @@ impl Input {
                     if job.bracketed {
                         self.out.extend(PASTE_END);
                     }
-                    // Every byte of the text is with the pty now: from here the send waits
-                    // only for the program to read it, never past its timeout, and never
-                    // fails for that (the bytes cannot be taken back; a retry would type them
-                    // twice).
-                    let wait_until = (now + ENTER_WAIT).min(job.deadline);
-                    job.stage = if job.text.enter {
-                        Stage::AwaitingRead {
-                            enter_at: wait_until,
-                            look_from: None,
-                        }
-                    } else {
-                        Stage::Finishing {
-                            settle_by: wait_until,
-                            look_from: None,
-                        }
-                    };
+                    job.all_text_taken(now);
                     continue;
                 }
                 Stage::AwaitingRead {
@@ -239,11 +252,7 @@ impl Input {
                 _ => {}
             }
             // Waiting for a read ends by the stage's own deadline (above).
-            let all_written = self.out.is_empty()
-                && matches!(
-                    job.stage,
-                    Stage::AwaitingRead { .. } | Stage::Finishing { .. }
-                );
+            let all_written = self.out.is_empty() && job.past_text();
             if now >= job.deadline && !all_written {
                 self.time_out_front();
                 continue;

@@ -50,7 +50,7 @@ pub fn new_record(spec: &SessionSpec, pid: u32, earlier: Option<&Earlier>) -> Se
 impl Session {
     pub(super) fn should_end(&self) -> bool {
         self.handed_over
-            || self.leaving
+            || self.leaving.is_some()
             || (self.ending || !self.kill_replies.is_empty())
                 && !self.child_running
                 && self.exit_deadline.is_none()
@@ -246,7 +246,7 @@ impl Session {
 
     /// After the loop: save or delete what is on disk, leave the registry, answer `kill`.
     pub(super) async fn end(mut self) {
-        if self.leaving {
+        if self.leaving.is_some() {
             self.deliver_typed_before_leaving();
         }
         let mut answer = Response::Ok;
@@ -267,9 +267,7 @@ impl Session {
         drop(self);
         schedule_trim();
     }
-}
 
-impl Session {
     /// An upgrade hands the program on: keys its clients typed before their attachments ended
     /// (queued here or still on their way in commands) go to the program now. The new server
     /// knows nothing of them, and the clients sent them already. As much as the pty takes

@@ -83,11 +83,10 @@ pub struct Session {
     pid: u32,
     /// Holds a copy of the master so the program outlives this server; `None` without one.
     keeper: Option<crate::keeper::link::Link>,
-    /// `upgrade`: saved and told the clients; end without ending the program.
-    leaving: bool,
-    /// The clients that could type when the session started leaving: keys they typed before
-    /// their attachments ended still reach the program.
-    left_writers: Vec<crate::server::commands::ClientId>,
+    /// `upgrade`: saved and told the clients; end without ending the program. With the
+    /// clients that could type then: keys they typed before their attachments ended still
+    /// reach the program.
+    leaving: Option<Vec<crate::server::commands::ClientId>>,
     model: Model,
     filter: QueryFilter,
     clients: Clients,

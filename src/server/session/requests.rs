@@ -54,10 +54,7 @@ impl Session {
             }
             SessionCmd::Kill { signal, reply } => self.kill(signal, reply),
             SessionCmd::Shutdown => self.shut_down(),
-            SessionCmd::HandOver => {
-                self.leaving = true;
-                self.left_writers = self.clients.leave_all();
-            }
+            SessionCmd::HandOver => self.leaving = Some(self.clients.leave_all()),
             SessionCmd::Info(reply) => {
                 let _ = reply.send(self.info());
             }
@@ -230,9 +227,9 @@ impl Session {
     }
 
     fn on_typed(&mut self, client: super::super::commands::ClientId, data: &[u8]) {
-        if self.leaving {
+        if let Some(writers) = &self.leaving {
             // Typed before the client's attachment ended; the program is handed on.
-            if self.left_writers.contains(&client) {
+            if writers.contains(&client) {
                 self.push_typed(data);
             }
             return;
